@@ -1,0 +1,1 @@
+"""Command groups of ``python -m brainlab``; see ``brainlab/__main__.py``."""
