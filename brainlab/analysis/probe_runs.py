@@ -1,0 +1,52 @@
+"""Assemble raw-vs-latent probe inputs for a cohort and run the probe table.
+
+The CLI (``python -m brainlab probe``) and the Latent space page call
+``cohort_probe_table`` so both report the same numbers.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from brainlab.analysis.latents import encode_cohort, morphometry_features, voxel_features
+from brainlab.analysis.probes import probe_table
+from brainlab.data.cohort import Cohort
+from brainlab.errors import BrainlabInputError
+
+
+def probe_labels(cohort: Cohort) -> dict[str, np.ndarray]:
+    """Targets of the seed study's probes: sex (1 = male) and ordinal age bin."""
+    return {
+        "sex": cohort.male_mask().astype(int),
+        "age bin": cohort.table["age_bin"].to_numpy(dtype=int),
+    }
+
+
+def probe_representations(cohort: Cohort, model=None, progress=None) -> dict[str, np.ndarray]:
+    """Raw features (and the model's latent, if a model is given) for probing.
+
+    A morphometry AE pairs with raw morphometry; an image model (MRI AE, GAN
+    encoder) pairs with block-averaged raw voxels. Without a model both raw
+    representations the cohort has are returned.
+    """
+    model_type = getattr(model, "model_type", None)
+    features: dict[str, np.ndarray] = {}
+    wants_morph = model is None or model_type == "morph-ae"
+    wants_voxels = (model is None or model_type != "morph-ae") and cohort.images is not None
+    if wants_morph and cohort.morphometry_columns:
+        features["raw morphometry"] = morphometry_features(cohort)
+    if wants_voxels:
+        features["raw MRI"] = voxel_features(cohort, progress=progress)
+    if model is not None:
+        features[f"{model_type} latent"] = encode_cohort(model, cohort, progress=progress)
+    if not features:
+        raise BrainlabInputError(
+            f"cohort {cohort.name!r} has neither morphometry columns nor images to probe")
+    return features
+
+
+def cohort_probe_table(cohort: Cohort, model=None, n_splits: int = 5, seed: int = 0,
+                       progress=None):
+    """The probe table (pandas DataFrame) of raw vs latent features for a cohort."""
+    return probe_table(probe_representations(cohort, model, progress), probe_labels(cohort),
+                       n_splits=n_splits, seed=seed)

@@ -1,0 +1,93 @@
+"""``python -m brainlab probe`` and ``python -m brainlab interpolate``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from brainlab.errors import BrainlabInputError
+
+
+def register(subparsers) -> None:
+    probe = subparsers.add_parser(
+        "probe", help="probe table: how well raw features vs latents predict sex and age bin")
+    probe.add_argument("--cohort", default="hcp-ya", help="preset name or path")
+    probe.add_argument("--model", help="a morph-ae, mri-ae or encoder checkpoint folder")
+    probe.add_argument("--folds", type=int, default=5, help="stratified CV folds")
+    probe.add_argument("--seed", type=int, default=0, help="seed of the fixed folds")
+    probe.add_argument("--json", action="store_true", help="print rows as JSON")
+    probe.set_defaults(run=run_probe)
+
+    walk = subparsers.add_parser(
+        "interpolate", help="walk between two GAN latents and save the frames as 4D NIfTI")
+    walk.add_argument("--model", required=True, help="GAN checkpoint folder")
+    walk.add_argument("--from", dest="start", default="0",
+                      help="start: an integer seed or a subject id (needs --encoder)")
+    walk.add_argument("--to", dest="end", default="1", help="end: a seed or a subject id")
+    walk.add_argument("--frames", type=int, default=16, help="number of frames")
+    walk.add_argument("--method", choices=("slerp", "lerp"), default="slerp")
+    walk.add_argument("--encoder", help="encoder checkpoint, to start or end at a real subject")
+    walk.add_argument("--cohort", default="hcp-ya", help="cohort of the subjects")
+    walk.add_argument("--refine-steps", type=int, default=30,
+                      help="latent optimisation steps after encoding a subject")
+    walk.add_argument("--out", required=True, help="output .nii.gz (4D)")
+    walk.add_argument("--png", help="also write an axial PNG strip here")
+    walk.set_defaults(run=run_interpolate)
+
+
+def run_probe(args) -> int:
+    from brainlab.analysis.probe_runs import cohort_probe_table
+    from brainlab.checkpoints import load_checkpoint
+    from brainlab.data import load
+
+    cohort = load(args.cohort)
+    model = None
+    if args.model:
+        model, _ = load_checkpoint(args.model, cohort=cohort)
+    table = cohort_probe_table(cohort, model, n_splits=args.folds, seed=args.seed)
+    if args.json:
+        print(json.dumps(table.to_dict(orient="records"), indent=2, default=float))
+    else:
+        print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    return 0
+
+
+def run_interpolate(args) -> int:
+    from brainlab.analysis.gan_walks import (frames_to_nifti_bytes, frames_to_png_strip,
+                                             parse_endpoint, walk)
+    from brainlab.checkpoints import load_checkpoint
+    from brainlab.data import load
+    from brainlab.data.grid import mni_affine
+
+    out = Path(args.out)
+    if not out.name.endswith((".nii", ".nii.gz")):
+        raise BrainlabInputError(f"--out must end in .nii.gz or .nii; found {out.name!r}")
+    gan, card = load_checkpoint(args.model)
+    if card["model_type"] not in ("gan", "dcgan-seed"):
+        raise BrainlabInputError(
+            f"--model must be a GAN checkpoint; {args.model} is a {card['model_type']!r}")
+    cohort = encoder = None
+    if not (args.start.lstrip("-").isdigit() and args.end.lstrip("-").isdigit()):
+        if not args.encoder:
+            raise BrainlabInputError("a subject endpoint needs --encoder CHECKPOINT")
+        cohort = load(args.cohort)
+        encoder, _ = load_checkpoint(args.encoder, expected_type="encoder", cohort=cohort)
+    z_start = parse_endpoint(args.start, gan, cohort, encoder, args.refine_steps)
+    z_end = parse_endpoint(args.end, gan, cohort, encoder, args.refine_steps)
+    _, frames = walk(gan, z_start, z_end, args.frames, args.method)
+    affine = mni_affine(tuple(card["cohort"]["grid_shape"]))
+    payload = frames_to_nifti_bytes(frames, affine)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    temporary = out.with_name(out.name + ".partial")
+    temporary.write_bytes(payload if out.name.endswith(".gz") else _gunzip(payload))
+    temporary.replace(out)
+    if args.png:
+        Path(args.png).write_bytes(frames_to_png_strip(frames))
+    print(f"wrote {len(frames)} frames of shape {frames.shape[1:]} to {out}")
+    return 0
+
+
+def _gunzip(payload: bytes) -> bytes:
+    import gzip
+
+    return gzip.decompress(payload)
