@@ -6,7 +6,7 @@ default. Sections: phantom cohort, models, training.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields  # noqa: F401  (re-exported helpers)
+from dataclasses import asdict, dataclass, field, fields  # noqa: F401  (re-exported helpers)
 
 
 def config_to_dict(config) -> dict:
@@ -30,4 +30,113 @@ def config_from_dict(cls, values: dict):
 # ---- models ---------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class MriAutoencoderConfig:
+    latent_dim: int = 128          # bottleneck size; the seed used 1000, 128 measured best per CPU-minute
+    base_channels: int = 16        # width of the full-resolution stem; doubles per level
+    max_channels: int = 128        # channel cap so deep levels stay cheap on CPU
+    levels: int = 4                # stride-2 downsamplings; the grid is padded to a multiple of 2**levels
+    ssim_weight: float = 0.0       # weight of a (1 - local-SSIM) term added to the MSE loss
+    weight_decay: float = 0.0      # AdamW weight decay
+    default_lr: float = 1e-3       # learning rate when the training config leaves it unset
+
+
+@dataclass(frozen=True)
+class MorphometryAutoencoderConfig:
+    latent_dim: int = 80                  # bottleneck; the seed used 80, capped at the feature count
+    hidden: tuple[int, ...] = (256, 128)  # widths of the encoder's hidden layers (decoder mirrors)
+    dropout: float = 0.0                  # dropout after each hidden layer
+    weight_decay: float = 1e-5            # AdamW weight decay
+    default_lr: float = 1e-3              # learning rate when the training config leaves it unset
+
+
+@dataclass(frozen=True)
+class ClassifierConfig:
+    base_channels: int = 8      # width of the first conv block; doubles per level
+    max_channels: int = 64      # channel cap
+    levels: int = 4             # stride-2 downsamplings before global average pooling
+    dropout: float = 0.2        # dropout before the linear head
+    noise_sd: float = 0.0       # Gaussian noise added to training images (the seed's augmentation)
+    weight_decay: float = 1e-4  # AdamW weight decay
+    default_lr: float = 1e-3    # learning rate when the training config leaves it unset
+
+
+@dataclass(frozen=True)
+class BrainAgeConfig:
+    base_channels: int = 8      # width of the first conv block; doubles per level
+    max_channels: int = 64      # channel cap
+    levels: int = 4             # stride-2 downsamplings before global average pooling
+    dropout: float = 0.2        # dropout before the linear head
+    noise_sd: float = 0.0       # Gaussian noise added to training images (the seed's augmentation)
+    target: str = "auto"        # 'years' (regression), 'bin' (age-bin classes) or 'auto': years if ages exist
+    weight_decay: float = 1e-4  # AdamW weight decay
+    default_lr: float = 1e-3    # learning rate when the training config leaves it unset
+
+
+@dataclass(frozen=True)
+class GanConfig:
+    latent_dim: int = 100            # size of z ~ N(0, I); the seed study used 100
+    code_dim: int = 0                # autoencoder code size G writes; set from the autoencoder
+    hidden_dim: int = 512            # width of the generator and discriminator MLPs
+    generator_layers: int = 3        # linear layers of the generator's residual MLP
+    discriminator_layers: int = 3    # linear layers of the code discriminator
+    loss: str = "nonsaturating"      # 'nonsaturating' (logistic) or 'hinge'
+    r1_gamma: float = 1.0            # R1 gradient penalty on real codes (stabilises D)
+    spectral_norm: bool = True       # spectral normalisation in every discriminator layer
+    ema_decay: float = 0.995         # EMA of generator weights; the EMA generator generates
+    lr_generator: float = 2e-4       # Adam learning rate of G
+    lr_discriminator: float = 2e-4   # Adam learning rate of D
+    betas: tuple[float, float] = (0.5, 0.99)  # Adam betas for both
+    code_batch: int = 256            # codes per adversarial step (codes are cheap)
+    steps_per_batch: int = 8         # adversarial steps per image batch of the fit loop
+    autoencoder_config: dict = field(default_factory=dict)  # the frozen AE's config, to rebuild it
+    grid_shape: tuple[int, ...] = ()  # cohort grid the decoder writes (D, H, W)
+
+
+@dataclass(frozen=True)
+class SeedGanConfig:
+    latent_dim: int = 100                              # z ~ U(0, 1)^100 as in the seed
+    generator_widths: tuple[int, ...] = (256, 128, 64, 32)      # seed G channels after the projection
+    discriminator_widths: tuple[int, ...] = (32, 64, 128, 256)  # seed D channels
+    image_size: int = 64             # cubic side the seed trained at
+    pad_size: int = 70               # volumes are zero-padded to this cube (or the largest side) first
+    lr: float = 5e-5                 # Adam learning rate of both nets (seed)
+    betas: tuple[float, float] = (0.5, 0.999)  # Adam betas (seed)
+    d_accuracy_threshold: float = 0.8  # D step skipped while its batch accuracy is above this
+    grid_shape: tuple[int, ...] = ()  # cohort grid generated volumes are mapped back to
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    latent_dim: int = 100            # size of the GAN latent it inverts to
+    hidden_dim: int = 512            # width of the code -> z MLP
+    layers: int = 3                  # linear layers of the code -> z MLP
+    pair_batch: int = 256            # generated (z, G(z)) code pairs per step (cheap)
+    image_pair_batch: int = 2        # generated pairs per step decoded to images and re-encoded
+    pair_weight: float = 1.0         # weight of the latent MSE on generated pairs
+    image_weight: float = 1.0        # weight of the image MSE of G(E(x)) vs x on real images
+    prior_weight: float = 1e-3       # pull of ||z||^2 towards the N(0, I) shell in training and refinement
+    refine_steps: int = 30           # default latent-optimisation steps in invert()
+    refine_lr: float = 0.05          # Adam learning rate on z during refinement
+    default_lr: float = 1e-3         # learning rate when the training config leaves it unset
+    gan_config: dict = field(default_factory=dict)  # the frozen GAN's config, to rebuild it
+    grid_shape: tuple[int, ...] = ()  # cohort grid of the images it inverts
+
+
 # ---- training -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 10                  # passes over the training split (the time budget may stop earlier)
+    minutes: float | None = None      # wall-clock budget; None = no limit
+    batch_size: int = 8               # subjects per optimiser step
+    lr: float | None = None           # learning rate; None = the model config's default_lr
+    seed: int = 0                     # seeds torch, numpy and the batch order
+    split_seed: int = 0               # seed of the cohort's train/val/test split
+    device: str = "cpu"               # 'cpu' or 'cuda'
+    eval_every: int = 1               # validate every N epochs (the last epoch always validates)
+    log_every: int = 10               # emit a 'step' event every N optimiser steps
+    max_eval_subjects: int | None = 64  # validation subset per epoch; the final test uses all
+    num_threads: int | None = None    # torch threads; None = the CPU count
+    bf16: str = "auto"                # 'auto' (when the CPU/GPU supports it), 'on' or 'off'

@@ -1,0 +1,275 @@
+"""Checkpoints: ``model.safetensors`` + ``model_card.json`` in one folder.
+
+The card stores the model type, its config verbatim, the extra state needed to
+rebuild the architecture, versions, the cohort (name, fingerprint, grid, split),
+training time and steps, and held-out metrics with their n. Loading rebuilds the
+model from the card and checks model type, tensor names and shapes and (given a
+cohort) the grid; a mismatch raises ``CheckpointMismatchError`` naming expected vs
+found. ``quality_verdict`` compares a card's metrics with the project's targets.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import warnings
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+import brainlab
+from brainlab.config import config_from_dict, config_to_dict
+from brainlab.errors import CheckpointMismatchError
+from brainlab.models import model_class
+
+WEIGHTS_NAME = "model.safetensors"
+CARD_NAME = "model_card.json"
+# Float parameters at least this large may be stored as fp16 (restored to fp32 on load).
+HALF_STORAGE_MIN_NUMEL = 4096
+
+
+def _atomic_write(path: Path, write) -> None:
+    """Call ``write(temp_path)`` then move the file into place with ``os.replace``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(handle)
+    try:
+        write(Path(temp))
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+def _json_ready(value):
+    """Numpy scalars/arrays and tuples -> plain JSON types."""
+    if isinstance(value, dict):
+        return {str(k): _json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_ready(v) for v in value]
+    if hasattr(value, "tolist"):
+        return _json_ready(value.tolist())
+    if isinstance(value, float) and value != value:
+        return None  # NaN is not JSON
+    return value
+
+
+def save_checkpoint(model, out_dir, cohort, split_seed: int, metrics: dict, training: dict,
+                    storage: str = "float32", split_sizes: dict | None = None) -> Path:
+    """Write ``model.safetensors`` and ``model_card.json`` into ``out_dir``; return it.
+
+    ``storage="float16"`` stores large float parameters as fp16 (half the size; they
+    are restored to fp32 on load, so outputs change slightly). Each file is written
+    to a temporary name and moved into place; the card is written last.
+    """
+    if storage not in ("float32", "float16"):
+        raise ValueError(f"storage must be 'float32' or 'float16'; found {storage!r}")
+    out_dir = Path(out_dir)
+    parameter_names = {name for name, _ in model.named_parameters()}
+    tensors = {}
+    for name, tensor in model.state_dict().items():
+        tensor = tensor.detach().to("cpu").contiguous()
+        if (storage == "float16" and name in parameter_names and tensor.is_floating_point()
+                and tensor.numel() >= HALF_STORAGE_MIN_NUMEL):
+            tensor = tensor.half()
+        tensors[name] = tensor.clone()
+    if split_sizes is None:
+        split = cohort.split(split_seed)
+        split_sizes = {k: len(getattr(split, k)) for k in ("train", "val", "test")}
+    card = {
+        "model_type": model.model_type,
+        "config": config_to_dict(model.config),
+        "extra_state": model.extra_state(),
+        "versions": {"brainlab": brainlab.__version__, "torch": torch.__version__},
+        "cohort": {
+            "name": cohort.name,
+            "fingerprint": cohort.fingerprint,
+            "grid_shape": list(cohort.grid_shape) if cohort.grid_shape else None,
+            "n_subjects": len(cohort),
+            "split_seed": int(split_seed),
+            "split_sizes": split_sizes,
+        },
+        "training": training,
+        "metrics": metrics,
+        "storage": storage,
+        "n_parameters": int(model.n_parameters()),
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    card = _json_ready(card)
+    _atomic_write(out_dir / WEIGHTS_NAME,
+                  lambda temp: save_file(tensors, str(temp), metadata={"model_type": model.model_type}))
+    _atomic_write(out_dir / CARD_NAME,
+                  lambda temp: temp.write_text(json.dumps(card, indent=2) + "\n"))
+    return out_dir
+
+
+def read_card(path) -> dict:
+    """The model card of a checkpoint folder (or of its card / weights file)."""
+    folder = _checkpoint_folder(path)
+    card_path = folder / CARD_NAME
+    if not card_path.exists():
+        raise CheckpointMismatchError(
+            f"no {CARD_NAME} in {folder}; expected a brainlab checkpoint folder")
+    return json.loads(card_path.read_text())
+
+
+def _checkpoint_folder(path) -> Path:
+    path = Path(path).expanduser()
+    return path.parent if path.is_file() else path
+
+
+def load_checkpoint(path, expected_type: str | None = None, cohort=None, device="cpu"):
+    """Load a checkpoint folder; returns ``(model in eval mode, card)``.
+
+    Raises ``CheckpointMismatchError`` when the model type is not ``expected_type``,
+    when stored tensors do not match the architecture the card describes, or when
+    ``cohort`` has another grid shape (or other morphometry features). A fingerprint
+    differing from ``cohort``'s only warns; ``card["cohort_match"]`` records it.
+    """
+    folder = _checkpoint_folder(path)
+    card = read_card(folder)
+    found_type = card.get("model_type")
+    if expected_type is not None and found_type != expected_type:
+        raise CheckpointMismatchError(
+            f"checkpoint {folder} holds a {found_type!r} model; expected {expected_type!r}")
+    cls = model_class(found_type)
+    config = config_from_dict(cls.config_class, card.get("config", {}))
+    model = cls.from_extra_state(config, card.get("extra_state", {}))
+    stored = load_file(str(folder / WEIGHTS_NAME))
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(stored))
+    unexpected = sorted(set(stored) - set(expected))
+    if missing or unexpected:
+        raise CheckpointMismatchError(
+            f"checkpoint {folder} ({found_type}): tensor names differ from the architecture; "
+            f"missing {missing[:5]}, unexpected {unexpected[:5]}")
+    for name, tensor in expected.items():
+        if tuple(stored[name].shape) != tuple(tensor.shape):
+            raise CheckpointMismatchError(
+                f"checkpoint {folder} ({found_type}): tensor {name} has shape "
+                f"{tuple(stored[name].shape)}; expected {tuple(tensor.shape)}")
+        stored[name] = stored[name].to(tensor.dtype)
+    model.load_state_dict(stored)
+    if cohort is not None:
+        check_cohort_compatible(card, cohort, where=str(folder))
+        card["cohort_match"] = card.get("cohort", {}).get("fingerprint") == cohort.fingerprint
+        if not card["cohort_match"]:
+            warnings.warn(
+                f"checkpoint {folder} was trained on cohort {card['cohort'].get('name')!r} "
+                f"(fingerprint {card['cohort'].get('fingerprint')}); the current cohort "
+                f"{cohort.name!r} has fingerprint {cohort.fingerprint}", stacklevel=2)
+    model.to(device)
+    model.eval()
+    return model, card
+
+
+def check_cohort_compatible(card: dict, cohort, where: str = "checkpoint") -> None:
+    """Raise ``CheckpointMismatchError`` unless the checkpoint's inputs fit ``cohort``."""
+    extra = card.get("extra_state", {})
+    grid = extra.get("grid_shape")
+    if grid is not None:
+        if cohort.grid_shape is None:
+            raise CheckpointMismatchError(
+                f"{where}: the model expects images on a {tuple(grid)} grid; "
+                f"cohort {cohort.name!r} has no images")
+        if tuple(grid) != tuple(cohort.grid_shape):
+            raise CheckpointMismatchError(
+                f"{where}: the model expects grid {tuple(grid)}; "
+                f"cohort {cohort.name!r} has grid {tuple(cohort.grid_shape)}")
+    names = extra.get("feature_names")
+    if names is not None:
+        missing = [n for n in names if n not in cohort.table.columns]
+        if missing:
+            raise CheckpointMismatchError(
+                f"{where}: the model expects {len(names)} morphometry features; cohort "
+                f"{cohort.name!r} lacks {len(missing)} of them, e.g. {missing[:3]}")
+
+
+# ---- listing and quality ------------------------------------------------------
+
+def available(dirs=None) -> list[dict]:
+    """Checkpoints under ``dirs`` (default: shipped ``checkpoints/`` and the user cache).
+
+    Each entry: path, model_type, cohort name and fingerprint, metrics, quality
+    (level) and quality_sentence. Unreadable cards are skipped.
+    """
+    from brainlab import paths
+
+    if dirs is None:
+        dirs = [paths.SHIPPED_CHECKPOINTS, paths.user_checkpoints()]
+    entries = []
+    for root in dirs:
+        root = Path(root)
+        if not root.exists():
+            continue
+        for card_path in sorted(root.rglob(CARD_NAME)):
+            try:
+                card = json.loads(card_path.read_text())
+            except (OSError, json.JSONDecodeError):
+                continue
+            if not (card_path.parent / WEIGHTS_NAME).exists():
+                continue
+            level, sentence = quality_verdict(card)
+            entries.append({
+                "path": str(card_path.parent),
+                "model_type": card.get("model_type"),
+                "cohort": card.get("cohort", {}).get("name"),
+                "fingerprint": card.get("cohort", {}).get("fingerprint"),
+                "metrics": card.get("metrics", {}),
+                "quality": level,
+                "quality_sentence": sentence,
+                "shipped": Path(root).resolve() == Path(paths.SHIPPED_CHECKPOINTS).resolve(),
+            })
+    return entries
+
+
+# Targets (issue 4): (metric, target, direction, fair bound, label).
+QUALITY_TARGETS = {
+    "mri-ae": [("ssim", 0.95, "min", 0.85, "held-out SSIM")],
+    "encoder": [("refined_ssim", 0.85, "min", 0.70, "held-out G(E(x)) SSIM after refinement")],
+    "gan": [("frechet_ratio", 2.0, "max", 5.0, "PCA-Fréchet / real-real floor"),
+            ("two_sample_auc", 0.75, "max", 0.90, "two-sample AUC")],
+    "dcgan-seed": [("frechet_ratio", 2.0, "max", 5.0, "PCA-Fréchet / real-real floor"),
+                   ("two_sample_auc", 0.75, "max", 0.90, "two-sample AUC")],
+    "sex-clf": [("balanced_accuracy", 0.90, "min", 0.75, "held-out balanced accuracy")],
+    "age-model": [("mae", 2.0, "max", 4.0, "held-out MAE (years)")],
+    # No project target for these two; brainlab's own bars.
+    "morph-ae": [("mean_r2", 0.90, "min", 0.70, "held-out mean R² (brainlab's bar)")],
+    "age-model-bin": [("balanced_accuracy", 0.60, "min", 0.40,
+                       "held-out age-bin balanced accuracy (brainlab's bar)")],
+}
+
+
+def quality_verdict(card: dict) -> tuple[str, str]:
+    """('good'|'fair'|'poor', one sentence) from the card's held-out metrics vs targets.
+
+    good = every target met; fair = every metric within its fair bound; poor otherwise
+    (or when the metrics are missing).
+    """
+    model_type = card.get("model_type", "")
+    metrics = card.get("metrics") or {}
+    key = model_type
+    if model_type == "age-model" and metrics.get("mae") is None:
+        key = "age-model-bin"
+    targets = QUALITY_TARGETS.get(key)
+    if not targets:
+        return "fair", f"no quality target defined for {model_type!r}"
+    n = metrics.get("n")
+    split = metrics.get("split", "held-out")
+    levels, parts = [], []
+    for metric, target, direction, fair, label in targets:
+        value = metrics.get(metric)
+        if value is None:
+            return "poor", f"no {label} recorded in the card"
+        met = value >= target if direction == "min" else value <= target
+        near = value >= fair if direction == "min" else value <= fair
+        levels.append("good" if met else "fair" if near else "poor")
+        sign = "≥" if direction == "min" else "≤"
+        verdict = "meets" if met else "misses"
+        parts.append(f"{label} {value:.3g} {verdict} the target {sign}{target:g}")
+    level = "poor" if "poor" in levels else "fair" if "fair" in levels else "good"
+    where = f" ({split} split, n={n})" if n is not None else ""
+    return level, "; ".join(parts) + where + "."

@@ -1,0 +1,135 @@
+"""Shared 3D building blocks: conv-GroupNorm-SiLU, down/up blocks, residual block, padding.
+
+Upsampling is resize-then-convolve (nearest-neighbour x2, then a 3x3x3 conv), which
+avoids the checkerboard artefacts of strided transposed convolutions.
+Any grid works: ``pad_to_multiple`` pads a volume (centred, zeros = background) so
+that ``levels`` halvings divide it, and ``crop_to`` takes the original grid back.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def group_count(channels: int, preferred: int = 8) -> int:
+    """Largest number of GroupNorm groups <= ``preferred`` that divides ``channels``."""
+    for groups in range(min(preferred, channels), 0, -1):
+        if channels % groups == 0:
+            return groups
+    return 1
+
+
+def level_channels(base: int, levels: int, cap: int) -> list[int]:
+    """Channel widths per resolution level: base, 2*base, 4*base, ... capped at ``cap``."""
+    return [min(base * 2 ** level, cap) for level in range(levels + 1)]
+
+
+class ConvNormAct(nn.Sequential):
+    """Conv3d(k=3, ``stride``) -> GroupNorm -> SiLU.
+
+    (B, in_channels, D, H, W) -> (B, out_channels, ceil(D/stride), ceil(H/stride), ceil(W/stride))
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1):
+        super().__init__(
+            nn.Conv3d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False),
+            nn.GroupNorm(group_count(out_channels), out_channels),
+            nn.SiLU(),
+        )
+
+
+class DownBlock(nn.Sequential):
+    """Strided conv (halves each side) then a conv at the new resolution.
+
+    (B, in_channels, D, H, W) -> (B, out_channels, D/2, H/2, W/2)  (even sides)
+    """
+
+    def __init__(self, in_channels: int, out_channels: int):
+        super().__init__(
+            ConvNormAct(in_channels, out_channels, stride=2),
+            ConvNormAct(out_channels, out_channels),
+        )
+
+
+class UpBlock(nn.Module):
+    """Nearest-neighbour x2 resize then two convs (no transposed conv, no checkerboard).
+
+    (B, in_channels, D, H, W) -> (B, out_channels, 2D, 2H, 2W)
+    """
+
+    def __init__(self, in_channels: int, out_channels: int):
+        super().__init__()
+        self.convs = nn.Sequential(
+            ConvNormAct(in_channels, out_channels),
+            ConvNormAct(out_channels, out_channels),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.convs(F.interpolate(x, scale_factor=2, mode="nearest"))
+
+
+class ResidualBlock(nn.Module):
+    """x + (conv-GN-SiLU-conv-GN)(x), then SiLU; ``stride`` 2 halves the grid with a
+    strided 1x1 shortcut.
+
+    (B, in_channels, D, H, W) -> (B, out_channels, D/stride, H/stride, W/stride)
+    """
+
+    def __init__(self, in_channels: int, out_channels: int | None = None, stride: int = 1):
+        super().__init__()
+        out_channels = out_channels or in_channels
+        self.body = nn.Sequential(
+            ConvNormAct(in_channels, out_channels, stride=stride),
+            nn.Conv3d(out_channels, out_channels, 3, padding=1, bias=False),
+            nn.GroupNorm(group_count(out_channels), out_channels),
+        )
+        self.shortcut = (
+            nn.Identity() if in_channels == out_channels and stride == 1
+            else nn.Conv3d(in_channels, out_channels, 1, stride=stride, bias=False)
+        )
+        self.act = nn.SiLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.shortcut(x) + self.body(x))
+
+
+def padded_shape(grid_shape: Sequence[int], multiple: int) -> tuple[int, int, int]:
+    """Smallest shape >= ``grid_shape`` with every side a multiple of ``multiple``."""
+    return tuple(int(math.ceil(side / multiple) * multiple) for side in grid_shape)
+
+
+def pad_to_shape(x: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
+    """Zero-pad (B, C, D, H, W) centrally to (B, C, *shape)."""
+    pads = []
+    for side, target in zip(reversed(x.shape[2:]), reversed(tuple(shape))):
+        extra = int(target) - int(side)
+        pads += [extra // 2, extra - extra // 2]
+    if not any(pads):
+        return x
+    return F.pad(x, pads)
+
+
+def crop_to(x: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
+    """Central crop of (B, C, D', H', W') back to (B, C, *shape); inverse of ``pad_to_shape``."""
+    slices = [slice(None), slice(None)]
+    for side, target in zip(x.shape[2:], tuple(shape)):
+        start = (int(side) - int(target)) // 2
+        slices.append(slice(start, start + int(target)))
+    return x[tuple(slices)]
+
+
+def check_volume_batch(x: torch.Tensor, grid_shape: Sequence[int], where: str) -> None:
+    """Raise a clear error unless ``x`` is (B, 1, *grid_shape)."""
+    from brainlab.errors import BrainlabInputError
+
+    expected = (1, *tuple(grid_shape))
+    if x.dim() != 5 or tuple(x.shape[1:]) != expected:
+        raise BrainlabInputError(
+            f"{where}: expected a batch of shape (B, {', '.join(map(str, expected))}); "
+            f"found {tuple(x.shape)}"
+        )
