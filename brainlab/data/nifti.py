@@ -91,8 +91,13 @@ def read_volume(path: str | Path) -> tuple[np.ndarray, np.ndarray, str]:
         data = np.asarray(image.dataobj, dtype=np.float32)
     except (gzip.BadGzipFile, zlib.error, EOFError) as error:
         raise BrainlabInputError(f"volume {path.name}: corrupt gzip ({error}); expected a readable .nii.gz") from None
-    except nib.filebasedimages.ImageFileError as error:
-        raise BrainlabInputError(f"volume {path.name} is not a NIfTI image ({error})") from None
+    except nib.filebasedimages.ImageFileError:
+        if path.name.lower().endswith(".gz") and not _gzip_intact(path):
+            raise BrainlabInputError(
+                f"volume {path.name}: corrupt gzip (truncated or damaged); expected a readable .nii.gz"
+            ) from None
+        raise BrainlabInputError(
+            f"volume {path.name} is not a NIfTI image (no NIfTI header found)") from None
     except (OSError, ValueError) as error:
         raise BrainlabInputError(f"volume {path.name} could not be read: {error}") from None
     if data.ndim == 4 and data.shape[3] == 1:
@@ -109,6 +114,17 @@ def read_volume(path: str | Path) -> tuple[np.ndarray, np.ndarray, str]:
     description = image.header.get("descrip", b"")
     description = description.item().decode("ascii", "ignore") if hasattr(description, "item") else ""
     return data, image.affine, description
+
+
+def _gzip_intact(path: Path) -> bool:
+    """True when the whole gzip stream decompresses (only asked after a failed read)."""
+    try:
+        with gzip.open(path) as stream:
+            while stream.read(1 << 20):
+                pass
+    except (gzip.BadGzipFile, zlib.error, EOFError, OSError):
+        return False
+    return True
 
 
 def normalise_intensity(volume: np.ndarray, percentile: float = NORMALISING_PERCENTILE) -> np.ndarray:

@@ -103,7 +103,8 @@ def _checked_members(archive: zipfile.ZipFile, name: str, max_files: int) -> lis
                 f"expected relative paths without '..'"
             )
         mode = member.external_attr >> 16
-        if mode and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        # Zips written on Windows or by zipfile.writestr carry no file type (0).
+        if stat.S_IFMT(mode) not in (0, stat.S_IFREG, stat.S_IFDIR):
             kind = "a symbolic link" if stat.S_ISLNK(mode) else "not a regular file"
             raise BrainlabInputError(f"zip {name}: entry {member.filename!r} is {kind}; expected plain files")
     return members
