@@ -44,7 +44,7 @@ def load(source: str | Path = DEFAULT_PRESET, progress: ProgressCallback = None,
         if (path / "images.npy").exists():
             from brainlab.data.hcp import load_hcp_tensors
 
-            return load_hcp_tensors(path, **options)
+            return load_hcp_tensors(path, progress=progress, **options)
         from brainlab.data.nifti import load_nifti_folder
 
         return load_nifti_folder(path, progress=progress, **options)

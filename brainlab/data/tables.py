@@ -161,7 +161,7 @@ def is_hcp_unrestricted(frame: pd.DataFrame) -> bool:
 def load_table_cohort(path: str | Path, id_column: str | None = None,
                       sex_column: str | None = None, age_column: str | None = None,
                       male_values: Iterable | None = None,
-                      drop_non_numeric: bool = False, progress=None) -> Cohort:
+                      drop_non_numeric: bool = False) -> Cohort:
     """A table-only cohort (``images`` None) from an HCP unrestricted or generic CSV.
 
     With no column names given, the table must be the HCP unrestricted table
