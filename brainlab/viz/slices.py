@@ -1,0 +1,259 @@
+"""Tri-planar views of 3D volumes as plotly figures (pure: arrays in, ``go.Figure`` out).
+
+Volumes are indexed ``volume[i, j, k]`` on an axis-aligned RAS grid: i runs left ->
+right (x), j posterior -> anterior (y), k inferior -> superior (z), and ``affine``
+maps voxel indices to MNI millimetres. Slices are drawn in neurological convention
+(subject's left on the left), anterior up in the axial view and superior up in the
+coronal and sagittal views, with one millimetre the same length on both axes.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from brainlab.errors import BrainlabInputError
+from brainlab.viz.style import (
+    DIVERGING_SCALE, INTENSITY_SCALE, LAYOUT_DEFAULTS, symmetric_limit,
+)
+
+PLANES = ("axial", "coronal", "sagittal")
+# For each plane: the voxel axis held fixed, then the horizontal and vertical axes.
+_PLANE_AXES = {"axial": (2, 0, 1), "coronal": (1, 0, 2), "sagittal": (0, 1, 2)}
+_AXIS_NAMES = ("x", "y", "z")
+# Letters at the (low, high) ends of the horizontal axis of each plane.
+_EDGE_LETTERS = {"axial": ("L", "R"), "coronal": ("L", "R"), "sagittal": ("P", "A")}
+_CROSSHAIR = dict(color="rgba(255, 214, 0, 0.75)", width=1)
+
+_HOVER = (
+    "x %{customdata[0]:.1f} mm, y %{customdata[1]:.1f} mm, z %{customdata[2]:.1f} mm"
+    "<br>voxel (%{customdata[3]}, %{customdata[4]}, %{customdata[5]})"
+    "<br>%{meta}: %{z:.3f}<extra></extra>"
+)
+
+
+def grid_geometry(affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(origin_mm, spacing_mm) of an axis-aligned RAS affine; raises otherwise."""
+    affine = np.asarray(affine, dtype=float)
+    if affine.shape != (4, 4):
+        raise BrainlabInputError(f"affine must be 4x4; found shape {affine.shape}")
+    linear = affine[:3, :3]
+    spacing = np.diag(linear).copy()
+    if not np.allclose(linear, np.diag(spacing)) or np.any(spacing <= 0):
+        raise BrainlabInputError(
+            "tri-planar views need an axis-aligned RAS affine (positive diagonal); "
+            f"found linear part {np.round(linear, 3).tolist()}"
+        )
+    return affine[:3, 3].copy(), spacing
+
+
+def _check_volume(volume, where: str) -> np.ndarray:
+    volume = np.asarray(volume)
+    if volume.ndim != 3:
+        raise BrainlabInputError(f"{where}: expected a 3D volume (D, H, W); found shape {volume.shape}")
+    return volume
+
+
+def _check_cursor(cursor, shape) -> tuple[int, int, int]:
+    if cursor is None:
+        return tuple(int(n // 2) for n in shape)
+    if len(cursor) != 3:
+        raise BrainlabInputError(f"cursor must be 3 voxel indices (i, j, k); found {cursor!r}")
+    cursor = tuple(int(c) for c in cursor)
+    for axis, (c, n) in enumerate(zip(cursor, shape)):
+        if not 0 <= c < n:
+            raise BrainlabInputError(
+                f"cursor index {c} on axis {'ijk'[axis]} is outside the volume of shape {tuple(shape)}"
+            )
+    return cursor
+
+
+def plane_slice(volume: np.ndarray, plane: str, index: int) -> np.ndarray:
+    """The 2D slice of ``volume`` at ``index`` through ``plane``, ready for display.
+
+    Rows run along the vertical axis (bottom row first: posterior for axial, inferior
+    for coronal/sagittal), columns along the horizontal axis. Shapes for a volume of
+    shape (D, H, W): axial (H, D), coronal (W, D), sagittal (W, H).
+    """
+    if plane not in _PLANE_AXES:
+        raise BrainlabInputError(f"plane must be one of {PLANES}; found {plane!r}")
+    fixed = _PLANE_AXES[plane][0]
+    return np.take(volume, index, axis=fixed).T
+
+
+def _axis_mm(origin, spacing, axis: int, n: int) -> np.ndarray:
+    return origin[axis] + spacing[axis] * np.arange(n)
+
+
+def _plane_customdata(shape, origin, spacing, plane: str, index: int) -> np.ndarray:
+    """(rows, cols, 6): x, y, z in mm then voxel i, j, k for every displayed pixel."""
+    fixed, horizontal, vertical = _PLANE_AXES[plane]
+    rows, cols = shape[vertical], shape[horizontal]
+    voxel = np.empty((rows, cols, 3))
+    voxel[..., horizontal] = np.arange(cols)[None, :]
+    voxel[..., vertical] = np.arange(rows)[:, None]
+    voxel[..., fixed] = index
+    mm = origin + voxel * spacing
+    return np.concatenate([np.round(mm, 1), voxel], axis=-1)
+
+
+def _axis_suffix(row: int, col: int) -> str:
+    """plotly's axis name suffix ('' for the first subplot) in a 3-column grid."""
+    n = (row - 1) * 3 + col
+    return "" if n == 1 else str(n)
+
+
+def triplanar_grid(volumes: Mapping[str, np.ndarray], affine: np.ndarray,
+                   cursor: Sequence[int] | None = None,
+                   value_range: tuple[float, float] | None = None,
+                   colorscale: str = INTENSITY_SCALE, symmetric: bool = False,
+                   row_ranges: Sequence[tuple[float, float]] | None = None,
+                   value_name: str = "intensity", title: str | None = None,
+                   row_height: int = 300, crosshair: bool = True) -> go.Figure:
+    """One row of axial / coronal / sagittal heatmaps per named volume.
+
+    ``volumes`` maps a row label to a (D, H, W) array on the grid of ``affine``.
+    ``cursor`` (i, j, k) picks the slices (centre by default) and is drawn as a
+    crosshair. Colour range: ``row_ranges`` per row, else ``value_range`` for all
+    rows, else per row from the data (symmetric around 0 when ``symmetric``, for
+    difference maps). Hover shows the value and the MNI mm coordinates.
+    """
+    if not volumes:
+        raise BrainlabInputError("triplanar_grid needs at least one volume; found none")
+    labels = list(volumes)
+    arrays = [_check_volume(volumes[name], f"volume {name!r}") for name in labels]
+    shape = arrays[0].shape
+    for name, array in zip(labels, arrays):
+        if array.shape != shape:
+            raise BrainlabInputError(
+                f"volume {name!r} has shape {array.shape}; expected {shape} like {labels[0]!r}"
+            )
+    if row_ranges is not None and len(row_ranges) != len(arrays):
+        raise BrainlabInputError(
+            f"row_ranges has {len(row_ranges)} entries; expected one per volume ({len(arrays)})"
+        )
+    origin, spacing = grid_geometry(affine)
+    cursor = _check_cursor(cursor, shape)
+    cursor_mm = origin + spacing * np.asarray(cursor)
+    extent = spacing * np.asarray(shape)
+    # Column widths follow the physical width of each plane so the aspect stays true.
+    widths = [extent[_PLANE_AXES[p][1]] for p in PLANES]
+
+    # Plane and slice position above each column; the row's label goes on its left axis.
+    titles = [f"{plane} {_AXIS_NAMES[_PLANE_AXES[plane][0]]} = {cursor_mm[_PLANE_AXES[plane][0]]:.0f} mm"
+              if row == 0 else "" for row in range(len(labels)) for plane in PLANES]
+    fig = make_subplots(rows=len(labels), cols=3, column_widths=widths,
+                        horizontal_spacing=0.03,
+                        vertical_spacing=min(0.08, 0.3 / max(1, len(labels))),
+                        subplot_titles=titles)
+    fig.update_annotations(yshift=6)  # keep the subplot titles clear of the images
+    customdata = {p: _plane_customdata(shape, origin, spacing, p, cursor[_PLANE_AXES[p][0]])
+                  for p in PLANES}
+
+    for row, (name, array) in enumerate(zip(labels, arrays), start=1):
+        if row_ranges is not None:
+            low, high = row_ranges[row - 1]
+        elif value_range is not None:
+            low, high = value_range
+        elif symmetric:
+            limit = symmetric_limit(array)
+            low, high = -limit, limit
+        else:
+            finite = array[np.isfinite(array)]
+            low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+            if high <= low:
+                high = low + 1e-6
+        axis_name = "coloraxis" if row == 1 else f"coloraxis{row}"
+        for col, plane in enumerate(PLANES, start=1):
+            fixed, horizontal, vertical = _PLANE_AXES[plane]
+            fig.add_trace(go.Heatmap(
+                z=plane_slice(array, plane, cursor[fixed]),
+                x=_axis_mm(origin, spacing, horizontal, shape[horizontal]),
+                y=_axis_mm(origin, spacing, vertical, shape[vertical]),
+                customdata=customdata[plane], hovertemplate=_HOVER, meta=value_name,
+                coloraxis=axis_name, name=f"{name} {plane}",
+            ), row=row, col=col)
+            if crosshair:
+                x_lo, x_hi = origin[horizontal], origin[horizontal] + spacing[horizontal] * (shape[horizontal] - 1)
+                y_lo, y_hi = origin[vertical], origin[vertical] + spacing[vertical] * (shape[vertical] - 1)
+                fig.add_shape(type="line", x0=cursor_mm[horizontal], x1=cursor_mm[horizontal],
+                              y0=y_lo, y1=y_hi, line=_CROSSHAIR, row=row, col=col)
+                fig.add_shape(type="line", x0=x_lo, x1=x_hi, y0=cursor_mm[vertical],
+                              y1=cursor_mm[vertical], line=_CROSSHAIR, row=row, col=col)
+            suffix = _axis_suffix(row, col)
+            for letter, side in zip(_EDGE_LETTERS[plane], (0.0, 1.0)):
+                fig.add_annotation(text=letter, showarrow=False, font=dict(size=11, color="#bbb"),
+                                   xref=f"x{suffix} domain", yref=f"y{suffix} domain", x=side,
+                                   y=0.5, xanchor="left" if side == 0 else "right")
+        if name:
+            fig.update_yaxes(title_text=name, title_font=dict(size=12), row=row, col=1)
+        # A colour bar per row, placed beside that row.
+        domain = fig.get_subplot(row, 1).yaxis.domain
+        coloraxis = dict(colorscale=colorscale, cmin=low, cmax=high,
+                         colorbar=dict(title=dict(text=value_name, side="right"),
+                                       y=(domain[0] + domain[1]) / 2, len=(domain[1] - domain[0]),
+                                       yanchor="middle", thickness=12))
+        if symmetric:
+            coloraxis["cmid"] = 0.0
+        fig.update_layout({axis_name: coloraxis})
+
+    # One mm is one mm: anchor each subplot's x scale to its y scale.
+    for n in range(1, 3 * len(labels) + 1):
+        suffix = "" if n == 1 else str(n)
+        fig.update_layout({
+            f"xaxis{suffix}": dict(scaleanchor=f"y{suffix}", scaleratio=1, constrain="domain",
+                                   showticklabels=False, showgrid=False, zeroline=False),
+            f"yaxis{suffix}": dict(constrain="domain", showticklabels=False, showgrid=False,
+                                   zeroline=False),
+        })
+    fig.update_layout(template=LAYOUT_DEFAULTS["template"], font=LAYOUT_DEFAULTS["font"],
+                      height=row_height * len(labels) + (60 if title else 30),
+                      margin=dict(l=10, r=10, t=60 if title else 30, b=10),
+                      title=dict(text=title) if title else None,
+                      plot_bgcolor="black" if colorscale == INTENSITY_SCALE else "white")
+    return fig
+
+
+def triplanar_figure(volume: np.ndarray, affine: np.ndarray,
+                     cursor: Sequence[int] | None = None,
+                     value_range: tuple[float, float] | None = None,
+                     colorscale: str = INTENSITY_SCALE, title: str | None = None,
+                     value_name: str = "intensity", row_height: int = 320) -> go.Figure:
+    """Axial, coronal and sagittal slices of one (D, H, W) volume through ``cursor``.
+
+    Returns a figure with exactly three heatmaps (axial, coronal, sagittal), a
+    crosshair at the cursor, hover with value and MNI mm coordinates, and the
+    colour range fixed to ``value_range`` when given (pass the cohort's range so
+    switching subjects does not rescale the colours).
+    """
+    return triplanar_grid({"": volume}, affine, cursor=cursor, value_range=value_range,
+                          colorscale=colorscale, title=title, value_name=value_name,
+                          row_height=row_height)
+
+
+def difference_figure(difference: np.ndarray, affine: np.ndarray,
+                      cursor: Sequence[int] | None = None,
+                      truth: np.ndarray | None = None,
+                      labels: tuple[str, str] = ("observed", "ground truth"),
+                      limit: float | None = None, title: str | None = None,
+                      value_name: str = "difference", row_height: int = 280) -> go.Figure:
+    """A difference map on a diverging scale symmetric around 0, optionally above the truth.
+
+    ``difference`` (and ``truth`` if given) are (D, H, W). Each row gets its own
+    symmetric colour range (``limit`` for the observed map if given), because the
+    observed difference and a ground-truth effect map can be in different units;
+    compare where they are red/blue, not the absolute numbers.
+    """
+    volumes = {labels[0]: difference}
+    observed_limit = limit if limit is not None else symmetric_limit(difference)
+    ranges = [(-observed_limit, observed_limit)]
+    if truth is not None:
+        volumes[labels[1]] = truth
+        truth_limit = symmetric_limit(truth)
+        ranges.append((-truth_limit, truth_limit))
+    return triplanar_grid(volumes, affine, cursor=cursor, colorscale=DIVERGING_SCALE,
+                          symmetric=True, row_ranges=ranges, value_name=value_name,
+                          title=title, row_height=row_height)

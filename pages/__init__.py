@@ -1,0 +1,1 @@
+"""Pages of the brainlab Streamlit app (registered in app.py)."""
