@@ -37,6 +37,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pandas as pd
+from scipy import ndimage
 
 from brainlab.data.cohort import Cohort, ImageArray
 from brainlab.data.grid import HCP_GRID_SHAPE, mni_affine
@@ -137,12 +138,24 @@ def normalise_intensity(volume: np.ndarray, percentile: float = NORMALISING_PERC
 
 
 def resample_to_grid(data: np.ndarray, affine: np.ndarray, grid_shape: tuple[int, int, int]) -> np.ndarray:
-    """Trilinear resampling of a volume onto ``grid_shape`` with the MNI affine."""
+    """Trilinear resampling of a volume onto ``grid_shape`` with the MNI affine.
+
+    Volumes much finer than the grid are smoothed first to avoid aliasing.
+    """
     from nilearn.image import resample_img
 
     target = mni_affine(grid_shape)
     if data.shape == tuple(grid_shape) and np.allclose(affine, target, atol=1e-4):
         return data.astype(np.float32)
+    # Anti-alias before downsampling (e.g. 1 mm -> 3.1 mm): a Gaussian whose FWHM
+    # makes up the difference in resolution, so the result resembles partial volume.
+    source_mm = np.linalg.norm(affine[:3, :3], axis=0)
+    target_mm = np.abs(np.diag(target)[:3])
+    ratio = target_mm.max() / max(source_mm.min(), 1e-6)
+    if ratio > 1.5:
+        fwhm_mm = np.sqrt(np.maximum(target_mm.max() ** 2 - source_mm ** 2, 0.0))
+        sigma_voxels = fwhm_mm / 2.3548 / source_mm
+        data = ndimage.gaussian_filter(data, sigma=sigma_voxels, mode="constant")
     resampled = resample_img(nib.Nifti1Image(data, affine), target_affine=target,
                              target_shape=tuple(grid_shape), interpolation="linear",
                              force_resample=True, copy_header=True)
