@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage
 
-from brainlab.data.cohort import Cohort, ImageArray
+from brainlab.data.cohort import Cohort, ImageArray, table_fingerprint
 from brainlab.data.grid import HCP_GRID_SHAPE, mni_affine
 from brainlab.data.progress import ProgressCallback, report
 from brainlab.data.tables import parse_age, parse_sex, read_table
@@ -205,6 +205,8 @@ def load_nifti_folder(folder: str | Path, grid_shape: tuple[int, int, int] = HCP
         table=table,
         affine=mni_affine(grid_shape),
         images=ImageArray(stack, scale=1.0),
+        # The cache key covers the files' names, sizes and times, the grid and the rule.
+        fingerprint=hashlib.sha256(f"{key}|{table_fingerprint(table, grid_shape)}".encode()).hexdigest()[:16],
         age_bin_labels=tuple(meta["age_bin_labels"]),
         source=str(folder),
         notes=list(meta["notes"]),
