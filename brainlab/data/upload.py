@@ -37,15 +37,16 @@ def _safe_name(filename: str) -> str:
 
 
 def _fresh_folder(dest: str | Path | None) -> Path:
-    if dest is not None:
-        dest = Path(dest).resolve()
-        if dest == REPO_ROOT or REPO_ROOT in dest.parents:
-            raise BrainlabInputError(
-                f"upload folder {dest} is inside the repository {REPO_ROOT}; expected a "
-                f"folder outside it (default: the system temp folder)"
-            )
-        dest.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix="brainlab-upload-", dir=dest))
+    """A new folder from ``tempfile.mkdtemp`` (under ``dest``), never inside the repository."""
+    repo = REPO_ROOT.resolve()
+    parent = Path(dest if dest is not None else tempfile.gettempdir()).resolve()
+    if parent == repo or repo in parent.parents:
+        raise BrainlabInputError(
+            f"upload folder {parent} is inside the repository {repo}; expected a "
+            f"folder outside it (default: the system temp folder)"
+        )
+    parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix="brainlab-upload-", dir=parent))
 
 
 def extract_upload(data: bytes, filename: str, max_bytes: int = MAX_UPLOAD_BYTES,
