@@ -68,7 +68,7 @@ def project(features, method: str = "pca", n_components: int = 2, seed: int = 0,
     import umap  # lazy: ~15 s cold import
 
     reducer = umap.UMAP(n_components=n_components, n_neighbors=int(min(umap_neighbors, n - 1)),
-                        min_dist=float(umap_min_dist), random_state=seed)
+                        min_dist=float(umap_min_dist), random_state=seed, n_jobs=1)
     return reducer.fit_transform(x).astype(np.float32)
 
 

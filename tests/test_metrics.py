@@ -1,0 +1,193 @@
+"""Metrics, memorisation and group means on tiny 12x14x16 volumes."""
+
+import numpy as np
+import pytest
+from scipy.ndimage import gaussian_filter
+from threadpoolctl import threadpool_limits
+
+from brainlab.analysis.means import difference_map, group_mean_images
+from brainlab.analysis.memorisation import memorisation_report, nearest_neighbour_distances
+from brainlab.analysis.metrics import (calibration_curve_points, classifier_metrics, diversity,
+                                       gan_metrics, pca_frechet, psnr, reconstruction_metrics,
+                                       regression_metrics, ssim3d, two_sample_auc)
+from brainlab.data.cohort import ImageArray
+from brainlab.errors import BrainlabInputError
+
+GRID = (12, 14, 16)
+
+
+@pytest.fixture(autouse=True)
+def one_blas_thread():
+    """Tiny matrices: threaded BLAS only adds contention on a shared CPU."""
+    with threadpool_limits(limits=1):
+        yield
+
+
+def _volumes(n, seed, smooth=1.5, offset=0.0):
+    """Smooth random volumes in [0, 1], a stand-in for brains."""
+    rng = np.random.default_rng(seed)
+    noise = rng.normal(size=(n, *GRID))
+    vols = np.stack([gaussian_filter(v, smooth) for v in noise])
+    vols = 0.5 + 2.0 * vols + offset
+    return np.clip(vols, 0, 1).astype(np.float32)
+
+
+def test_ssim_and_psnr():
+    a = _volumes(1, 0)[0]
+    noisy = np.clip(a + 0.05 * np.random.default_rng(1).normal(size=GRID), 0, 1)
+    noisier = np.clip(a + 0.2 * np.random.default_rng(1).normal(size=GRID), 0, 1)
+    assert ssim3d(a, a) == pytest.approx(1.0)
+    assert 0 < ssim3d(a, noisier) < ssim3d(a, noisy) < 1
+    assert ssim3d(a, noisy) == pytest.approx(ssim3d(noisy, a))
+    assert psnr(a, a) == float("inf")
+    assert psnr(np.zeros(GRID), np.full(GRID, 0.1)) == pytest.approx(20.0)
+    assert psnr(a, noisy) > psnr(a, noisier)
+    with pytest.raises(BrainlabInputError, match="same shape"):
+        ssim3d(a, a.transpose(2, 1, 0))
+    with pytest.raises(BrainlabInputError, match="3D volumes"):
+        psnr(a[0], a[0])
+
+
+def test_reconstruction_metrics_per_subject():
+    originals = _volumes(4, 2)
+    recon = originals.copy()
+    recon[1] = np.clip(recon[1] + 0.1, 0, 1)
+    result = reconstruction_metrics(ImageArray(originals), recon)
+    assert result["n"] == 4 and len(result["per_subject_ssim"]) == 4
+    assert result["per_subject_ssim"][0] == pytest.approx(1.0)
+    assert result["per_subject_ssim"][1] < 1.0
+    assert np.isfinite(result["psnr"]) and result["per_subject_psnr"][0] == float("inf")
+    assert result["ssim_sd"] > 0
+    with pytest.raises(BrainlabInputError, match="equal, non-zero numbers"):
+        reconstruction_metrics(originals, recon[:3])
+
+
+def test_pca_frechet_floor_and_shifted_samples():
+    train, heldout = _volumes(40, 3), _volumes(20, 4)
+    good = _volumes(20, 5)
+    # Mode collapse: every sample is one brain plus a little noise.
+    bad = np.clip(train[0] + 0.02 * np.random.default_rng(6).normal(size=(20, *GRID)), 0, 1)
+    near = pca_frechet(train, heldout, good, n_components=8)
+    far = pca_frechet(train, heldout, bad, n_components=8)
+    assert near["frechet_floor"] == far["frechet_floor"] > 0
+    assert near["frechet_ratio"] < 3 < far["frechet_ratio"]
+    assert near["n_components"] == 8
+    capped = pca_frechet(train, heldout, good[:5], n_components=32)
+    assert capped["n_components"] == 4 and capped["n_generated"] == 5
+    with pytest.raises(BrainlabInputError, match=">= 2 images in each set"):
+        pca_frechet(train, heldout, good[:1])
+    with pytest.raises(BrainlabInputError, match="voxel counts differ"):
+        pca_frechet(train, heldout, good[:, :-1])
+
+
+def test_two_sample_auc_separates_only_different_sets():
+    real = _volumes(30, 7)
+    same = _volumes(30, 8)
+    different = _volumes(30, 9, smooth=0.7, offset=0.2)
+    assert two_sample_auc(real, different) > 0.95
+    assert abs(two_sample_auc(real, same) - 0.5) < 0.25
+    with pytest.raises(BrainlabInputError, match="need >= 2 real"):
+        two_sample_auc(real[:1], same)
+
+
+def test_diversity():
+    varied = _volumes(10, 10)
+    copies = np.repeat(varied[:1], 10, axis=0)
+    assert diversity(copies) == pytest.approx(0.0, abs=1e-6)
+    assert diversity(varied) > 0.05
+    subset = diversity(ImageArray(varied), max_samples=5)
+    assert subset > 0.05
+    with pytest.raises(BrainlabInputError, match=">= 2 volumes"):
+        diversity(varied[:1])
+
+
+def test_nearest_neighbour_distances_chunked():
+    reference = _volumes(10, 11)
+    queries = reference[[7, 2]] + 0.01
+    distances, indices = nearest_neighbour_distances(queries, ImageArray(reference), chunk=3)
+    np.testing.assert_array_equal(indices, [7, 2])
+    np.testing.assert_allclose(distances, 0.01, atol=1e-4)  # RMS per voxel
+    with pytest.raises(BrainlabInputError, match="same grid"):
+        nearest_neighbour_distances(queries[:, :-1], reference)
+
+
+def test_memorisation_detects_planted_copy():
+    train, heldout = _volumes(30, 12), _volumes(20, 13)
+    generated = _volumes(12, 14)
+    generated[5] = train[17]  # the generator copied a training brain
+    report = memorisation_report(generated, train, heldout)
+    assert report["suspected"][5]
+    assert report["generated_nearest_train"][5] == 17
+    assert report["generated_distances"][5] == pytest.approx(0.0, abs=1e-4)
+    assert report["n_suspected"] == int(report["suspected"].sum()) <= 2
+    assert report["heldout_distances"].shape == (20,)
+    clean = memorisation_report(_volumes(12, 14), train, heldout)
+    assert not clean["suspected"][5]
+
+
+def test_gan_metrics_is_json_safe():
+    import json
+
+    train, heldout, generated = _volumes(24, 15), _volumes(12, 16), _volumes(12, 17)
+    result = gan_metrics(train, heldout, generated)
+    json.dumps(result)
+    for key in ("frechet", "frechet_floor", "frechet_ratio", "two_sample_auc",
+                "diversity_generated", "diversity_real", "memorisation_fraction_suspected"):
+        assert np.isfinite(result[key]), key
+    assert result["n_train"] == 24
+
+
+def test_classifier_metrics():
+    y = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    p = np.array([0.1, 0.2, 0.3, 0.6, 0.4, 0.7, 0.8, 0.9])
+    result = classifier_metrics(y, p)
+    assert result["accuracy"] == pytest.approx(0.75)
+    assert result["balanced_accuracy"] == pytest.approx(0.75)
+    assert result["roc_auc"] == pytest.approx(15 / 16)
+    assert result["n"] == 8 and 0 <= result["ece"] <= 1
+    perfect = classifier_metrics([0, 1, 0, 1], [0.0, 1.0, 0.0, 1.0])
+    assert perfect["ece"] == pytest.approx(0.0)
+    one_class = classifier_metrics([1, 1, 1], [0.9, 0.8, 0.3])
+    assert one_class["roc_auc"] is None and "only class 1" in one_class["note"]
+    with pytest.raises(BrainlabInputError, match="must be 0/1"):
+        classifier_metrics([0, 2], [0.1, 0.2])
+    with pytest.raises(BrainlabInputError, match=r"probabilities in \[0, 1\]"):
+        classifier_metrics([0, 1], [0.1, 1.2])
+
+
+def test_calibration_curve_points_skips_empty_bins():
+    y = np.array([0, 0, 1, 1, 1])
+    p = np.array([0.05, 0.05, 0.95, 0.95, 0.55])
+    curve = calibration_curve_points(y, p, n_bins=10)
+    np.testing.assert_array_equal(curve["count"], [2, 1, 2])
+    np.testing.assert_allclose(curve["mean_predicted"], [0.05, 0.55, 0.95])
+    np.testing.assert_allclose(curve["fraction_positive"], [0, 1, 1])
+
+
+def test_regression_metrics():
+    result = regression_metrics([20, 30, 40, 50], [22, 29, 43, 50])
+    assert result["mae"] == pytest.approx(1.5)
+    assert result["mean_error"] == pytest.approx(1.0)
+    assert 0.95 < result["r"] <= 1 and result["n"] == 4
+    constant = regression_metrics([20, 30], [25, 25])
+    assert constant["r"] is None and "undefined" in constant["note"]
+    with pytest.raises(BrainlabInputError, match="same, non-zero length"):
+        regression_metrics([1, 2, 3], [1, 2])
+
+
+def test_group_means_stream_in_chunks():
+    images = _volumes(7, 18)
+    groups = np.array(["F", "M", "F", None, "M", "F", "M"], dtype=object)
+    means = group_mean_images(ImageArray(images), groups, chunk=2)
+    assert list(means) == ["F", "M"]
+    np.testing.assert_allclose(means["F"], images[[0, 2, 5]].mean(axis=0), rtol=1e-5)
+    np.testing.assert_allclose(means["M"], images[[1, 4, 6]].mean(axis=0), rtol=1e-5)
+    assert means["F"].shape == GRID
+    diff = difference_map(means["M"], means["F"])
+    np.testing.assert_allclose(diff, means["M"] - means["F"])
+    bins = group_mean_images(images, np.array([0, 1, 1, 0, np.nan, 1, 0]), chunk=3)
+    assert sorted(bins) == [0.0, 1.0]
+    with pytest.raises(BrainlabInputError, match="one label per image"):
+        group_mean_images(images, groups[:5])
+    with pytest.raises(BrainlabInputError, match="same shape"):
+        difference_map(means["M"], means["F"][:, :, :-1])

@@ -1,0 +1,172 @@
+"""Probe table and projections."""
+
+import os
+import sys
+import types
+
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_limits
+
+from brainlab.analysis.probes import (COLUMNS, SEED_STUDY_REFERENCE, probe_table, seed_reference,
+                                      with_seed_reference)
+from brainlab.analysis.projections import explained_variance, project
+from brainlab.errors import BrainlabInputError
+
+
+@pytest.fixture(autouse=True)
+def one_blas_thread():
+    """Tiny matrices: threaded BLAS only adds contention on a shared CPU."""
+    with threadpool_limits(limits=1):
+        yield
+
+
+def _planted(n=120, d=6, seed=0):
+    """Features where column 0 carries sex and column 1 carries a 3-level age bin."""
+    rng = np.random.default_rng(seed)
+    sex = rng.integers(0, 2, n)
+    age_bin = rng.integers(0, 3, n)
+    x = rng.normal(size=(n, d))
+    x[:, 0] += 3.0 * sex
+    x[:, 1] += 3.0 * age_bin
+    return x, {"sex": sex, "age bin": age_bin}, rng
+
+
+def test_probe_table_planted_signal_beats_chance():
+    x, labels, rng = _planted()
+    table = probe_table({"raw": x, "noise": rng.normal(size=x.shape)}, labels, n_splits=4)
+    assert list(table.columns) == COLUMNS
+    # 2 representations x (4 binary rows + 6 multiclass rows).
+    assert len(table) == 2 * (4 + 6)
+    age_rows = table[(table.target == "age bin") & (table.model == "logistic regression")]
+    assert set(age_rows.strategy) == {"multiclass", "one-vs-rest", "one-vs-one"}
+    raw = table[table.representation == "raw"]
+    assert (raw.accuracy_mean > raw.chance + 0.15).all(), raw
+    noise = table[table.representation == "noise"]
+    assert (noise.accuracy_mean < noise.chance + 0.15).all(), noise
+    assert (table.n == 120).all() and (table.n_splits == 4).all()
+    assert (table.accuracy_sd >= 0).all()
+
+
+def test_probe_table_shuffled_labels_stay_at_chance():
+    x, labels, rng = _planted(seed=1)
+    shuffled = {name: rng.permutation(y) for name, y in labels.items()}
+    table = probe_table({"raw": x}, shuffled, n_splits=4)
+    assert (table.accuracy_mean < table.chance + 0.15).all(), table
+    assert (table.balanced_accuracy_mean < 0.5 + 0.15).all()
+
+
+def test_probe_table_is_reproducible_and_reduces_wide_features():
+    x, labels, rng = _planted(n=60)
+    wide = np.hstack([x, rng.normal(size=(60, 250))])
+    first = probe_table({"raw": wide}, {"sex": labels["sex"]}, n_splits=3, seed=7)
+    second = probe_table({"raw": wide}, {"sex": labels["sex"]}, n_splits=3, seed=7)
+    np.testing.assert_array_equal(first.accuracy_mean, second.accuracy_mean)
+
+
+def test_probe_table_lowers_folds_for_small_classes():
+    x, labels, _ = _planted(n=40)
+    y = labels["sex"].copy()
+    y[:] = 0
+    y[:3] = 1
+    table = probe_table({"raw": x}, {"sex": y}, n_splits=5)
+    assert (table.n_splits == 3).all()
+
+
+def test_probe_table_errors():
+    x, labels, _ = _planted(n=20)
+    with pytest.raises(BrainlabInputError, match="one class only"):
+        probe_table({"raw": x}, {"sex": np.zeros(20, int)})
+    bad = x.copy()
+    bad[3, 2] = np.nan
+    with pytest.raises(BrainlabInputError, match="NaN"):
+        probe_table({"raw": bad}, labels)
+    with pytest.raises(BrainlabInputError, match="expected 20"):
+        probe_table({"raw": x, "latent": x[:19]}, labels)
+    with pytest.raises(BrainlabInputError, match="with 20 entries"):
+        probe_table({"raw": x}, {"sex": labels["sex"][:19]})
+    single = labels["sex"].copy()
+    single[:] = 0
+    single[0] = 1
+    with pytest.raises(BrainlabInputError, match="needs? >= 2 per class"):
+        probe_table({"raw": x}, {"sex": single})
+
+
+def test_seed_reference_column():
+    assert seed_reference("raw morphometry", "sex", "logistic regression") == "0.919"
+    assert seed_reference("morph-ae latent", "sex", "logistic regression") == "0.856"
+    assert seed_reference("raw MRI", "sex", "logistic regression") == "0.937"
+    assert seed_reference("mri-ae latent", "sex", "logistic regression") == "0.94"
+    assert seed_reference("raw", "age bin", "logistic regression") == "≈0.44–0.47"
+    assert seed_reference("raw", "sex", "random forest") is None
+    assert len(SEED_STUDY_REFERENCE) == 5
+    x, labels, _ = _planted(n=30)
+    table = with_seed_reference(probe_table({"raw MRI": x}, {"sex": labels["sex"]}, n_splits=3))
+    lr = table[table.model == "logistic regression"]
+    assert lr["seed study (reference)"].tolist() == ["0.937"]
+
+
+@pytest.mark.parametrize("k", [2, 3])
+def test_pca_projection(k):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(30, 5)) * [100, 1, 1, 1, 1]
+    coords = project(x, method="pca", n_components=k)
+    assert coords.shape == (30, k) and coords.dtype == np.float32
+    # Standardised first: the large-unit column does not take the first component alone.
+    ratios = explained_variance(x, 5)
+    assert ratios.shape == (5,) and ratios[0] < 0.5
+    assert project(x[:, :1], n_components=k).shape == (30, k)  # padded with zeros
+
+
+class _RecordingUMAP:
+    """Stands in for umap.UMAP: records its settings and input, returns the first columns."""
+
+    calls: list = []
+
+    def __init__(self, **settings):
+        self.settings = settings
+
+    def fit_transform(self, x):
+        _RecordingUMAP.calls.append((self.settings, x.shape))
+        return x[:, : self.settings["n_components"]]
+
+
+def test_umap_settings_reach_umap(monkeypatch):
+    fake = types.ModuleType("umap")
+    fake.UMAP = _RecordingUMAP
+    monkeypatch.setitem(sys.modules, "umap", fake)
+    _RecordingUMAP.calls.clear()
+    x = np.random.default_rng(2).normal(size=(12, 80))
+    coords = project(x, method="umap", n_components=3, seed=5, umap_neighbors=30, umap_min_dist=0.3)
+    assert coords.shape == (12, 3) and coords.dtype == np.float32
+    settings, shape = _RecordingUMAP.calls[-1]
+    assert settings["n_neighbors"] == 11  # capped at n - 1
+    assert settings["random_state"] == 5 and settings["min_dist"] == 0.3
+    assert shape == (12, 12)  # wide input reduced by PCA (at most n components) first
+
+
+@pytest.mark.skipif(not os.environ.get("BRAINLAB_TEST_SLOW"),
+                    reason="real UMAP compiles with numba for 15-45 s; set BRAINLAB_TEST_SLOW=1")
+def test_umap_projection_is_seeded():
+    pytest.importorskip("umap")
+    rng = np.random.default_rng(1)
+    x = np.vstack([rng.normal(size=(20, 60)), rng.normal(size=(20, 60)) + 4])
+    first = project(x, method="umap", n_components=2, seed=3, umap_neighbors=8)
+    second = project(x, method="umap", n_components=2, seed=3, umap_neighbors=8)
+    assert first.shape == (40, 2)
+    np.testing.assert_allclose(first, second)
+    # The two clusters stay apart.
+    gap = np.linalg.norm(first[:20].mean(0) - first[20:].mean(0))
+    assert gap > 2 * first[:20].std(0).max()
+
+
+def test_projection_errors():
+    x = np.ones((10, 3))
+    with pytest.raises(BrainlabInputError, match="must be 2 or 3"):
+        project(x, n_components=4)
+    with pytest.raises(BrainlabInputError, match="'pca' or 'umap'"):
+        project(x, method="tsne")
+    with pytest.raises(BrainlabInputError, match="NaN"):
+        project(np.full((10, 3), np.nan))
+    with pytest.raises(BrainlabInputError, match="at least 4 subjects"):
+        project(x[:3], method="umap")
