@@ -149,7 +149,12 @@ def triplanar_grid(volumes: Mapping[str, np.ndarray], affine: np.ndarray,
                         horizontal_spacing=0.03,
                         vertical_spacing=min(0.08, 0.3 / max(1, len(labels))),
                         subplot_titles=titles)
-    fig.update_annotations(yshift=6)  # keep the subplot titles clear of the images
+    # Shapes, annotations and axis settings are collected and set once: adding them
+    # one by one makes plotly re-validate the whole layout each time (slow).
+    annotations = [dict(annotation.to_plotly_json(), yshift=6) for annotation in fig.layout.annotations]
+    shapes = []
+    layout = {}
+    traces = []
     customdata = {p: _plane_customdata(shape, origin, spacing, p, cursor[_PLANE_AXES[p][0]])
                   for p in PLANES}
 
@@ -169,51 +174,57 @@ def triplanar_grid(volumes: Mapping[str, np.ndarray], affine: np.ndarray,
         axis_name = "coloraxis" if row == 1 else f"coloraxis{row}"
         for col, plane in enumerate(PLANES, start=1):
             fixed, horizontal, vertical = _PLANE_AXES[plane]
-            fig.add_trace(go.Heatmap(
+            suffix = _axis_suffix(row, col)
+            traces.append(go.Heatmap(
                 z=plane_slice(array, plane, cursor[fixed]),
                 x=_axis_mm(origin, spacing, horizontal, shape[horizontal]),
                 y=_axis_mm(origin, spacing, vertical, shape[vertical]),
                 customdata=customdata[plane], hovertemplate=_HOVER, meta=value_name,
-                coloraxis=axis_name, name=f"{name} {plane}",
-            ), row=row, col=col)
+                coloraxis=axis_name, name=f"{name} {plane}", xaxis=f"x{suffix}", yaxis=f"y{suffix}",
+            ))
             if crosshair:
-                x_lo, x_hi = origin[horizontal], origin[horizontal] + spacing[horizontal] * (shape[horizontal] - 1)
-                y_lo, y_hi = origin[vertical], origin[vertical] + spacing[vertical] * (shape[vertical] - 1)
-                fig.add_shape(type="line", x0=cursor_mm[horizontal], x1=cursor_mm[horizontal],
-                              y0=y_lo, y1=y_hi, line=_CROSSHAIR, row=row, col=col)
-                fig.add_shape(type="line", x0=x_lo, x1=x_hi, y0=cursor_mm[vertical],
-                              y1=cursor_mm[vertical], line=_CROSSHAIR, row=row, col=col)
-            suffix = _axis_suffix(row, col)
+                x_lo = origin[horizontal]
+                x_hi = x_lo + spacing[horizontal] * (shape[horizontal] - 1)
+                y_lo = origin[vertical]
+                y_hi = y_lo + spacing[vertical] * (shape[vertical] - 1)
+                line = dict(type="line", xref=f"x{suffix}", yref=f"y{suffix}", line=_CROSSHAIR)
+                shapes.append(dict(line, x0=cursor_mm[horizontal], x1=cursor_mm[horizontal],
+                                   y0=y_lo, y1=y_hi))
+                shapes.append(dict(line, x0=x_lo, x1=x_hi, y0=cursor_mm[vertical],
+                                   y1=cursor_mm[vertical]))
             for letter, side in zip(_EDGE_LETTERS[plane], (0.0, 1.0)):
-                fig.add_annotation(text=letter, showarrow=False, font=dict(size=11, color="#bbb"),
-                                   xref=f"x{suffix} domain", yref=f"y{suffix} domain", x=side,
-                                   y=0.5, xanchor="left" if side == 0 else "right")
-        if name:
-            fig.update_yaxes(title_text=name, title_font=dict(size=12), row=row, col=1)
+                annotations.append(dict(text=letter, showarrow=False, font=dict(size=11, color="#bbb"),
+                                        xref=f"x{suffix} domain", yref=f"y{suffix} domain", x=side,
+                                        y=0.5, xanchor="left" if side == 0 else "right"))
+            # One mm is one mm: anchor each subplot's x scale to its y scale.
+            x_axis = fig.layout[f"xaxis{suffix}"].to_plotly_json()
+            y_axis = fig.layout[f"yaxis{suffix}"].to_plotly_json()
+            layout[f"xaxis{suffix}"] = dict(x_axis, scaleanchor=f"y{suffix}", scaleratio=1,
+                                            constrain="domain", showticklabels=False,
+                                            showgrid=False, zeroline=False)
+            layout[f"yaxis{suffix}"] = dict(y_axis, constrain="domain", showticklabels=False,
+                                            showgrid=False, zeroline=False)
+            if col == 1 and name:
+                layout[f"yaxis{suffix}"]["title"] = dict(text=name, font=dict(size=12))
         # A colour bar per row, placed beside that row.
-        domain = fig.get_subplot(row, 1).yaxis.domain
+        domain = fig.layout[f"yaxis{_axis_suffix(row, 1)}"].domain
         coloraxis = dict(colorscale=colorscale, cmin=low, cmax=high,
                          colorbar=dict(title=dict(text=value_name, side="right"),
                                        y=(domain[0] + domain[1]) / 2, len=(domain[1] - domain[0]),
                                        yanchor="middle", thickness=12))
         if symmetric:
             coloraxis["cmid"] = 0.0
-        fig.update_layout({axis_name: coloraxis})
+        layout[axis_name] = coloraxis
 
-    # One mm is one mm: anchor each subplot's x scale to its y scale.
-    for n in range(1, 3 * len(labels) + 1):
-        suffix = "" if n == 1 else str(n)
-        fig.update_layout({
-            f"xaxis{suffix}": dict(scaleanchor=f"y{suffix}", scaleratio=1, constrain="domain",
-                                   showticklabels=False, showgrid=False, zeroline=False),
-            f"yaxis{suffix}": dict(constrain="domain", showticklabels=False, showgrid=False,
-                                   zeroline=False),
-        })
-    fig.update_layout(template=LAYOUT_DEFAULTS["template"], font=LAYOUT_DEFAULTS["font"],
-                      height=row_height * len(labels) + (60 if title else 30),
-                      margin=dict(l=10, r=10, t=60 if title else 30, b=10),
-                      title=dict(text=title) if title else None,
-                      plot_bgcolor="black" if colorscale == INTENSITY_SCALE else "white")
+    fig.add_traces(traces)
+    # No plotly template here (copying one costs more than the rest of the figure);
+    # the app's theme styles the page, the backgrounds below are set explicitly.
+    fig.update_layout(
+        shapes=shapes, annotations=annotations, font=LAYOUT_DEFAULTS["font"],
+        height=row_height * len(labels) + (60 if title else 30),
+        margin=dict(l=10, r=10, t=60 if title else 30, b=10),
+        title=dict(text=title) if title else None, paper_bgcolor="white",
+        plot_bgcolor="black" if colorscale == INTENSITY_SCALE else "white", **layout)
     return fig
 
 
