@@ -1,0 +1,305 @@
+"""The phantom's anatomy: nilearn's ICBM152 2009 templates on a cohort grid.
+
+nilearn ships the 1 mm T1, GM, WM and brain-mask templates (no download). CSF is
+``mask * clip(1 - GM - WM, 0, 1)`` (PHANTOM.md). No parcellation is shipped, so
+regions are drawn geometrically in MNI millimetres: hemispheres by ``x``, lobes by
+coordinate planes, hippocampi as tilted ellipsoids in the medial temporal lobe, the
+lateral ventricles as the large central CSF components.
+
+Downsampling to the cohort grid is a box average (each 1 mm voxel is counted in
+the cohort voxel whose centre is nearest), so every cohort voxel holds the tissue
+*fractions* of its volume: partial volume comes for free. The result is cached per
+grid under ``cache_root()/templates``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage
+
+from brainlab.data.grid import mni_affine
+from brainlab.paths import cache_root
+
+# Bump when region definitions or downsampling change: it keys the template cache.
+ANATOMY_VERSION = 3
+
+# Region ids in the label maps; 0 is outside the brain.
+REGIONS = (
+    "frontal_left", "frontal_right", "parietal_left", "parietal_right",
+    "temporal_left", "temporal_right", "occipital_left", "occipital_right",
+    "subcortical_left", "subcortical_right", "hippocampus_left", "hippocampus_right",
+    "cerebellum_left", "cerebellum_right", "brainstem",
+    "ventricle_left", "ventricle_right",
+)
+REGION_ID = {name: i + 1 for i, name in enumerate(REGIONS)}
+LOBES = ("frontal", "parietal", "temporal", "occipital")
+CORTICAL_REGIONS = tuple(f"{lobe}_{side}" for lobe in LOBES for side in ("left", "right"))
+
+
+@dataclass(frozen=True)
+class Anatomy:
+    """Template tissue fractions and region labels on one cohort grid.
+
+    All maps are (D, H, W) on ``shape`` with ``affine`` (MNI mm).
+    ``gm_region`` is (R, D, H, W): GM fraction of each region in ``REGIONS``.
+    """
+
+    shape: tuple[int, int, int]
+    affine: np.ndarray
+    gm_region: np.ndarray        # (R, D, H, W) float32 GM fraction per region
+    wm: np.ndarray               # WM fraction (cerebrum, cerebellum and brainstem)
+    csf_ventricle: np.ndarray    # CSF fraction inside the lateral ventricles
+    csf_other: np.ndarray        # all other CSF (sulcal, cisterns)
+    labels: np.ndarray           # int16 majority region id per voxel (0 outside)
+    ventricle_roi: np.ndarray    # bool: ventricles dilated by one voxel into deep tissue
+    t1: np.ndarray               # template T1 box-averaged, WM ≈ 1
+    texture: np.ndarray          # multiplicative T1 detail not explained by tissue classes
+
+    @property
+    def voxel_cc(self) -> float:
+        return float(abs(np.linalg.det(self.affine[:3, :3]))) / 1000.0
+
+    @property
+    def gm(self) -> np.ndarray:
+        return self.gm_region.sum(0)
+
+    @property
+    def csf(self) -> np.ndarray:
+        return self.csf_ventricle + self.csf_other
+
+    @property
+    def brain(self) -> np.ndarray:
+        """Fraction of each voxel inside the brain mask (GM + WM + CSF)."""
+        return self.gm + self.wm + self.csf
+
+    def region_mask(self, *names: str) -> np.ndarray:
+        ids = [REGION_ID[n] for n in names]
+        return np.isin(self.labels, ids)
+
+
+def _load_templates_1mm():
+    """(gm, wm, csf, mask, t1, affine) at 1 mm, float32, from nilearn (offline)."""
+    from nilearn import datasets
+
+    mask_img = datasets.load_mni152_brain_mask(resolution=1)
+    mask = (np.asarray(mask_img.dataobj) > 0).astype(np.float32)
+    scale = 1.0 / 255.0 if np.asarray(mask_img.dataobj).dtype == np.uint8 else 1.0
+    gm = np.asarray(datasets.load_mni152_gm_template(resolution=1).dataobj, np.float32) * scale * mask
+    wm = np.asarray(datasets.load_mni152_wm_template(resolution=1).dataobj, np.float32) * scale * mask
+    t1 = np.asarray(datasets.load_mni152_template(resolution=1).dataobj, np.float32) * scale * mask
+    # Renormalise where GM + WM exceed 1 so fractions stay a partition of the voxel.
+    excess = np.maximum(gm + wm, 1.0)
+    gm, wm = gm / excess, wm / excess
+    csf = mask * np.clip(1.0 - gm - wm, 0.0, 1.0)
+    return gm, wm, csf, mask, t1, mask_img.affine
+
+
+def _region_labels_1mm(shape, affine, csf, mask):
+    """Geometric region id per 1 mm voxel (see module docstring)."""
+    i, j, k = np.meshgrid(*(np.arange(n, dtype=np.float32) for n in shape), indexing="ij")
+    x = affine[0, 0] * i + affine[0, 3]
+    y = affine[1, 1] * j + affine[1, 3]
+    z = affine[2, 2] * k + affine[2, 3]
+    left = x < 0
+    labels = np.zeros(shape, np.int16)
+
+    def put(where, base_name):
+        """Label ``where`` (not yet labelled) as <base>_left/_right by hemisphere."""
+        free = where & (labels == 0) & (mask > 0)
+        labels[free & left] = REGION_ID[f"{base_name}_left"]
+        labels[free & ~left] = REGION_ID[f"{base_name}_right"]
+
+    # Lateral ventricles: large CSF components in the central box.
+    central = (np.abs(x) < 32) & (y > -50) & (y < 35) & (z > -8) & (z < 32)
+    components, count = ndimage.label((csf > 0.5) & central & (mask > 0))
+    sizes = ndimage.sum(np.ones(shape), components, index=np.arange(1, count + 1))
+    ventricles = np.isin(components, 1 + np.flatnonzero(sizes >= 1500))
+    put(ventricles, "ventricle")
+
+    # Hippocampi: ellipsoids along y, tilted so the tail rises posteriorly.
+    tilt = np.deg2rad(25.0)
+    for side, sign in (("left", -1.0), ("right", 1.0)):
+        dx, dy, dz = x - sign * 28.0, y + 22.0, z + 12.0
+        along = dy * np.cos(tilt) - dz * np.sin(tilt)
+        up = dy * np.sin(tilt) + dz * np.cos(tilt)
+        inside = (dx / 8.0) ** 2 + (along / 20.0) ** 2 + (up / 8.0) ** 2 <= 1.0
+        labels[inside & (labels == 0) & (mask > 0)] = REGION_ID[f"hippocampus_{side}"]
+
+    # Cerebellum below the tentorium, which slopes down posteriorly; brainstem medial.
+    tentorium = np.where(y > -50, -12.0, -5.0 - 0.6 * (-50.0 - y))
+    brainstem = (np.abs(x) < 14) & (y > -45) & (y < -8) & (z < -8)
+    labels[brainstem & (z < -12) & (labels == 0) & (mask > 0)] = REGION_ID["brainstem"]
+    put((y < -35) & (z < tentorium), "cerebellum")
+
+    # Deep grey nuclei (caudate, putamen, pallidum, thalamus): ellipsoids per side.
+    for side, sign in (("left", -1.0), ("right", 1.0)):
+        deep = (((x - sign * 17.0) / 13.0) ** 2 + ((y + 4.0) / 26.0) ** 2
+                + ((z - 6.0) / 14.0) ** 2) <= 1.0
+        labels[deep & (labels == 0) & (mask > 0)] = REGION_ID[f"subcortical_{side}"]
+    labels[(brainstem) & (labels == 0) & (mask > 0)] = REGION_ID["brainstem"]
+
+    # Lobes: temporal below the Sylvian line, occipital behind y = -72, parietal
+    # behind a central sulcus tilted back with height, frontal the rest.
+    sylvian = np.where(y < 0, -2.0 - 0.25 * y, -2.0)
+    temporal = (((np.abs(x) > 28) | (z < -12)) & (z < sylvian) & (y > -75)
+                & ((y < 8) | (z < -22)))
+    put(temporal, "temporal")
+    put(y < -72, "occipital")
+    put(y < -5.0 - 0.3 * z, "parietal")
+    put(mask > 0, "frontal")
+    return labels
+
+
+def _box_downsample(values_1mm, labels_1mm, target_index, n_target, n_labels):
+    """Sum ``values`` per (target voxel, label) pair: (n_labels, n_target) float64."""
+    key = labels_1mm.astype(np.int64) * n_target + target_index
+    return np.bincount(key, weights=values_1mm, minlength=n_labels * n_target).reshape(
+        n_labels, n_target)
+
+
+def _template_voxels_1mm() -> dict:
+    """In-mask 1 mm template voxels: MNI mm coordinates, tissue, T1 and region id.
+
+    Cached (uint8 tissue values as nilearn ships them) so later grids skip nilearn.
+    """
+    root = cache_root() / "templates"
+    path = root / f"mni152_1mm_voxels_v{ANATOMY_VERSION}.npz"
+    if path.exists():
+        try:
+            with np.load(path) as data:
+                values = {k: data[k] for k in ("mm", "gm", "wm", "csf", "t1", "labels")}
+            if len({len(v) for v in values.values()}) == 1:
+                return values
+        except (OSError, KeyError, ValueError):
+            pass  # unreadable: rebuild
+    gm, wm, csf, mask, t1, src_affine = _load_templates_1mm()
+    labels = _region_labels_1mm(gm.shape, src_affine, csf, mask)
+    keep = mask > 0
+    ijk = np.stack(np.nonzero(keep), 1)
+    mm = (ijk * np.diag(src_affine)[:3] + src_affine[:3, 3]).astype(np.float32)
+    values = {"mm": mm, "gm": gm[keep], "wm": wm[keep], "csf": csf[keep], "t1": t1[keep],
+              "labels": labels[keep]}
+    root.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(dir=root, suffix=".npz.tmp")
+    with os.fdopen(handle, "wb") as stream:
+        np.savez(stream, **values)
+    os.replace(tmp, path)
+    return values
+
+
+def build_anatomy(shape: tuple[int, int, int]) -> Anatomy:
+    """Resample the templates and regions onto ``shape`` (MNI affine), uncached."""
+    voxels = _template_voxels_1mm()
+    affine = mni_affine(shape)
+    spacing = np.diag(affine)[:3]
+    # Cohort voxel of every 1 mm voxel (nearest centre); outside the grid -> dropped.
+    target = np.rint((voxels["mm"] - affine[:3, 3]) / spacing).astype(np.int64)
+    keep = np.all((target >= 0) & (target < np.array(shape)), axis=1)
+    target = target[keep]
+    index = (target[:, 0] * shape[1] + target[:, 1]) * shape[2] + target[:, 2]
+    lab = voxels["labels"][keep]
+    n_target = int(np.prod(shape))
+    n_labels = len(REGIONS) + 1
+    voxel_mm3 = float(np.prod(spacing))
+
+    def fraction(name):
+        values = voxels[name][keep].astype(np.float64)
+        return _box_downsample(values, lab, index, n_target, n_labels) / voxel_mm3
+
+    gm_lab = fraction("gm")
+    wm_lab = fraction("wm")
+    csf_lab = fraction("csf")
+    t1_sum = fraction("t1").sum(0)
+    brain_lab = gm_lab + wm_lab + csf_lab
+
+    vent = [REGION_ID["ventricle_left"], REGION_ID["ventricle_right"]]
+    gm_region = gm_lab[1:].reshape((len(REGIONS),) + tuple(shape)).astype(np.float32)
+    wm_map = wm_lab.sum(0).reshape(shape).astype(np.float32)
+    csf_vent = csf_lab[vent].sum(0).reshape(shape).astype(np.float32)
+    csf_other = (csf_lab.sum(0) - csf_lab[vent].sum(0)).reshape(shape).astype(np.float32)
+    brain = brain_lab.sum(0).reshape(shape)
+    labels = np.where(brain > 0.05, brain_lab.argmax(0).reshape(shape), 0).astype(np.int16)
+    # Ventricles at 3 mm are thin: grow the ROI by one voxel into deep tissue only.
+    vent_core = np.isin(labels, vent) | (csf_vent.reshape(shape) > 0.25)
+    deep_ids = [REGION_ID[n] for n in ("subcortical_left", "subcortical_right")] + vent
+    deep_ok = np.isin(labels, deep_ids) | ((wm_map > 0.5) & (np.abs(
+        _mm_coordinates(shape, affine)[0]) < 30))
+    ventricle_roi = vent_core | (ndimage.binary_dilation(vent_core) & deep_ok)
+
+    # Template T1 relative to WM, and its detail beyond a tissue-class model.
+    t1_map = (t1_sum.reshape(shape) / np.maximum(brain, 1e-3)).astype(np.float32)
+    frac = [gm_region.sum(0), wm_map, csf_vent + csf_other]
+    solid = brain > 0.9
+    design = np.stack([f[solid] / brain[solid] for f in frac], 1)
+    coef, *_ = np.linalg.lstsq(design, t1_map[solid], rcond=None)
+    wm_level = coef[1]
+    t1_map = t1_map / wm_level
+    predicted = sum(c * f for c, f in zip(coef / wm_level, frac)) / np.maximum(brain, 1e-3)
+    texture = np.where(brain > 0.5, t1_map / np.maximum(predicted, 0.2) - 1.0, 0.0)
+    texture = np.clip(texture, -0.08, 0.08).astype(np.float32)
+    return Anatomy(tuple(shape), affine, gm_region, wm_map, csf_vent, csf_other,
+                   labels, ventricle_roi, (t1_map * (brain > 0.05)).astype(np.float32), texture)
+
+
+def _mm_coordinates(shape, affine):
+    grids = np.meshgrid(*(np.arange(n, dtype=np.float32) for n in shape), indexing="ij")
+    return [affine[a, a] * grids[a] + affine[a, 3] for a in range(3)]
+
+
+_MEMORY: dict[tuple, Anatomy] = {}
+
+
+def load_anatomy(shape: tuple[int, int, int]) -> Anatomy:
+    """The template anatomy on ``shape``: from memory, the on-disk cache, or built."""
+    shape = tuple(int(n) for n in shape)
+    root = cache_root() / "templates"
+    key = (str(root), shape)
+    if key in _MEMORY:
+        return _MEMORY[key]
+    path = root / f"mni152_v{ANATOMY_VERSION}_{shape[0]}x{shape[1]}x{shape[2]}.npz"
+    anatomy = None
+    if path.exists():
+        try:
+            with np.load(path) as data:
+                anatomy = Anatomy(
+                    shape=shape, affine=data["affine"], gm_region=data["gm_region"],
+                    wm=data["wm"], csf_ventricle=data["csf_ventricle"],
+                    csf_other=data["csf_other"], labels=data["labels"],
+                    ventricle_roi=data["ventricle_roi"], t1=data["t1"], texture=data["texture"])
+            if anatomy.gm_region.shape[1:] != shape:
+                anatomy = None
+        except (OSError, KeyError, ValueError):
+            anatomy = None  # unreadable cache: rebuild below
+    if anatomy is None:
+        anatomy = build_anatomy(shape)
+        root.mkdir(parents=True, exist_ok=True)
+        handle, tmp = tempfile.mkstemp(dir=root, suffix=".npz.tmp")
+        with os.fdopen(handle, "wb") as stream:
+            np.savez(stream, affine=anatomy.affine, gm_region=anatomy.gm_region, wm=anatomy.wm,
+                     csf_ventricle=anatomy.csf_ventricle, csf_other=anatomy.csf_other,
+                     labels=anatomy.labels, ventricle_roi=anatomy.ventricle_roi,
+                     t1=anatomy.t1, texture=anatomy.texture)
+        os.replace(tmp, path)
+    _MEMORY[key] = anatomy
+    return anatomy
+
+
+def describe(anatomy: Anatomy) -> dict:
+    """Template volumes in cc, for checks and documentation."""
+    cc = anatomy.voxel_cc
+    out = {"brain_cc": anatomy.brain.sum() * cc, "gm_cc": anatomy.gm.sum() * cc,
+           "wm_cc": anatomy.wm.sum() * cc, "csf_cc": anatomy.csf.sum() * cc,
+           "ventricles_cc": anatomy.csf_ventricle.sum() * cc}
+    for name, gm in zip(REGIONS, anatomy.gm_region):
+        out[f"gm_{name}_cc"] = gm.sum() * cc
+    return {k: round(float(v), 2) for k, v in out.items()}
+
+
+if __name__ == "__main__":  # python -m brainlab.data.phantom.anatomy: print template volumes
+    print(json.dumps(describe(load_anatomy((58, 70, 58))), indent=1))

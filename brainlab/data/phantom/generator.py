@@ -1,0 +1,589 @@
+"""Sample subjects, warp the template, synthesise T1 images.
+
+The recipe of PHANTOM.md, in order:
+
+1. ``sample_subjects``: sex, age, ICV and correlated structure z-scores per subject,
+   turned into target volumes by ``expected_log_volumes`` (literature effect sizes).
+2. Target volumes -> warp parameters. Ventricles, hippocampi, deep grey nuclei and
+   white matter change through a smooth log-Jacobian: a stationary velocity field
+   ``v = grad(phi)`` with ``laplace(phi) = sum_k a_k m_k`` (``m_k`` a smoothed region
+   indicator), so ``div v`` is the wanted log volume change; it is integrated by
+   scaling and squaring into a diffeomorphism, together with a random smooth
+   "elastic" shape field. A global scale sets the intracranial volume. Cortical
+   grey matter per lobe thins by turning a fraction of its GM into CSF in place
+   (sulcal widening), which is what cortical atrophy looks like at 3 mm.
+   The map from parameters to volumes is linear in log space to first order; its
+   matrix is measured once per grid by warping the template (``WarpBasis``).
+3. The four tissue maps (cortical GM, deep GM, WM, CSF) are warped with
+   ``grid_sample`` at the native grid, T1 = sum p * mu (with the template's own
+   intensity texture), times a smooth bias field, plus Rician noise, masked.
+
+Everything is batched torch on CPU; each subject draws its random fields from its
+own seed, so a subject is the same whatever the batch size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from brainlab.config import PhantomConfig
+from brainlab.data.phantom.anatomy import LOBES, REGION_ID, REGIONS, Anatomy
+from brainlab.data.phantom.presets import RAW_MAX, WM_RAW
+
+
+# Relative T1 intensities (PHANTOM.md): WM 1, cortical GM 0.73, deep GM brighter, CSF 0.31.
+MU_GM, MU_DEEP, MU_CSF = 0.73, 0.82, 0.31
+
+# Intracranial volume per sex (HCP-YA FreeSurfer, cc) and its within-sex log-sd.
+ICV_MEAN = {"F": 1471.0, "M": 1708.0}
+ICV_LOG_SD = 0.09
+REFERENCE_ICV = ICV_MEAN["F"]
+
+# Allometry: volume ∝ ICV ** exponent. GM < 1 makes GM/ICV higher in smaller (female)
+# heads by ≈2.7%; hippocampus and deep GM at 0.7 give M +11% (PHANTOM.md table).
+ALLOMETRY = {"gm": 0.8, "wm": 1.0, "deep": 0.7, "hippocampus": 0.7, "ventricles": 1.0}
+# Male ventricles +28% against ICV +16%: the rest is a sex offset (log).
+VENTRICLE_MALE_OFFSET = float(np.log(1.28 / 1.16))
+# Phantom baselines relative to the (older-adult) template, log: young adults have
+# smaller ventricles; a little less cortical GM leaves room to vary both ways.
+BASELINE = {"gm": np.log(0.93), "ventricles": np.log(0.62)}
+# Regional ageing relative to the global GM rate (frontal/temporal 1.5-2x, PHANTOM.md).
+LOBE_AGEING = {"frontal": 1.6, "parietal": 1.0, "temporal": 1.6, "occipital": 0.7,
+               "cerebellum": 0.7}
+# Within-sex sd (log) of the latent structure factors and their correlations.
+FACTORS = ("gm", "wm", "deep", "hippocampus", "ventricles")
+FACTOR_SD = {"gm": 0.03, "wm": 0.05, "deep": 0.04, "hippocampus": 0.065, "ventricles": 0.47}
+FACTOR_CORR = np.array([
+    [1.0, 0.3, 0.4, 0.4, -0.3],
+    [0.3, 1.0, 0.2, 0.2, -0.2],
+    [0.4, 0.2, 1.0, 0.3, -0.2],
+    [0.4, 0.2, 0.3, 1.0, -0.2],
+    [-0.3, -0.2, -0.2, -0.2, 1.0],
+])
+LOBE_SD = 0.025      # independent per-lobe GM variation (log)
+ASYMMETRY_SD = 0.03  # left/right hippocampus and deep GM asymmetry (log)
+
+CONVERTED_REGIONS = tuple(f"{lobe}_{side}" for lobe in LOBES + ("cerebellum",)
+                          for side in ("left", "right"))
+JACOBIAN_STRUCTURES = ("ventricles", "hippocampus_left", "hippocampus_right", "deep", "wm")
+
+
+# ---- age and sex effects ---------------------------------------------------------
+
+def _ramp(age, start, stop=None):
+    age = np.asarray(age, dtype=float)
+    end = np.inf if stop is None else stop
+    return np.clip(age, start, end) - start
+
+
+def age_effects(age, ageing: float = 1.0) -> dict[str, np.ndarray]:
+    """Log volume change with age (relative to a young adult) per structure.
+
+    GM −0.1%/y from 20, −0.2%/y after 35, −0.8%/y after 60; WM inverted-U peaking
+    at 40; ventricles +≈20%/decade, +3%/y after 60; hippocampus accelerating to
+    −1.2%/y after 75; deep GM −0.2%/y after 30.
+    """
+    age = np.asarray(age, dtype=float)
+    effects = {
+        "gm": -(0.001 * _ramp(age, 20, 35) + 0.002 * _ramp(age, 35) + 0.006 * _ramp(age, 60)),
+        "wm": -0.08 * ((age - 40.0) / 30.0) ** 2,
+        "ventricles": 0.018 * (age - 25.0) + 0.012 * _ramp(age, 60),
+        "hippocampus": -(0.0015 * _ramp(age, 30, 50) + 0.005 * _ramp(age, 50, 65)
+                         + 0.0085 * _ramp(age, 65, 75) + 0.012 * _ramp(age, 75)),
+        "deep": -0.002 * _ramp(age, 30),
+        # GM/WM contrast falls ≈7% from 20 to 80 y: GM gets brighter.
+        "mu_gm": 0.02 * np.clip((age - 20.0) / 60.0, 0.0, 1.2),
+    }
+    return {k: v * ageing for k, v in effects.items()}
+
+
+def expected_log_volumes(anatomy: Anatomy, sex, age, icv, z: dict | None = None,
+                         ageing: float = 1.0) -> dict[str, np.ndarray]:
+    """Target log volumes (cc) per structure for arrays of sex, age and ICV.
+
+    ``z`` holds the latent factors (standard normal; zero = the expected subject):
+    keys in FACTORS, ``lobe_<region>`` and ``asym_hippocampus``, ``asym_deep``.
+    """
+    sex = np.asarray(sex)
+    icv = np.asarray(icv, dtype=float)
+    n = len(icv)
+    z = z or {}
+
+    def factor(name):
+        return np.asarray(z.get(name, np.zeros(n)), dtype=float)
+
+    cc = anatomy.voxel_cc
+    head = np.log(icv / REFERENCE_ICV)
+    template_icv = anatomy.brain.sum() * cc
+    to_icv = np.log(REFERENCE_ICV / template_icv)  # template volumes at the reference head
+    aged = age_effects(age, ageing)
+    out = {"icv": np.log(icv)}
+    gm_common = BASELINE["gm"] + FACTOR_SD["gm"] * factor("gm")
+    for region in CONVERTED_REGIONS:
+        lobe = region.rsplit("_", 1)[0]
+        base = np.log(anatomy.gm_region[REGION_ID[region] - 1].sum() * cc) + to_icv
+        out[f"gm_{region}"] = (base + ALLOMETRY["gm"] * head + gm_common
+                               + LOBE_AGEING[lobe] * aged["gm"] + LOBE_SD * factor(f"lobe_{region}"))
+    for side, sign in (("left", -1.0), ("right", 1.0)):
+        base = np.log(anatomy.gm_region[REGION_ID[f"hippocampus_{side}"] - 1].sum() * cc) + to_icv
+        out[f"hippocampus_{side}"] = (base + ALLOMETRY["hippocampus"] * head + aged["hippocampus"]
+                                      + FACTOR_SD["hippocampus"] * factor("hippocampus")
+                                      + sign * ASYMMETRY_SD * factor("asym_hippocampus") / 2)
+    deep = sum(anatomy.gm_region[REGION_ID[n] - 1].sum() for n in
+               ("subcortical_left", "subcortical_right", "ventricle_left", "ventricle_right")) * cc
+    out["deep"] = (np.log(deep) + to_icv + ALLOMETRY["deep"] * head + aged["deep"]
+                   + FACTOR_SD["deep"] * factor("deep"))
+    out["wm"] = (np.log(anatomy.wm.sum() * cc) + to_icv + ALLOMETRY["wm"] * head + aged["wm"]
+                 + FACTOR_SD["wm"] * factor("wm"))
+    male = (sex == "M").astype(float)
+    out["ventricles"] = (np.log(anatomy.csf_ventricle.sum() * cc) + to_icv + BASELINE["ventricles"]
+                         + ALLOMETRY["ventricles"] * head + VENTRICLE_MALE_OFFSET * male
+                         + aged["ventricles"] + FACTOR_SD["ventricles"] * factor("ventricles"))
+    out["mu_gm"] = MU_GM + aged["mu_gm"]
+    return out
+
+
+# ---- sampling ----------------------------------------------------------------------
+
+def sample_demographics(config: PhantomConfig) -> pd.DataFrame:
+    """subject_id, sex, age, age_bin for ``config`` (exact per-bin counts when given)."""
+    rng = np.random.default_rng([config.seed, 1])
+    edges = np.asarray(config.age_bin_edges, dtype=float)
+    n_bins = len(edges) - 1
+    if config.female_counts:
+        sexes, bins = [], []
+        for b in range(n_bins):
+            sexes += ["F"] * config.female_counts[b] + ["M"] * config.male_counts[b]
+            bins += [b] * (config.female_counts[b] + config.male_counts[b])
+        order = rng.permutation(len(sexes))
+        sex = np.asarray(sexes)[order]
+        age_bin = np.asarray(bins)[order]
+        age = edges[age_bin] + rng.uniform(0, 1, len(sex)) * (edges[age_bin + 1] - edges[age_bin])
+    else:
+        n = config.n_subjects
+        sex = np.where(rng.permutation(n) % 2 == 0, "F", "M")
+        # Stratified ages: every stretch of the range is covered even for small n.
+        age = edges[0] + (rng.permutation(n) + rng.uniform(0, 1, n)) / n * (edges[-1] - edges[0])
+        age_bin = np.clip(np.searchsorted(edges, age, side="right") - 1, 0, n_bins - 1)
+    n = len(sex)
+    return pd.DataFrame({
+        "subject_id": [f"sub-{i + 1:04d}" for i in range(n)],
+        "sex": sex,
+        "age": np.round(age, 2),
+        "age_bin": age_bin.astype(int),
+    })
+
+
+def sample_subjects(config: PhantomConfig, anatomy: Anatomy) -> pd.DataFrame:
+    """Demographics plus latent factors, ICV, imaging parameters and per-subject seeds."""
+    table = sample_demographics(config)
+    n = len(table)
+    rng = np.random.default_rng([config.seed, 2])
+    z_icv = rng.standard_normal(n)
+    icv = np.array([ICV_MEAN[s] for s in table["sex"]]) * np.exp(ICV_LOG_SD * z_icv)
+    chol = np.linalg.cholesky(FACTOR_CORR)
+    correlated = rng.standard_normal((n, len(FACTORS))) @ chol.T
+    truth = table[["subject_id", "sex", "age"]].copy()
+    truth["seed"] = rng.integers(0, 2**31 - 1, n)
+    truth["z_icv"] = z_icv
+    truth["icv_cc"] = icv
+    for i, name in enumerate(FACTORS):
+        truth[f"z_{name}"] = correlated[:, i]
+    for region in CONVERTED_REGIONS:
+        truth[f"z_lobe_{region}"] = rng.standard_normal(n)
+    truth["z_asym_hippocampus"] = rng.standard_normal(n)
+    truth["snr"] = rng.uniform(*config.snr_range, n)
+    truth["bias_amplitude"] = rng.uniform(*config.bias_range, n)
+    truth["mu_gm_jitter"] = 0.006 * rng.standard_normal(n)
+    truth["mu_csf"] = MU_CSF + 0.01 * rng.standard_normal(n)
+    return truth
+
+
+def latent_dict(truth: pd.DataFrame) -> dict[str, np.ndarray]:
+    return {c[2:]: truth[c].to_numpy() for c in truth.columns if c.startswith("z_")}
+
+
+# ---- warping -------------------------------------------------------------------------
+
+def _identity(shape, batch=1):
+    """Normalised (align_corners=True) coordinates, (B, D, H, W, 3) in (D, H, W) order."""
+    axes = [torch.linspace(-1.0, 1.0, n) if n > 1 else torch.zeros(1) for n in shape]
+    grid = torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1)
+    return grid.unsqueeze(0).expand(batch, *shape, 3)
+
+
+def _sample(volume, coords, mode="bilinear"):
+    """Sample (B, C, D, H, W) at normalised (B, d, h, w, 3) (D, H, W)-ordered coords."""
+    return F.grid_sample(volume, coords.flip(-1), mode=mode, padding_mode="border",
+                         align_corners=True)
+
+
+def _smooth(volume: np.ndarray, sigma_vox) -> np.ndarray:
+    from scipy import ndimage
+
+    return ndimage.gaussian_filter(volume.astype(np.float64), sigma_vox, mode="constant")
+
+
+def _coarse_shape(shape):
+    return tuple(max(4, (n + 1) // 2) for n in shape)
+
+
+@dataclass
+class WarpBasis:
+    """Per-grid precomputation: template channels, velocity bases, calibration."""
+
+    anatomy: Anatomy
+    coarse: tuple[int, int, int]
+    velocity: torch.Tensor        # (K, 3, d, h, w) velocity per unit a_k, normalised units
+    channels: torch.Tensor        # (4, D, H, W) cortical GM, deep GM, WM, CSF (x texture)
+    lobe_membership: torch.Tensor  # (R_c, d, h, w) soft membership of the thinned regions
+    centre: torch.Tensor          # (3,) brain centroid, normalised coords
+    mm_per_unit: torch.Tensor     # (3,) mm per normalised unit along D, H, W
+    calibration: np.ndarray       # (C, K + 1) d log volume / d (a_k, log scale^3)
+    calibration_rows: tuple[str, ...]
+    inverse: np.ndarray           # solves targets of ICV + Jacobian structures
+    template_log_volumes: np.ndarray = None  # (C,) log cc of the unwarped template
+
+    @classmethod
+    def build(cls, anatomy: Anatomy) -> "WarpBasis":
+        shape = anatomy.shape
+        coarse = _coarse_shape(shape)
+        spacing_mm = np.abs(np.diag(anatomy.affine)[:3])
+        extent_mm = spacing_mm * (np.array(shape) - 1)
+        coarse_spacing = extent_mm / np.maximum(np.array(coarse) - 1, 1)
+        mm_per_unit = extent_mm / 2.0
+        labels = anatomy.labels
+
+        def region(*names):
+            return np.isin(labels, [REGION_ID[n] for n in names]).astype(np.float64)
+
+        indicators = {
+            "ventricles": region("ventricle_left", "ventricle_right"),
+            "hippocampus_left": region("hippocampus_left"),
+            "hippocampus_right": region("hippocampus_right"),
+            "deep": region("subcortical_left", "subcortical_right"),
+            "wm": anatomy.wm.astype(np.float64),
+        }
+        sigma = 6.0 / spacing_mm  # ≈6 mm smoothing of the log-Jacobian
+        fields = []
+        for name in JACOBIAN_STRUCTURES:
+            smooth = _smooth(indicators[name], sigma)
+            coarse_map = F.interpolate(torch.from_numpy(smooth)[None, None], size=coarse,
+                                       mode="trilinear", align_corners=True)[0, 0].numpy()
+            fields.append(_poisson_velocity(coarse_map, coarse_spacing) / mm_per_unit[:, None, None, None])
+        velocity = torch.from_numpy(np.stack(fields)).float()
+
+        gm = anatomy.gm_region
+        deep_ids = [REGION_ID[n] - 1 for n in ("subcortical_left", "subcortical_right",
+                                                  "ventricle_left", "ventricle_right")]
+        cortex_ids = [i for i in range(len(REGIONS)) if i not in deep_ids]
+        channels = np.stack([gm[cortex_ids].sum(0), gm[deep_ids].sum(0), anatomy.wm,
+                             anatomy.csf_ventricle + anatomy.csf_other]) * (1.0 + anatomy.texture)
+        # Soft lobe membership: smoothed one-hot of the thinned regions, normalised;
+        # GM outside them (hippocampus, brainstem) is never thinned.
+        member = np.stack([_smooth(labels == REGION_ID[r], 4.0 / spacing_mm)
+                           for r in CONVERTED_REGIONS])
+        total = member.sum(0)
+        outside = _smooth(~np.isin(labels, [REGION_ID[r] for r in CONVERTED_REGIONS]),
+                          4.0 / spacing_mm)
+        member = member / np.maximum(total + outside, 1e-6)
+        member = F.interpolate(torch.from_numpy(member).float()[None], size=coarse,
+                               mode="trilinear", align_corners=True)[0]
+        brain = anatomy.brain
+        weights = brain / max(brain.sum(), 1e-9)
+        grid = _identity(shape)[0].numpy()
+        centre = (grid * weights[..., None]).reshape(-1, 3).sum(0)
+        basis = cls(anatomy=anatomy, coarse=coarse, velocity=velocity,
+                    channels=torch.from_numpy(channels).float(), lobe_membership=member,
+                    centre=torch.from_numpy(centre).float(),
+                    mm_per_unit=torch.from_numpy(mm_per_unit).float(),
+                    calibration=np.zeros(0), calibration_rows=(), inverse=np.zeros(0))
+        basis._calibrate()
+        return basis
+
+    def _calibration_channels(self) -> tuple[list[str], torch.Tensor]:
+        anatomy = self.anatomy
+        gm = anatomy.gm_region
+        names = ["icv", "ventricles", "hippocampus_left", "hippocampus_right", "deep", "wm"]
+        deep_ids = [REGION_ID[n] - 1 for n in ("subcortical_left", "subcortical_right",
+                                                  "ventricle_left", "ventricle_right")]
+        maps = [anatomy.brain, anatomy.csf_ventricle,
+                gm[REGION_ID["hippocampus_left"] - 1], gm[REGION_ID["hippocampus_right"] - 1],
+                gm[deep_ids].sum(0), anatomy.wm]
+        for region in CONVERTED_REGIONS:
+            names.append(f"gm_{region}")
+            maps.append(gm[REGION_ID[region] - 1])
+        return names, torch.from_numpy(np.stack(maps)).float()
+
+    def _calibrate(self, step: float = 0.3) -> None:
+        """Finite-difference d log volume / d a_k by warping the template once per k."""
+        names, maps = self._calibration_channels()
+        k = len(JACOBIAN_STRUCTURES)
+        params = np.zeros((k + 1, k))
+        params[1:] = np.eye(k) * step
+        log_scale = np.zeros(k + 1)
+        coords = self.sampling_coords(torch.from_numpy(params).float(),
+                                      torch.from_numpy(log_scale).float(),
+                                      torch.zeros(k + 1, 3, *self.coarse))
+        warped = _sample(maps.unsqueeze(0).expand(k + 1, -1, -1, -1, -1), coords)
+        volumes = np.log(warped.sum(dim=(2, 3, 4)).double().numpy() + 1e-9)
+        matrix = np.zeros((len(names), k + 1))
+        matrix[:, :k] = (volumes[1:] - volumes[0]).T / step
+        matrix[:, k] = 1.0  # log scale^3 adds to every log volume
+        self.calibration = matrix
+        self.calibration_rows = tuple(names)
+        self.inverse = np.linalg.inv(matrix[: k + 1])
+        self.template_log_volumes = volumes[0] + np.log(self.anatomy.voxel_cc)
+
+    def sampling_coords(self, jacobian: torch.Tensor, log_scale3: torch.Tensor,
+                        elastic: torch.Tensor, extra: torch.Tensor | None = None,
+                        squarings: int = 5):
+        """Template coords (B, D, H, W, 3) sampled by each subject voxel.
+
+        jacobian (B, K) log-Jacobian amplitudes, log_scale3 (B,) log of the volume
+        scale, elastic (B, 3, d, h, w) extra velocity in normalised units. ``extra``
+        (B, E, d, h, w): smooth template-space fields (coarse grid) to carry along;
+        they come back warped and upsampled to the full grid, (B, E, D, H, W).
+        """
+        batch = jacobian.shape[0]
+        velocity = torch.einsum("bk,kcdhw->bcdhw", jacobian, self.velocity) + elastic
+        # psi = Exp(-v) maps subject space into the template; det ≈ exp(-div v).
+        disp = -velocity / (2 ** squarings)
+        ident = _identity(self.coarse, batch)
+        for _ in range(squarings):
+            disp = disp + _sample(disp, ident + disp.permute(0, 2, 3, 4, 1))
+        scale = torch.exp(log_scale3 / 3.0).view(batch, 1, 1, 1, 1)
+        centre = self.centre.view(1, 1, 1, 1, 3)
+        scaled = centre + (ident - centre) / scale
+        carried = disp if extra is None else torch.cat([disp, extra], 1)
+        sampled = _sample(carried, scaled)
+        total = (scaled - ident).permute(0, 4, 1, 2, 3) + sampled[:, :3]
+        full = F.interpolate(torch.cat([total, sampled[:, 3:]], 1), size=self.anatomy.shape,
+                             mode="trilinear", align_corners=True)
+        coords = _identity(self.anatomy.shape, batch) + full[:, :3].permute(0, 2, 3, 4, 1)
+        return coords if extra is None else (coords, full[:, 3:])
+
+    def solve(self, targets: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Warp parameters that realise target log volumes (first order).
+
+        Returns (jacobian (B, K), log_scale3 (B,), conversion (B, R_c)) where
+        conversion is the fraction of each region's GM turned into CSF.
+        """
+        rows = self.calibration_rows
+        k = len(JACOBIAN_STRUCTURES)
+        base = self.template_log_volumes
+        wanted = np.stack([targets[name] - base[rows.index(name)] for name in rows[: k + 1]], 1)
+        params = wanted @ self.inverse.T
+        jacobian, log_scale3 = params[:, :k], params[:, k]
+        conversion = []
+        for region in CONVERTED_REGIONS:
+            row = rows.index(f"gm_{region}")
+            reached = base[row] + params @ self.calibration[row]
+            conversion.append(1.0 - np.exp(targets[f"gm_{region}"] - reached))
+        return jacobian, log_scale3, np.clip(np.stack(conversion, 1), -0.4, 0.8)
+
+
+def _poisson_velocity(source: np.ndarray, spacing: np.ndarray) -> np.ndarray:
+    """v = grad(phi), laplace(phi) = source - mean (periodic), in mm: (3, d, h, w)."""
+    spectrum = np.fft.fftn(source - source.mean())
+    eig = np.zeros(source.shape)
+    for axis, (n, h) in enumerate(zip(source.shape, spacing)):
+        freq = 2.0 * (np.cos(2.0 * np.pi * np.fft.fftfreq(n)) - 1.0) / h**2
+        shape = [1, 1, 1]
+        shape[axis] = n
+        eig = eig + freq.reshape(shape)
+    eig[0, 0, 0] = 1.0
+    phi_hat = spectrum / eig
+    phi_hat[0, 0, 0] = 0.0
+    phi = np.real(np.fft.ifftn(phi_hat))
+    grads = [(np.roll(phi, -1, axis) - np.roll(phi, 1, axis)) / (2.0 * h)
+             for axis, h in enumerate(spacing)]
+    return np.stack(grads)
+
+
+_BASES: dict[tuple, WarpBasis] = {}
+
+
+def warp_basis(anatomy: Anatomy) -> WarpBasis:
+    key = (id(anatomy), anatomy.shape)
+    if key not in _BASES:
+        _BASES[key] = WarpBasis.build(anatomy)
+    return _BASES[key]
+
+
+# ---- synthesis -----------------------------------------------------------------------
+
+def subject_parameters(basis: WarpBasis, truth: pd.DataFrame, config: PhantomConfig,
+                       sexes=None, ages=None) -> dict[str, np.ndarray]:
+    """Targets and warp parameters for the subjects in ``truth`` (sex/age overridable)."""
+    sex = truth["sex"].to_numpy() if sexes is None else np.asarray(sexes)
+    age = truth["age"].to_numpy() if ages is None else np.asarray(ages, dtype=float)
+    targets = expected_log_volumes(basis.anatomy, sex, age, truth["icv_cc"].to_numpy(),
+                                   latent_dict(truth), config.ageing)
+    jacobian, log_scale3, conversion = basis.solve(targets)
+    return {"targets": targets, "jacobian": jacobian, "log_scale3": log_scale3,
+            "conversion": conversion}
+
+
+def _sample_shared(volume: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
+    """Sample one (C, D, H, W) volume at B sets of coords -> (B, C, D, H, W), no copies."""
+    batch, depth = coords.shape[0], coords.shape[1]
+    grid = coords.reshape(1, batch * depth, *coords.shape[2:])
+    out = _sample(volume.unsqueeze(0), grid)[0]
+    return out.reshape(volume.shape[0], batch, depth, *out.shape[2:]).transpose(0, 1)
+
+
+def synthesize(basis: WarpBasis, truth: pd.DataFrame, config: PhantomConfig,
+               noise: bool = True, sexes=None, ages=None) -> torch.Tensor:
+    """Raw T1 images (B, D, H, W) float32, WM ≈ 1000, background 0, for ``truth`` rows."""
+    params = subject_parameters(basis, truth, config, sexes, ages)
+    batch = len(truth)
+    shape = basis.anatomy.shape
+    generators = [torch.Generator().manual_seed(int(s)) for s in truth["seed"].to_numpy()]
+    elastic_mm = config.elastic_mm if noise else 0.0
+    lattice = tuple(max(2, n // 12) for n in shape)
+    elastic = torch.stack([torch.randn((3,) + lattice, generator=g) for g in generators])
+    elastic = F.interpolate(elastic, size=basis.coarse, mode="trilinear", align_corners=True)
+    elastic = elastic * (elastic_mm / basis.mm_per_unit).view(1, 3, 1, 1, 1)
+    # Fraction of cortical GM kept per lobe (the rest becomes CSF), as a smooth
+    # template-space field carried along with the warp; plus the log bias field.
+    keep = 1.0 - torch.einsum("br,rdhw->bdhw", torch.from_numpy(params["conversion"]).float(),
+                              basis.lobe_membership).unsqueeze(1)
+    bias = torch.stack([torch.randn((1, 4, 4, 4), generator=g) for g in generators])
+    bias = F.interpolate(bias, size=basis.coarse, mode="trilinear", align_corners=True)
+    peak = bias.abs().amax(dim=(1, 2, 3, 4), keepdim=True).clamp(min=1e-6)
+    amplitude = torch.tensor(truth["bias_amplitude"].to_numpy(), dtype=torch.float32)
+    log_bias = torch.log1p(amplitude).view(-1, 1, 1, 1, 1) * bias / peak
+    coords, carried = basis.sampling_coords(
+        torch.from_numpy(params["jacobian"]).float(),
+        torch.from_numpy(params["log_scale3"]).float(), elastic,
+        extra=torch.cat([keep, log_bias], 1))
+    warped = _sample_shared(basis.channels, coords)  # cortical GM, deep GM, WM, CSF
+    keep = carried[:, 0]
+    gm_cortex = warped[:, 0] * keep
+    csf = warped[:, 3] + warped[:, 0] - gm_cortex
+    brain = warped.sum(1)
+
+    mu_gm = params["targets"]["mu_gm"] + (truth["mu_gm_jitter"].to_numpy() if noise else 0.0)
+    mu_deep = MU_DEEP + (mu_gm - MU_GM)
+    mu_csf = truth["mu_csf"].to_numpy() if noise else np.full(batch, MU_CSF)
+
+    def per_subject(values):
+        return torch.tensor(np.asarray(values, dtype=np.float32)).view(-1, 1, 1, 1)
+
+    image = WM_RAW * (per_subject(mu_gm) * gm_cortex + per_subject(mu_deep) * warped[:, 1]
+                      + warped[:, 2] + per_subject(mu_csf) * csf)
+    if noise:
+        image = image * torch.exp(carried[:, 1])
+        sigma = per_subject(WM_RAW / truth["snr"].to_numpy())
+        real = torch.stack([torch.randn(shape, generator=g) for g in generators])
+        imag = torch.stack([torch.randn(shape, generator=g) for g in generators])
+        image = torch.sqrt((image + sigma * real) ** 2 + (sigma * imag) ** 2)
+    image = image * (brain > 0.5)
+    return image.clamp(0.0, RAW_MAX)
+
+
+# ---- truth and noise-free references ---------------------------------------------------
+
+_MORPHOMETERS: dict[tuple, object] = {}
+
+
+def morphometer(anatomy: Anatomy):
+    """The shared Morphometer of an anatomy (its thickness scale is calibrated once)."""
+    from brainlab.data.phantom.morphometry import Morphometer
+
+    key = (id(anatomy), anatomy.shape)
+    if key not in _MORPHOMETERS:
+        _MORPHOMETERS[key] = Morphometer(anatomy)
+    return _MORPHOMETERS[key]
+
+
+def truth_volumes(basis: WarpBasis, truth: pd.DataFrame, config: PhantomConfig) -> pd.DataFrame:
+    """Sampled target volumes (cc) and warp parameters, named like the measured columns."""
+    params = subject_parameters(basis, truth, config)
+    targets = {k: np.exp(v) for k, v in params["targets"].items() if k != "mu_gm"}
+    anatomy = basis.anatomy
+    out = {}
+    lobes = [f"gm_{r}" for r in CONVERTED_REGIONS if not r.startswith("cerebellum")]
+    for name in lobes:
+        out[f"{name}_cc"] = targets[name]
+    out["cortical_gm_cc"] = sum(targets[n] for n in lobes)
+    out["cerebellum_gm_cc"] = targets["gm_cerebellum_left"] + targets["gm_cerebellum_right"]
+    out["hippocampus_left_cc"] = targets["hippocampus_left"]
+    out["hippocampus_right_cc"] = targets["hippocampus_right"]
+    out["hippocampus_cc"] = out["hippocampus_left_cc"] + out["hippocampus_right_cc"]
+    out["subcortical_gm_cc"] = targets["deep"]
+    scale3 = np.exp(params["log_scale3"])
+    other = anatomy.gm_region[REGION_ID["brainstem"] - 1].sum() * anatomy.voxel_cc * scale3
+    out["gm_cc"] = (out["cortical_gm_cc"] + out["cerebellum_gm_cc"] + out["hippocampus_cc"]
+                    + out["subcortical_gm_cc"] + other)
+    out["wm_cc"] = targets["wm"]
+    out["ventricles_cc"] = targets["ventricles"]
+    out["csf_cc"] = targets["icv"] - out["gm_cc"] - out["wm_cc"]
+    # Thickness: cortical GM volume / area, area ∝ scale^2 (2.7 mm on the template).
+    template_cortex = sum(anatomy.gm_region[REGION_ID[r[3:]] - 1].sum() for r in lobes) * anatomy.voxel_cc
+    out["cortical_thickness_mm"] = 2.7 * out["cortical_gm_cc"] / (template_cortex * scale3 ** (2 / 3))
+    out["scale"] = scale3 ** (1 / 3)
+    for k, name in enumerate(JACOBIAN_STRUCTURES):
+        out[f"log_jacobian_{name}"] = params["jacobian"][:, k]
+    for r, name in enumerate(CONVERTED_REGIONS):
+        out[f"thinning_{name}"] = params["conversion"][:, r]
+    out["mu_gm"] = params["targets"]["mu_gm"] + truth["mu_gm_jitter"].to_numpy()
+    return pd.DataFrame(out)
+
+
+def _expected_truth(truth: pd.DataFrame, sex, age) -> pd.DataFrame:
+    """``truth`` rows re-cast to ``sex`` and ``age`` (ICV follows the sex)."""
+    recast = truth.copy()
+    recast["sex"] = np.broadcast_to(np.asarray(sex), (len(truth),)).copy()
+    recast["age"] = np.broadcast_to(np.asarray(age, dtype=float), (len(truth),)).copy()
+    icv_mean = np.array([ICV_MEAN[s] for s in recast["sex"]])
+    recast["icv_cc"] = icv_mean * np.exp(ICV_LOG_SD * recast["z_icv"].to_numpy())
+    return recast
+
+
+def noise_free_truth(config: PhantomConfig, draws: int = 32, curve_points: int = 15) -> dict:
+    """Effect maps (sex, age) and expected feature curves vs age, all noise-free."""
+    from brainlab.data.phantom.anatomy import load_anatomy
+
+    anatomy = load_anatomy(config.grid_shape)
+    basis = warp_basis(anatomy)
+    meter = morphometer(anatomy)
+    truth = sample_subjects(config, anatomy)
+    truth = truth.iloc[: min(draws, len(truth))].reset_index(drop=True)
+    edges = np.asarray(config.age_bin_edges, dtype=float)
+    young, old = (edges[0] + edges[1]) / 2, (edges[-2] + edges[-1]) / 2
+    ages = truth["age"].to_numpy()
+    with torch.no_grad():
+        def mean_image(sex, age):
+            return synthesize(basis, _expected_truth(truth, sex, age), config, noise=False).mean(0)
+
+        effect_sex = mean_image("M", ages) - mean_image("F", ages)
+        sexes = truth["sex"].to_numpy()
+        effect_age = mean_image(sexes, old) - mean_image(sexes, young)
+
+        # The expected subject: mean head per sex, latent factors at their mean
+        # (the ventricle factor at sd/2, the log-normal's mean).
+        curve_ages = np.linspace(edges[0], edges[-1], curve_points)
+        expected = truth.iloc[[0] * curve_points].reset_index(drop=True)
+        for column in expected.columns:
+            if column.startswith("z_"):
+                expected[column] = 0.0
+        expected["z_ventricles"] = FACTOR_SD["ventricles"] / 2
+        expected["mu_gm_jitter"] = 0.0
+        curves = {}
+        for sex in ("F", "M"):
+            rows = _expected_truth(expected, sex, curve_ages)
+            curves[sex] = meter.measure(synthesize(basis, rows, config, noise=False).round())
+    features = list(curves["F"].columns)
+    return {
+        "effect_sex": (effect_sex / RAW_MAX).numpy().astype(np.float32),
+        "effect_age": (effect_age / RAW_MAX).numpy().astype(np.float32),
+        "curve_ages": curve_ages, "curve_features": np.array(features),
+        "curve_F": curves["F"].to_numpy(np.float64), "curve_M": curves["M"].to_numpy(np.float64),
+    }
