@@ -27,15 +27,32 @@ def config_from_dict(cls, values: dict):
 # ---- phantom cohort -------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class PhantomConfig:
+    name: str = "hcp-ya"               # preset name; becomes Cohort.name
+    n_subjects: int = 1113             # used when no per-bin counts are given
+    grid_shape: tuple[int, int, int] = (58, 70, 58)  # voxels; the HCP tensor grid (≈3.14 mm)
+    age_bin_edges: tuple[float, ...] = (22.0, 26.0, 31.0, 36.0, 38.0)  # bin i holds ages [e_i, e_i+1)
+    age_bin_labels: tuple[str, ...] = ("22-25", "26-30", "31-35", "36+")  # one per bin
+    female_counts: tuple[int, ...] = (84, 265, 248, 9)   # exact F per age bin (HCP-YA); () = balanced
+    male_counts: tuple[int, ...] = (147, 221, 135, 4)    # exact M per age bin (HCP-YA); () = balanced
+    seed: int = 0                      # one seed drives every draw; same config -> same cohort
+    ageing: float = 1.0                # multiplies every age effect (1 = literature rates)
+    elastic_mm: float = 2.0            # sd of the random smooth shape field, mm
+    snr_range: tuple[float, float] = (20.0, 40.0)  # WM signal / noise sd, drawn per subject
+    bias_range: tuple[float, float] = (0.10, 0.30)  # peak |bias field| (fraction), drawn per subject
+    storage: str = "uint16"            # on-disk dtype of the raw images (uint16 or float16)
+
+
 # ---- models ---------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class MriAutoencoderConfig:
     latent_dim: int = 128          # bottleneck size; the seed used 1000, 128 measured best per CPU-minute
-    base_channels: int = 16        # width of the full-resolution stem; doubles per level
+    base_channels: int = 16        # width at half resolution (after the stem); doubles per level
     max_channels: int = 128        # channel cap so deep levels stay cheap on CPU
-    levels: int = 4                # stride-2 downsamplings; the grid is padded to a multiple of 2**levels
+    levels: int = 4                # halvings (stem + down blocks); the grid is padded to a multiple of 2**levels
     ssim_weight: float = 0.0       # weight of a (1 - local-SSIM) term added to the MSE loss
     weight_decay: float = 0.0      # AdamW weight decay
     default_lr: float = 1e-3       # learning rate when the training config leaves it unset
@@ -90,7 +107,6 @@ class GanConfig:
     code_batch: int = 256            # codes per adversarial step (codes are cheap)
     steps_per_batch: int = 8         # adversarial steps per image batch of the fit loop
     autoencoder_config: dict = field(default_factory=dict)  # the frozen AE's config, to rebuild it
-    grid_shape: tuple[int, ...] = ()  # cohort grid the decoder writes (D, H, W)
 
 
 @dataclass(frozen=True)
@@ -103,7 +119,6 @@ class SeedGanConfig:
     lr: float = 5e-5                 # Adam learning rate of both nets (seed)
     betas: tuple[float, float] = (0.5, 0.999)  # Adam betas (seed)
     d_accuracy_threshold: float = 0.8  # D step skipped while its batch accuracy is above this
-    grid_shape: tuple[int, ...] = ()  # cohort grid generated volumes are mapped back to
 
 
 @dataclass(frozen=True)
@@ -120,7 +135,6 @@ class EncoderConfig:
     refine_lr: float = 0.05          # Adam learning rate on z during refinement
     default_lr: float = 1e-3         # learning rate when the training config leaves it unset
     gan_config: dict = field(default_factory=dict)  # the frozen GAN's config, to rebuild it
-    grid_shape: tuple[int, ...] = ()  # cohort grid of the images it inverts
 
 
 # ---- training -------------------------------------------------------------
@@ -140,3 +154,4 @@ class TrainConfig:
     max_eval_subjects: int | None = 64  # validation subset per epoch; the final test uses all
     num_threads: int | None = None    # torch threads; None = the CPU count
     bf16: str = "auto"                # 'auto' (when the CPU/GPU supports it), 'on' or 'off'
+    channels_last: bool = True        # channels_last_3d memory format for conv models (faster on CPU)

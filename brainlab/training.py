@@ -236,7 +236,7 @@ def fit(model, cohort, split=None, train_config: TrainConfig | None = None,
     else:
         model.fit_statistics(cohort, split.train)
     model.to(device)
-    model.set_precision(bf16)
+    model.set_precision(bf16, config.channels_last)
     model.configure_optimizers(config)
     if resume_from is not None:
         state_path = resume_from / TRAIN_STATE_NAME

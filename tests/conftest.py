@@ -30,3 +30,37 @@ def shared_dir() -> Path:
 @pytest.fixture(scope="session")
 def fixture_csv(shared_dir) -> Path:
     return shared_dir / "fixtures" / "hcp_unrestricted_like.csv"
+
+
+def make_small_cohort(n: int = 24, grid=(12, 14, 16), seed: int = 0, name: str = "small"):
+    """A tiny in-memory cohort on an unequal grid: blurred blobs whose size depends on
+    sex and age, a table with ages in years, age bins and 3 morphometry columns."""
+    import numpy as np
+    import pandas as pd
+
+    from brainlab.data.cohort import Cohort, ImageArray
+    from brainlab.data.grid import mni_affine
+
+    rng = np.random.default_rng(seed)
+    sex = np.array(["F", "M"] * (n // 2) + ["F"] * (n % 2))
+    age = rng.uniform(22, 40, n).round(1)
+    age_bin = np.digitize(age, [26, 31, 36])
+    axes = np.meshgrid(*[np.linspace(-1, 1, s) for s in grid], indexing="ij")
+    radius = np.sqrt(sum(a ** 2 for a in axes))
+    size = 0.55 + 0.15 * (sex == "M") - 0.005 * (age - 30) + 0.03 * rng.standard_normal(n)
+    images = np.stack([np.clip(1.2 - radius / s, 0, 1) for s in size]).astype(np.float32)
+    images *= (0.9 + 0.1 * rng.random((n, 1, 1, 1))).astype(np.float32)
+    table = pd.DataFrame({
+        "subject_id": [f"sub-{i:03d}" for i in range(n)], "sex": sex, "age": age,
+        "age_bin": age_bin.astype(int),
+        "volume_total": images.sum(axis=(1, 2, 3)),
+        "thickness_mean": 2.5 - 0.01 * (age - 30) + 0.05 * rng.standard_normal(n),
+        "volume_hippocampus": 4000 + 400 * (sex == "M") + 50 * rng.standard_normal(n),
+    })
+    return Cohort(name=name, table=table, affine=mni_affine(grid), images=ImageArray(images))
+
+
+@pytest.fixture(scope="session")
+def small_cohort():
+    """24 subjects on a 12x14x16 grid (see ``make_small_cohort``)."""
+    return make_small_cohort()

@@ -105,10 +105,13 @@ class BrainlabModel(nn.Module):
         return None
 
     # ---- precision and device --------------------------------------------------
-    def set_precision(self, bf16: bool, channels_last: bool | None = None) -> None:
-        """Use bf16 autocast (and channels_last_3d for conv models) in steps and inference."""
+    def set_precision(self, bf16: bool, channels_last: bool = True) -> None:
+        """Use bf16 autocast and/or the channels_last_3d memory format (conv models).
+
+        channels_last_3d speeds up 3D convs on CPU in fp32 as well (1.3-2x measured).
+        """
         self.use_bf16 = bool(bf16)
-        self.use_channels_last = bool(bf16 if channels_last is None else channels_last)
+        self.use_channels_last = bool(channels_last) and self.needs_images
         if self.needs_images:
             to_channels_last(self, self.use_channels_last)
 

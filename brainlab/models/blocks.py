@@ -98,6 +98,32 @@ class ResidualBlock(nn.Module):
         return self.act(self.shortcut(x) + self.body(x))
 
 
+class SpaceToDepth(nn.Module):
+    """Fold each 2x2x2 voxel cube into channels: a lossless, conv-free halving.
+
+    (B, C, D, H, W) -> (B, 8C, D/2, H/2, W/2)  (even sides). Used as the stem so no
+    convolution runs at full resolution (the costliest place on a CPU).
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, d, h, w = x.shape
+        x = x.reshape(b, c, d // 2, 2, h // 2, 2, w // 2, 2)
+        return x.permute(0, 1, 3, 5, 7, 2, 4, 6).reshape(b, c * 8, d // 2, h // 2, w // 2)
+
+
+class DepthToSpace(nn.Module):
+    """Unfold groups of 8 channels into 2x2x2 voxel cubes (sub-voxel convolution output).
+
+    (B, 8C, D, H, W) -> (B, C, 2D, 2H, 2W); the inverse of ``SpaceToDepth``.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c8, d, h, w = x.shape
+        c = c8 // 8
+        x = x.reshape(b, c, 2, 2, 2, d, h, w)
+        return x.permute(0, 1, 5, 2, 6, 3, 7, 4).reshape(b, c, d * 2, h * 2, w * 2)
+
+
 def padded_shape(grid_shape: Sequence[int], multiple: int) -> tuple[int, int, int]:
     """Smallest shape >= ``grid_shape`` with every side a multiple of ``multiple``."""
     return tuple(int(math.ceil(side / multiple) * multiple) for side in grid_shape)

@@ -1,0 +1,186 @@
+"""The MRI autoencoder: a 3D conv encoder/decoder with a vector bottleneck.
+
+Encoder: a space-to-depth stem (2x2x2 cubes -> 8 channels, then a conv at half
+resolution), then ``levels - 1`` down blocks (strided conv, GroupNorm, SiLU)
+doubling the width up to ``max_channels``, then a linear layer to ``latent_dim``.
+Decoder: the mirror image, upsampling by nearest-neighbour resize then convolution
+(no checkerboards), a conv predicting each 2x2x2 cube (depth-to-space) and a
+sigmoid. No convolution runs at full resolution: on a 2-core CPU without bf16
+that is where most of the time went. Any grid
+works: volumes are padded centrally to a multiple of ``2**levels`` (58x70x58 ->
+64x80x64) and cropped back, so the linear layers are sized from the padded grid.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from brainlab.config import MriAutoencoderConfig
+from brainlab.models.base import BrainlabModel
+from brainlab.models.blocks import (ConvNormAct, DepthToSpace, DownBlock, SpaceToDepth, UpBlock,
+                                    check_volume_batch, crop_to, level_channels, pad_to_shape,
+                                    padded_shape)
+from brainlab.errors import BrainlabInputError
+
+
+def local_ssim_loss(x: torch.Tensor, y: torch.Tensor, window: int = 5) -> torch.Tensor:
+    """1 - mean local SSIM with a ``window``-voxel box window (differentiable, fp32).
+
+    A cheap training-time surrogate; reported metrics use the Gaussian-window SSIM
+    of ``brainlab.analysis.metrics``.
+    """
+    x, y = x.float(), y.float()
+    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    pool = lambda t: F.avg_pool3d(t, window, stride=1, padding=window // 2,  # noqa: E731
+                                  count_include_pad=False)
+    mu_x, mu_y = pool(x), pool(y)
+    var_x = pool(x * x) - mu_x ** 2
+    var_y = pool(y * y) - mu_y ** 2
+    cov = pool(x * y) - mu_x * mu_y
+    ssim = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / (
+        (mu_x ** 2 + mu_y ** 2 + c1) * (var_x + var_y + c2))
+    return 1.0 - ssim.mean()
+
+
+class MriEncoder(nn.Module):
+    """(B, 1, *padded_shape) -> (B, latent_dim).
+
+    Space-to-depth stem (no full-resolution conv), then ``len(channels) - 1`` down blocks.
+    """
+
+    def __init__(self, channels: list[int], bottom_shape: tuple[int, int, int], latent_dim: int):
+        super().__init__()
+        self.stem = nn.Sequential(SpaceToDepth(), ConvNormAct(8, channels[0]))
+        self.down = nn.Sequential(*[DownBlock(channels[i], channels[i + 1])
+                                    for i in range(len(channels) - 1)])
+        self.to_latent = nn.Linear(channels[-1] * math.prod(bottom_shape), latent_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.to_latent(torch.flatten(self.down(self.stem(x)), 1))
+
+
+class MriDecoder(nn.Module):
+    """(B, latent_dim) -> (B, 1, *padded_shape) in [0, 1].
+
+    Resize-then-conv up blocks; the last conv predicts each 2x2x2 cube's 8 voxels at
+    half resolution (depth-to-space), so no conv runs at full resolution.
+    """
+
+    def __init__(self, channels: list[int], bottom_shape: tuple[int, int, int], latent_dim: int):
+        super().__init__()
+        self.bottom_shape = tuple(bottom_shape)
+        self.bottom_channels = channels[-1]
+        self.from_latent = nn.Linear(latent_dim, channels[-1] * math.prod(bottom_shape))
+        self.up = nn.Sequential(*[UpBlock(channels[i + 1], channels[i])
+                                  for i in reversed(range(len(channels) - 1))])
+        self.head = nn.Sequential(nn.Conv3d(channels[0], 8, 3, padding=1), DepthToSpace())
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        x = self.from_latent(z).view(-1, self.bottom_channels, *self.bottom_shape)
+        x = self.up(F.silu(x))
+        return torch.sigmoid(self.head(x))
+
+
+class MriAutoencoder(BrainlabModel):
+    """(B, 1, D, H, W) float in [0, 1] -> (B, 1, D, H, W) reconstruction in [0, 1].
+
+    ``encode``: (B, 1, D, H, W) -> (B, latent_dim); ``decode``: (B, latent_dim) ->
+    (B, 1, D, H, W); both return fp32. Loss: MSE plus ``ssim_weight`` x (1 - local SSIM).
+    """
+
+    model_type = "mri-ae"
+    config_class = MriAutoencoderConfig
+    batch_fields = ("image",)
+
+    def __init__(self, config: MriAutoencoderConfig, grid_shape):
+        super().__init__(config)
+        grid_shape = tuple(int(s) for s in grid_shape)
+        if len(grid_shape) != 3 or min(grid_shape) < 1:
+            raise BrainlabInputError(f"grid_shape must be 3 positive ints; found {grid_shape}")
+        if config.levels < 1 or config.latent_dim < 1:
+            raise BrainlabInputError(
+                f"MriAutoencoderConfig needs levels >= 1 and latent_dim >= 1; found "
+                f"levels={config.levels}, latent_dim={config.latent_dim}")
+        self.grid_shape = grid_shape
+        self.latent_dim = int(config.latent_dim)
+        self.padded_shape = padded_shape(grid_shape, 2 ** config.levels)
+        bottom = tuple(s // 2 ** config.levels for s in self.padded_shape)
+        # Level 0 is the space-to-depth stem at half resolution; each later level halves again.
+        channels = level_channels(config.base_channels, config.levels - 1, config.max_channels)
+        self.encoder = MriEncoder(channels, bottom, config.latent_dim)
+        self.decoder = MriDecoder(channels, bottom, config.latent_dim)
+
+    @classmethod
+    def from_cohort(cls, cohort, config: MriAutoencoderConfig | None = None) -> "MriAutoencoder":
+        if cohort.grid_shape is None:
+            raise BrainlabInputError(
+                f"cohort {cohort.name!r} has no images; the MRI autoencoder needs 3D volumes")
+        return cls(config or MriAutoencoderConfig(), cohort.grid_shape)
+
+    def extra_state(self) -> dict:
+        return {"grid_shape": list(self.grid_shape)}
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 1, D, H, W) in [0, 1] -> (B, latent_dim) fp32 codes."""
+        check_volume_batch(x, self.grid_shape, "MriAutoencoder.encode")
+        x = pad_to_shape(self.prepare_images(x), self.padded_shape)
+        with self.autocast():
+            return self.encoder(x).float()
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """(B, latent_dim) -> (B, 1, D, H, W) fp32 volumes in [0, 1]."""
+        if z.dim() != 2 or z.shape[1] != self.latent_dim:
+            raise BrainlabInputError(
+                f"MriAutoencoder.decode: expected codes of shape (B, {self.latent_dim}); "
+                f"found {tuple(z.shape)}")
+        with self.autocast():
+            volume = self.decoder(z.to(self.device))
+        return crop_to(volume, self.grid_shape).float()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.encode(x))
+
+    def loss(self, x: torch.Tensor, x_hat: torch.Tensor) -> dict[str, torch.Tensor]:
+        """MSE (+ weighted 1 - local SSIM), computed in fp32."""
+        x = x.to(x_hat.device).float()
+        terms = {"mse": F.mse_loss(x_hat, x)}
+        total = terms["mse"]
+        if self.config.ssim_weight > 0:
+            terms["ssim_loss"] = local_ssim_loss(x_hat, x)
+            total = total + self.config.ssim_weight * terms["ssim_loss"]
+        terms["loss"] = total
+        return terms
+
+    def training_step(self, batch: dict) -> dict[str, float]:
+        x = batch["image"]
+        terms = self.loss(x, self(x))
+        self.backward_and_step(terms["loss"])
+        return {name: float(value.detach()) for name, value in terms.items()}
+
+    @torch.no_grad()
+    def reconstruct(self, cohort, indices, batch_size: int = 8) -> tuple[np.ndarray, np.ndarray]:
+        """(originals, reconstructions), each (n, D, H, W) float32, for cohort rows ``indices``."""
+        from brainlab.training import CohortBatches
+
+        originals, recons = [], []
+        for batch in CohortBatches(cohort, indices, batch_size, fields=("image",)):
+            originals.append(batch["image"][:, 0].numpy())
+            recons.append(self(batch["image"])[:, 0].cpu().numpy())
+        return np.concatenate(originals), np.concatenate(recons)
+
+    @torch.no_grad()
+    def evaluate(self, cohort, indices, max_subjects: int | None = None) -> dict:
+        """SSIM/PSNR per subject (mean, sd) and MSE on cohort rows ``indices``."""
+        from brainlab.analysis.metrics import reconstruction_metrics
+
+        indices = np.asarray(indices)[:max_subjects]
+        originals, recons = self.reconstruct(cohort, indices)
+        metrics = reconstruction_metrics(originals, recons)
+        metrics["mse"] = float(np.mean((originals - recons) ** 2))
+        metrics["n"] = int(len(indices))
+        return metrics
