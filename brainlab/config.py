@@ -44,23 +44,6 @@ class PhantomConfig:
     storage: str = "uint16"            # on-disk dtype of the raw images (uint16 or float16)
 
 
-@dataclass(frozen=True)
-class PhantomConfig:
-    name: str = "hcp-ya"               # preset name; becomes Cohort.name
-    n_subjects: int = 1113             # used when no per-bin counts are given
-    grid_shape: tuple[int, int, int] = (58, 70, 58)  # voxels; the HCP tensor grid (≈3.14 mm)
-    age_bin_edges: tuple[float, ...] = (22.0, 26.0, 31.0, 36.0, 38.0)  # bin i holds ages [e_i, e_i+1)
-    age_bin_labels: tuple[str, ...] = ("22-25", "26-30", "31-35", "36+")  # one per bin
-    female_counts: tuple[int, ...] = (84, 265, 248, 9)   # exact F per age bin (HCP-YA); () = balanced
-    male_counts: tuple[int, ...] = (147, 221, 135, 4)    # exact M per age bin (HCP-YA); () = balanced
-    seed: int = 0                      # one seed drives every draw; same config -> same cohort
-    ageing: float = 1.0                # multiplies every age effect (1 = literature rates)
-    elastic_mm: float = 2.0            # sd of the random smooth shape field, mm
-    snr_range: tuple[float, float] = (20.0, 40.0)  # WM signal / noise sd, drawn per subject
-    bias_range: tuple[float, float] = (0.10, 0.30)  # peak |bias field| (fraction), drawn per subject
-    storage: str = "uint16"            # on-disk dtype of the raw images (uint16 or float16)
-
-
 # ---- models ---------------------------------------------------------------
 
 
