@@ -1,0 +1,188 @@
+"""AppTests: every page runs without an exception on small cohorts and shows its key parts.
+
+Cohorts: the ``tiny`` phantom preset (when the phantom generator is present), a
+12x14x16 HCP-tensor folder written here (images, so the viewer and mean brains run)
+and the shared HCP CSV fixture (table only, so pages must cope without images).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("streamlit")
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+APP = REPO_ROOT / "app.py"
+SHAPE = (12, 14, 16)
+TIMEOUT = 180
+
+
+def phantom_available() -> bool:
+    try:
+        from brainlab.data.phantom import load_phantom  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@pytest.fixture(scope="module")
+def tensor_folder(tmp_path_factory) -> str:
+    """An HCP-tensor cohort of 16 blobs on a 12x14x16 grid, men larger than women."""
+    folder = tmp_path_factory.mktemp("tensors")
+    rng = np.random.default_rng(0)
+    n = 16
+    sex = np.arange(n) % 2
+    grid = np.stack(np.meshgrid(*[np.linspace(-1, 1, s) for s in SHAPE], indexing="ij"))
+    radius = np.sqrt((grid ** 2).sum(axis=0))
+    images = np.stack([
+        (radius < 0.6 + 0.1 * sex[i]) * 800.0 + rng.normal(0, 5, SHAPE) for i in range(n)
+    ]).astype(np.float32)
+    np.save(folder / "images.npy", images)
+    np.save(folder / "sex.npy", sex.astype(np.uint8))
+    np.save(folder / "age.npy", (np.arange(n) % 4).astype(np.uint8))
+    return str(folder)
+
+
+@pytest.fixture(params=["tiny", "tensors"])
+def image_source(request, tensor_folder) -> str:
+    if request.param == "tiny":
+        if not phantom_available():
+            pytest.skip("brainlab.data.phantom.load_phantom is not available yet")
+        return "tiny"
+    return tensor_folder
+
+
+def open_page(source: str, page: str, **params) -> AppTest:
+    """Run app.py with ``?cohort=source&...`` and switch to ``pages/<page>.py``."""
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    at.query_params["cohort"] = source
+    for name, value in params.items():
+        at.query_params[name] = str(value)
+    at.run()
+    if page != "home":
+        at.switch_page(f"pages/{page}.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def widget(elements, label):
+    matches = [e for e in elements if e.label == label]
+    assert matches, f"no widget labelled {label!r}; found {[e.label for e in elements]}"
+    return matches[0]
+
+
+def chart_specs(at: AppTest) -> list[dict]:
+    return [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+
+
+def array(value) -> np.ndarray:
+    """A plotly JSON array: a list, or plotly>=6's base64 typed array."""
+    if isinstance(value, dict) and "bdata" in value:
+        flat = np.frombuffer(base64.b64decode(value["bdata"]), dtype=np.dtype(value["dtype"]))
+        shape = tuple(int(n) for n in str(value.get("shape", len(flat))).split(","))
+        return flat.reshape(shape)
+    return np.asarray(value)
+
+
+def load_cohort(source: str):
+    from brainlab.data import load
+
+    return load(source)
+
+
+def test_home_shows_cohort_summary_models_and_links(image_source):
+    at = open_page(image_source, "home")
+    cohort = load_cohort(image_source)
+    assert at.title[0].value == "brainlab"
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["subjects"] == str(len(cohort))
+    women, men = (cohort.table["sex"] == "F").sum(), (cohort.table["sex"] == "M").sum()
+    assert metrics["women / men"] == f"{women} / {men}"
+    assert metrics["grid"] == "×".join(map(str, cohort.grid_shape))
+    assert any(cohort.fingerprint in c.value for c in at.caption)
+    # Models: either a table of checkpoints or the hint on how to train them.
+    hint = any("python -m brainlab train all" in i.value for i in at.info)
+    assert hint or len(at.dataframe) == 1
+    assert len(at.get("page_link")) >= 1
+    assert at.query_params["cohort"] == [image_source] or at.query_params["cohort"] == image_source
+
+
+def test_cohort_page_shows_demographics_viewer_means_and_effects(image_source):
+    at = open_page(image_source, "cohort")
+    cohort = load_cohort(image_source)
+    headers = [h.value for h in at.header]
+    assert headers == ["Demographics", "Subjects", "Mean brains", "Sex and age effects", "Morphometry"]
+    specs = chart_specs(at)
+    titles = [(s["layout"].get("title") or {}).get("text") for s in specs]
+    assert "Age by sex" in titles and "Subjects by sex and age bin" in titles
+    viewer = next(s for s in specs if (s["layout"].get("title") or {}).get("text", "").startswith(cohort.subject_ids[0]))
+    heatmaps = [t for t in viewer["data"] if t["type"] == "heatmap"]
+    d, h, w = cohort.grid_shape
+    assert [array(t["z"]).shape for t in heatmaps] == [(h, d), (w, d), (w, h)]
+    assert any("M − F mean difference" == t for t in titles)
+    # Every chart has a caption saying what to look for.
+    assert len(at.caption) >= len(specs)
+    assert at.query_params["subject"] in (cohort.subject_ids[0], [cohort.subject_ids[0]])
+
+
+def test_cohort_page_subject_and_slices_follow_widgets_and_url(tensor_folder):
+    cohort = load_cohort(tensor_folder)
+    chosen = cohort.subject_ids[5]
+    at = open_page(tensor_folder, "cohort", subject=chosen, z=3)
+    assert widget(at.selectbox, "Subject").value == chosen
+    assert widget(at.slider, "z: inferior → superior").value == 3
+    other = cohort.subject_ids[2]
+    widget(at.selectbox, "Subject").set_value(other).run()
+    assert not at.exception
+    widget(at.slider, "x: left → right").set_value(7).run()
+    assert not at.exception
+    params = {k: (v[0] if isinstance(v, list) else v) for k, v in at.query_params.items()}
+    assert params["subject"] == other and params["x"] == "7" and params["z"] == "3"
+    viewer = next(s for s in chart_specs(at) if (s["layout"].get("title") or {}).get("text", "").startswith(other))
+    axial = array(viewer["data"][0]["z"]).astype(float)
+    expected = cohort.images[cohort.index_of(other)][:, :, 3].T
+    np.testing.assert_allclose(axial, expected, atol=1e-4)
+
+
+def test_cohort_page_without_phantom_truth_says_so(tensor_folder):
+    at = open_page(tensor_folder, "cohort")
+    assert any("No ground-truth effect map" in c.value for c in at.caption)
+
+
+def test_table_only_cohort_pages_work_without_images(fixture_csv):
+    at = open_page(str(fixture_csv), "home")
+    assert {m.label: m.value for m in at.metric}["grid"] == "table only"
+    at = open_page(str(fixture_csv), "cohort")
+    assert any("table-only" in i.value for i in at.info)
+    assert "Mean brains" not in [h.value for h in at.header]
+    feature = widget(at.selectbox, "Feature")
+    assert feature.options and feature.value == feature.options[0]
+    feature.set_value(feature.options[3]).run()
+    assert not at.exception
+    scatter = next(s for s in chart_specs(at) if s["layout"]["yaxis"].get("title", {}).get("text") == feature.options[3])
+    assert sum(len(array(t["x"])) for t in scatter["data"] if t.get("mode") == "markers") == 54
+
+
+def test_unknown_cohort_shows_an_error_not_a_traceback():
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    at.query_params["cohort"] = "no-such-cohort"
+    at.run()
+    assert not at.exception
+    assert any("no-such-cohort" in e.value for e in at.error)
+
+
+def test_phantom_cohort_overlays_truth(image_source):
+    if image_source != "tiny":
+        pytest.skip("ground truth exists only for phantom presets")
+    at = open_page("tiny", "cohort")
+    specs = chart_specs(at)
+    differences = [s for s in specs if "mean difference" in (s["layout"].get("title") or {}).get("text", "")]
+    assert differences and all(len(s["data"]) == 6 for s in differences)
+    morph = specs[-1]
+    assert any("true curve" in t.get("name", "") for t in morph["data"])
