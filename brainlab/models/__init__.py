@@ -16,6 +16,9 @@ MODEL_CLASSES: dict[str, str] = {
     "morph-ae": "brainlab.models.morphometry:MorphometryAutoencoder",
     "sex-clf": "brainlab.models.classifiers:SexClassifier",
     "age-model": "brainlab.models.classifiers:BrainAgeModel",
+    "gan": "brainlab.models.gan:LatentGan",
+    "dcgan-seed": "brainlab.models.seed_reference:SeedDcgan",
+    "encoder": "brainlab.models.encoder:LatentEncoder",
 }
 
 

@@ -1,0 +1,245 @@
+"""brainlab's latent encoder: inverts the GAN, real brain -> z with G(z) ≈ brain.
+
+The seed study trained a 3D residual CNN from scratch on (z, G(z)) pairs (see
+:class:`~brainlab.models.seed_reference.SeedLatentEncoder`). brainlab's GAN generates
+through a frozen autoencoder decoder, so its encoder reuses the autoencoder's encoder
+as image features and only learns the small map from codes back to z:
+
+    x --(frozen AE encoder)--> code --(whiten)--> MLP --> z
+
+trained on two losses at once:
+
+- generated pairs: z ~ N(0, I), code = G(z) (cheap: no image needed; a few per step are
+  also decoded and re-encoded so the encoder sees the decoder/encoder round trip), latent
+  MSE ||E(G(z)) - z||²;
+- real images through the frozen G: image MSE ||G(E(x)) - x||² (backpropagated through the
+  frozen decoder), plus a small ||z||² prior pull so z stays where G was trained.
+
+``invert(x, refine_steps=K)`` starts at E(x) and runs K Adam steps on z minimising the
+image MSE through G (batched), which closes most of the remaining gap. Both fidelities
+(before and after refinement) and the latent MSE on generated pairs go into the card.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import replace
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from brainlab.config import EncoderConfig, GanConfig, config_from_dict, config_to_dict
+from brainlab.errors import BrainlabInputError
+from brainlab.models.base import BrainlabModel
+from brainlab.models.gan import LatentGan, standard_normal_latent
+
+
+class CodeToLatent(nn.Module):
+    """(B, code_dim) whitened code -> (B, latent_dim) z; an MLP with a linear skip."""
+
+    def __init__(self, code_dim: int, latent_dim: int, hidden_dim: int, layers: int):
+        super().__init__()
+        self.skip = nn.Linear(code_dim, latent_dim)
+        blocks: list[nn.Module] = []
+        width = code_dim
+        for _ in range(max(1, layers) - 1):
+            blocks += [nn.Linear(width, hidden_dim), nn.LeakyReLU(0.2)]
+            width = hidden_dim
+        blocks.append(nn.Linear(width, latent_dim))
+        self.mlp = nn.Sequential(*blocks)
+
+    def forward(self, w: torch.Tensor) -> torch.Tensor:
+        return self.skip(w) + self.mlp(w)
+
+
+class LatentEncoder(BrainlabModel):
+    """Inverts a :class:`~brainlab.models.gan.LatentGan`: (B, 1, D, H, W) in [0, 1] -> (B, 100) z.
+
+    Holds a frozen copy of the GAN (and so of its autoencoder) to be self-contained.
+    """
+
+    model_type = "encoder"
+    config_class = EncoderConfig
+
+    def __init__(self, config: EncoderConfig, gan: LatentGan):
+        super().__init__(config)
+        self.gan = gan
+        self.gan.requires_grad_(False)
+        self.gan.eval()
+        self.mapper = CodeToLatent(gan.config.code_dim, config.latent_dim, config.hidden_dim,
+                                   config.layers)
+
+    # ---- construction ------------------------------------------------------------
+
+    @classmethod
+    def from_gan(cls, gan: LatentGan, config: EncoderConfig | None = None) -> "LatentEncoder":
+        """An encoder for ``gan`` (copied in, frozen)."""
+        if not isinstance(gan, LatentGan):
+            raise BrainlabInputError(
+                f"brainlab's encoder inverts a 'gan' (LatentGan) model; found "
+                f"{type(gan).__name__}")
+        config = replace(config or EncoderConfig(), latent_dim=gan.latent_dim,
+                         gan_config=config_to_dict(gan.config))
+        encoder = cls(config, copy.deepcopy(gan))
+        encoder.set_precision(gan.use_bf16, gan.use_channels_last)
+        return encoder
+
+    @classmethod
+    def from_cohort(cls, cohort, config: EncoderConfig | None = None) -> "LatentEncoder":
+        """An untrained skeleton matching ``config.gan_config`` (for checkpoint loading)."""
+        config = config or EncoderConfig()
+        gan = LatentGan.from_cohort(cohort, config_from_dict(GanConfig, dict(config.gan_config)))
+        return cls(replace(config, gan_config=config_to_dict(gan.config)), gan)
+
+    @classmethod
+    def from_extra_state(cls, config: EncoderConfig, extra_state: dict) -> "LatentEncoder":
+        """Rebuild from a card: the GAN (and its autoencoder) from the stored configs."""
+        gan_config = config_from_dict(GanConfig, dict(config.gan_config))
+        gan = LatentGan.from_extra_state(gan_config, dict(extra_state.get("gan_extra", {})))
+        return cls(config, gan)
+
+    def extra_state(self) -> dict:
+        return {"grid_shape": list(self.grid_shape), "gan_extra": self.gan.extra_state()}
+
+    def set_precision(self, bf16: bool, channels_last: bool | None = None) -> None:
+        super().set_precision(bf16, channels_last)
+        self.gan.set_precision(bf16, channels_last)
+
+    # ---- public API --------------------------------------------------------------
+
+    @property
+    def latent_dim(self) -> int:
+        return int(self.config.latent_dim)
+
+    @property
+    def grid_shape(self) -> tuple[int, int, int]:
+        return self.gan.grid_shape
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 1, D, H, W) in [0, 1] -> (B, latent_dim) z = E(x), no refinement."""
+        x = self._check_images(x)
+        return self.mapper(self.gan.whiten(self.gan.encode_images(x)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encode(x)
+
+    def invert(self, x: torch.Tensor, refine_steps: int | None = None,
+               lr: float | None = None) -> torch.Tensor:
+        """(B, 1, D, H, W) -> (B, latent_dim): E(x), then ``refine_steps`` Adam steps on z
+        minimising the image MSE of G(z) vs x (plus the small ||z||² prior)."""
+        steps = self.config.refine_steps if refine_steps is None else int(refine_steps)
+        if steps < 0:
+            raise BrainlabInputError(f"refine_steps must be >= 0; found {steps}")
+        x = self._check_images(x)
+        with torch.no_grad():
+            z0 = self.encode(x)
+        if steps == 0:
+            return z0
+        z = z0.clone().requires_grad_(True)
+        optimizer = torch.optim.Adam([z], lr=float(lr or self.config.refine_lr))
+        best = z0.clone()
+        best_loss = torch.full((len(x),), float("inf"), device=z.device)
+        with torch.enable_grad():
+            for _ in range(steps + 1):
+                image = self.gan.decode(self.gan.codes_from_latent(z))
+                per_subject = (image - x).pow(2).flatten(1).mean(1)
+                with torch.no_grad():  # keep each subject's best z (Adam may overshoot)
+                    better = per_subject < best_loss
+                    best[better] = z.detach()[better]
+                    best_loss = torch.where(better, per_subject.detach(), best_loss)
+                loss = per_subject.sum() + self.config.prior_weight * z.pow(2).mean(1).sum()
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+        return best.detach()
+
+    # ---- training ----------------------------------------------------------------
+
+    def configure_optimizers(self, train_config) -> dict:
+        """Adam on the code -> z map only (the GAN and autoencoder stay frozen)."""
+        lr = float(getattr(train_config, "lr", None) or self.config.default_lr)
+        self.optimizers = {"main": torch.optim.Adam(self.mapper.parameters(), lr=lr)}
+        return self.optimizers
+
+    def training_step(self, batch: dict) -> dict[str, float]:
+        """Latent MSE on generated pairs + image MSE of G(E(x)) vs x on the real batch."""
+        if not self.optimizers:
+            self.configure_optimizers(None)
+        config = self.config
+        gan = self.gan
+        device = self.device
+        with torch.no_grad():
+            z_pairs = torch.randn(config.pair_batch, self.latent_dim, device=device)
+            codes = gan.codes_from_latent(z_pairs)
+            if config.image_pair_batch > 0:  # round trip through images for a few pairs
+                k = min(config.image_pair_batch, config.pair_batch)
+                codes = codes.clone()
+                codes[:k] = gan.encode_images(gan.decode(codes[:k]))
+            real = batch["image"].to(device).float()
+            real_codes = gan.encode_images(real)
+        pair_loss = F.mse_loss(self.mapper(gan.whiten(codes)), z_pairs)
+        z_real = self.mapper(gan.whiten(real_codes))
+        image_loss = F.mse_loss(gan.decode(gan.codes_from_latent(z_real)), real)
+        prior = z_real.pow(2).mean()
+        loss = (config.pair_weight * pair_loss + config.image_weight * image_loss
+                + config.prior_weight * prior)
+        self.backward_and_step(loss)
+        return {"loss": float(loss), "latent_mse": float(pair_loss),
+                "image_mse": float(image_loss)}
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.gan.eval()
+        return self
+
+    # ---- evaluation --------------------------------------------------------------
+
+    def evaluate(self, cohort, indices, max_subjects: int | None = None, seed: int = 0,
+                 refine_steps: int | None = None, batch_size: int = 8) -> dict:
+        """Held-out fidelity of G(E(x)) before and after refinement, and latent MSE on pairs."""
+        from brainlab.analysis.metrics import reconstruction_metrics
+
+        if cohort.images is None:
+            raise BrainlabInputError(f"cohort {cohort.name!r} has no images to evaluate on")
+        positions = np.asarray(indices, dtype=np.int64)
+        if max_subjects is not None and len(positions) > max_subjects:
+            rng = np.random.default_rng(seed)
+            positions = np.sort(rng.choice(positions, int(max_subjects), replace=False))
+        device = self.device
+        real, direct, refined = [], [], []
+        for start in range(0, len(positions), batch_size):
+            x = torch.from_numpy(cohort.images[positions[start:start + batch_size]])[:, None]
+            x = x.to(device)
+            with torch.no_grad():
+                direct.append(self.gan.generate(self.encode(x))[:, 0].cpu().numpy())
+            z = self.invert(x, refine_steps=refine_steps)
+            with torch.no_grad():
+                refined.append(self.gan.generate(z)[:, 0].cpu().numpy())
+            real.append(x[:, 0].cpu().numpy())
+        real_arr = np.concatenate(real)
+        before = reconstruction_metrics(real_arr, np.concatenate(direct))
+        after = reconstruction_metrics(real_arr, np.concatenate(refined))
+        with torch.no_grad():
+            z = standard_normal_latent(256, seed, self.latent_dim).to(device)
+            latent_mse = float(F.mse_loss(self.mapper(self.gan.whiten(
+                self.gan.codes_from_latent(z))), z))
+        metrics = {"n": int(len(positions)), "latent_mse": latent_mse,
+                   "refine_steps": int(self.config.refine_steps if refine_steps is None
+                                       else refine_steps)}
+        for prefix, values in (("direct", before), ("refined", after)):
+            for key in ("ssim", "psnr"):
+                if key in values:
+                    metrics[f"{prefix}_{key}"] = values[key]
+        return metrics
+
+    def _check_images(self, x) -> torch.Tensor:
+        x = torch.as_tensor(x, dtype=torch.float32)
+        if x.ndim == 4:
+            x = x[:, None]
+        if x.ndim != 5 or x.shape[1] != 1 or tuple(x.shape[2:]) != tuple(self.grid_shape):
+            raise BrainlabInputError(
+                f"images must have shape (B, 1, {', '.join(map(str, self.grid_shape))}); "
+                f"found {tuple(x.shape)}")
+        return x.to(self.device)
