@@ -114,7 +114,7 @@ def cohort_summary(cohort: Cohort) -> dict:
     labels = list(cohort.age_bin_labels)
     bins = table["age_bin"].value_counts().sort_index()
     age = table["age"].dropna()
-    cache = next((cohort.metadata[k] for k in ("cache_dir", "cache_path", "cache")
+    cache = next((cohort.metadata[k] for k in ("cache_dir", "cache_path", "cache", "folder")
                   if k in cohort.metadata), None)
     return {
         "name": cohort.name,
