@@ -177,9 +177,9 @@ def test_unknown_cohort_shows_an_error_not_a_traceback():
     assert any("no-such-cohort" in e.value for e in at.error)
 
 
-def test_phantom_cohort_overlays_truth(image_source):
-    if image_source != "tiny":
-        pytest.skip("ground truth exists only for phantom presets")
+def test_phantom_cohort_overlays_truth():
+    if not phantom_available():
+        pytest.skip("brainlab.data.phantom.load_phantom is not available yet")
     at = open_page("tiny", "cohort")
     specs = chart_specs(at)
     differences = [s for s in specs if "mean difference" in (s["layout"].get("title") or {}).get("text", "")]
