@@ -101,3 +101,14 @@ def test_info_json_on_tiny_preset(capsys):
     assert summary["grid_shape"] == [12, 14, 16]
     assert sum(summary["sex_counts"].values()) == summary["n_subjects"]
     assert sum(summary["age_bin_counts"].values()) == summary["n_subjects"]
+
+
+def test_table_column_options_reach_the_loader(tmp_path, capsys):
+    path = tmp_path / "people.tsv"
+    pd.DataFrame({"pid": ["a", "b", "c"], "s": [2, 1, 1], "yrs": [24, 29, 33],
+                  "hippo": [8.0, 7.5, 7.7]}).to_csv(path, sep="\t", index=False)
+    assert main(["cohort", "info", str(path), "--json", "--id-column", "pid", "--sex-column", "s",
+                 "--age-column", "yrs", "--male-code", "2"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["sex_counts"] == {"F": 2, "M": 1}
+    assert summary["n_morphometry_columns"] == 1 and summary["grid_shape"] is None
