@@ -1,0 +1,112 @@
+"""App-side model selection: find, load once and present checkpoints with their quality.
+
+Pages call ``model_picker("mri-ae", cohort)``; it lists the checkpoints that fit the
+cohort (same fingerprint first, then same grid/features), lets the user choose in
+the sidebar when there are several, loads the model once per server process and
+shows the card's held-out metrics with an honest verdict. With no checkpoint it
+says which model is missing and the command that trains it — never a traceback.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import streamlit as st
+
+from brainlab.checkpoints import available, check_cohort_compatible, load_checkpoint, read_card
+from brainlab.data import Cohort
+from brainlab.errors import BrainlabInputError
+
+MODEL_NAMES = {
+    "mri-ae": "MRI autoencoder",
+    "morph-ae": "morphometry autoencoder",
+    "gan": "GAN",
+    "dcgan-seed": "seed DCGAN (baseline)",
+    "encoder": "GAN latent encoder",
+    "sex-clf": "sex classifier",
+    "age-model": "brain-age model",
+}
+VERDICT_ICONS = {"good": ":material/check_circle:", "fair": ":material/warning:",
+                 "poor": ":material/error:"}
+
+
+def train_command(model_type: str, cohort_source: str) -> str:
+    """The CLI command that trains ``model_type`` on the current cohort."""
+    return f"python -m brainlab train {model_type} --cohort {cohort_source}"
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def _listing() -> list[dict]:
+    # Re-listed at most every 30 s so that a model trained meanwhile appears.
+    return available()
+
+
+def checkpoints_for(model_type: str, cohort: Cohort) -> list[dict]:
+    """Checkpoints of ``model_type`` usable on ``cohort``: exact fingerprint first."""
+    usable = []
+    for entry in _listing():
+        if entry["model_type"] != model_type:
+            continue
+        try:
+            check_cohort_compatible(read_card(entry["path"]), cohort)
+        except (BrainlabInputError, OSError):
+            continue
+        usable.append(dict(entry, exact=entry.get("fingerprint") == cohort.fingerprint))
+    return sorted(usable, key=lambda e: (not e["exact"], not e.get("shipped"), e["path"]))
+
+
+@st.cache_resource(show_spinner="Loading model …", max_entries=16)
+def load_model(path: str):
+    """``(model, card)`` loaded once per server process, eval mode, inference only."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model, card = load_checkpoint(path)
+    model.requires_grad_(False)
+    return model, card
+
+
+def _entry_label(entry: dict) -> str:
+    where = "shipped" if entry.get("shipped") else "yours"
+    match = "" if entry["exact"] else " · other cohort"
+    return f"{entry['path'].rstrip('/').split('/')[-1]} ({where}, {entry['quality']}{match})"
+
+
+def model_picker(model_type: str, cohort: Cohort, cohort_source: str | None = None,
+                 show_card: bool = True, key: str | None = None):
+    """Sidebar choice of a ``model_type`` checkpoint for ``cohort``; ``(model, card)`` or
+    ``(None, None)`` after explaining what is missing."""
+    name = MODEL_NAMES.get(model_type, model_type)
+    entries = checkpoints_for(model_type, cohort)
+    if not entries:
+        st.info(f"No {name} checkpoint fits cohort **{cohort.name}** "
+                f"(grid {cohort.grid_shape}). Train one with:\n\n"
+                f"```\n{train_command(model_type, cohort_source or cohort.name)}\n```")
+        return None, None
+    choice = entries[0]
+    if len(entries) > 1:
+        labels = [_entry_label(e) for e in entries]
+        picked = st.sidebar.selectbox(name.capitalize(), labels, key=key or f"pick_{model_type}")
+        choice = entries[labels.index(picked)]
+    model, card = load_model(choice["path"])
+    if show_card:
+        show_quality(card, choice, cohort)
+    return model, card
+
+
+def show_quality(card: dict, entry: dict, cohort: Cohort) -> None:
+    """One line with the model's held-out quality verdict, metrics in an expander."""
+    level, sentence = entry["quality"], entry["quality_sentence"]
+    name = MODEL_NAMES.get(card["model_type"], card["model_type"])
+    text = f"**{name}** — {level}: {sentence}"
+    {"good": st.success, "fair": st.warning}.get(level, st.error)(text, icon=VERDICT_ICONS[level])
+    if not entry["exact"]:
+        st.warning(f"This {name} was trained on cohort **{card['cohort']['name']}** "
+                   f"(fingerprint {card['cohort']['fingerprint']}), not on the current one "
+                   f"({cohort.fingerprint}); its card metrics do not describe this cohort.",
+                   icon=":material/sync_problem:")
+    with st.expander(f"{name} card"):
+        training = card.get("training", {})
+        st.json({"metrics": card.get("metrics", {}),
+                 "training": {k: training.get(k) for k in ("seconds", "steps", "epochs", "device")},
+                 "cohort": card.get("cohort", {}), "config": card.get("config", {}),
+                 "parameters": card.get("n_parameters")}, expanded=False)
