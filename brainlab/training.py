@@ -162,6 +162,12 @@ class EventLog:
             callback(event)
 
 
+def scalar_metrics(metrics: dict) -> dict:
+    """Only the scalar entries of a metrics dict (events stay small; cards keep lists)."""
+    return {k: v for k, v in metrics.items()
+            if v is None or isinstance(v, (bool, int, float, str))}
+
+
 def _json_default(value):
     if hasattr(value, "tolist"):
         return value.tolist()
@@ -302,8 +308,8 @@ def fit(model, cohort, split=None, train_config: TrainConfig | None = None,
         if epoch % config.eval_every == 0 or is_last:
             val_metrics = _evaluate(model, cohort, split.val, config.max_eval_subjects, "val")
         log.emit({"type": "epoch", "step": step, "epoch": epoch, "losses": losses,
-                  "metrics": val_metrics, "elapsed": round(elapsed(), 3), "eta_seconds": eta(),
-                  "total_steps": total_steps})
+                  "metrics": scalar_metrics(val_metrics), "elapsed": round(elapsed(), 3),
+                  "eta_seconds": eta(), "total_steps": total_steps})
         if out_dir is not None:
             sample = model.preview(out_dir / "previews", step)
             if sample is not None:
@@ -324,8 +330,31 @@ def fit(model, cohort, split=None, train_config: TrainConfig | None = None,
     summary = {"out_dir": None if out_dir is None else str(out_dir), "steps": step,
                "epochs": epoch, "seconds": round(elapsed(), 2), "stopped": stopped,
                "val_metrics": val_metrics, "metrics": test_metrics}
-    log.emit({"type": "done", "step": step, "epoch": epoch, "metrics": test_metrics,
+    log.emit({"type": "done", "step": step, "epoch": epoch, "metrics": scalar_metrics(test_metrics),
               "elapsed": round(elapsed(), 3), "eta_seconds": 0.0, "stopped": stopped,
               "total_steps": total_steps})
     model.eval()
     return summary
+
+
+def evaluate_checkpoint(path, cohort, max_subjects: int | None = None, split_name: str = "test",
+                        device: str = "cpu") -> dict:
+    """Re-evaluate a checkpoint on ``cohort``'s held-out split (the card's split seed).
+
+    Returns ``{"model_type", "card_metrics", "metrics", "cohort_match", "path"}``;
+    raises ``CheckpointMismatchError`` when the checkpoint does not fit the cohort.
+    """
+    import warnings
+
+    from brainlab.checkpoints import load_checkpoint
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # fingerprint mismatch is reported in the result
+        model, card = load_checkpoint(path, cohort=cohort, device=device)
+    split = cohort.split(int(card.get("cohort", {}).get("split_seed", 0)))
+    indices = getattr(split, split_name)
+    metrics = _evaluate(model, cohort, indices, max_subjects, split_name)
+    model.eval()
+    return {"path": str(path), "model_type": card["model_type"],
+            "card_metrics": card.get("metrics", {}), "metrics": metrics,
+            "cohort_match": card.get("cohort_match")}

@@ -47,7 +47,7 @@ def make_small_cohort(n: int = 24, grid=(12, 14, 16), seed: int = 0, name: str =
     age_bin = np.digitize(age, [26, 31, 36])
     axes = np.meshgrid(*[np.linspace(-1, 1, s) for s in grid], indexing="ij")
     radius = np.sqrt(sum(a ** 2 for a in axes))
-    size = 0.55 + 0.15 * (sex == "M") - 0.005 * (age - 30) + 0.03 * rng.standard_normal(n)
+    size = 0.55 + 0.15 * (sex == "M") - 0.012 * (age - 30) + 0.02 * rng.standard_normal(n)
     images = np.stack([np.clip(1.2 - radius / s, 0, 1) for s in size]).astype(np.float32)
     images *= (0.9 + 0.1 * rng.random((n, 1, 1, 1))).astype(np.float32)
     table = pd.DataFrame({
@@ -64,3 +64,32 @@ def make_small_cohort(n: int = 24, grid=(12, 14, 16), seed: int = 0, name: str =
 def small_cohort():
     """24 subjects on a 12x14x16 grid (see ``make_small_cohort``)."""
     return make_small_cohort()
+
+
+TINY_FIXTURE_TYPES = ("mri-ae", "gan", "encoder", "morph-ae", "sex-clf", "age-model")
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoints() -> Path:
+    """Every model type trained for a few steps on the ``tiny`` phantom (seconds each).
+
+    Written to ``user_checkpoints() / "tiny-fixture" / <type>`` (inside the test cache),
+    so ``brainlab.checkpoints.available()`` and the app's model picker find them.
+    Returns that folder. Types without a trainer in ``TRAINERS`` yet are skipped.
+    """
+    from brainlab import paths
+    from brainlab.data import load
+    from brainlab.train_recipes import ALL_ORDER, TRAINERS, RecipeOptions
+
+    root = paths.user_checkpoints() / "tiny-fixture"
+    cohort = load("tiny")
+    for model_type in ALL_ORDER:
+        if model_type not in TRAINERS or model_type not in TINY_FIXTURE_TYPES:
+            continue
+        out = root / model_type
+        if (out / "model_card.json").exists():
+            continue
+        options = RecipeOptions(out=out, out_root=root, epochs=2, minutes=0.5,
+                                batch_size=8, seed=0)
+        TRAINERS[model_type](cohort, options)
+    return root

@@ -1,0 +1,66 @@
+"""``python -m brainlab evaluate CHECKPOINT [--json] [--cohort C] [--max-subjects N]``.
+
+Re-evaluates a checkpoint on the held-out (test) split of its cohort and prints
+the metrics next to the ones stored in its model card.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from brainlab.errors import BrainlabInputError
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "evaluate", help="re-evaluate a checkpoint on its held-out split",
+        description="Re-evaluate a checkpoint on the test split of its cohort (or --cohort) "
+                    "and compare with the metrics in its model card.")
+    parser.add_argument("checkpoint", type=Path, help="checkpoint folder (with model_card.json)")
+    parser.add_argument("--cohort", default=None,
+                        help="preset or path (default: the cohort named in the card)")
+    parser.add_argument("--max-subjects", type=int, default=None,
+                        help="evaluate only the first N held-out subjects (faster)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--json", action="store_true", help="print a JSON object")
+    parser.set_defaults(run=run_evaluate)
+
+
+def run_evaluate(args) -> int:
+    from brainlab.checkpoints import quality_verdict, read_card
+    from brainlab.data.sources import PRESET_NAMES, load
+    from brainlab.training import evaluate_checkpoint, scalar_metrics
+
+    card = read_card(args.checkpoint)
+    source = args.cohort or card.get("cohort", {}).get("name")
+    if args.cohort is None and source not in PRESET_NAMES:
+        raise BrainlabInputError(
+            f"checkpoint {args.checkpoint} was trained on cohort {source!r}, which is not a "
+            f"preset ({', '.join(PRESET_NAMES)}); pass --cohort PATH")
+    cohort = load(source)
+    result = evaluate_checkpoint(args.checkpoint, cohort, max_subjects=args.max_subjects,
+                                 device=args.device)
+    level, sentence = quality_verdict({**card, "metrics": result["metrics"]})
+    result["quality"], result["quality_sentence"] = level, sentence
+    if args.json:
+        print(json.dumps(result, indent=2, default=str))
+        return 0
+    card_metrics = scalar_metrics(result["card_metrics"])
+    now = scalar_metrics(result["metrics"])
+    print(f"{result['model_type']} checkpoint {args.checkpoint}")
+    print(f"cohort {cohort.name} (fingerprint {cohort.fingerprint}; "
+          f"{'matches' if result['cohort_match'] else 'differs from'} the card's)")
+    print(f"{'metric':<20} {'card':>12} {'now':>12}")
+    for name in sorted(set(card_metrics) | set(now)):
+        print(f"{name:<20} {_fmt(card_metrics.get(name)):>12} {_fmt(now.get(name)):>12}")
+    print(f"quality {level}: {sentence}")
+    return 0
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)

@@ -1,0 +1,114 @@
+"""``python -m brainlab train {mri-ae,morph-ae,gan,encoder,sex-clf,age-model,all}``.
+
+Loads the cohort, looks the trainer up in ``brainlab.train_recipes.TRAINERS`` and
+shows a tqdm bar fed by the training events. ``all`` trains every model in
+dependency order into ``--out/<type>/``.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from brainlab.errors import BrainlabInputError
+
+
+def register(subparsers) -> None:
+    from brainlab.train_recipes import TRAINERS
+
+    parser = subparsers.add_parser(
+        "train", help="train a model (or all of them) on a cohort",
+        description="Train a model on a cohort and write a checkpoint folder "
+                    "(model.safetensors, model_card.json, events.jsonl).")
+    parser.add_argument("model", choices=sorted(TRAINERS) + ["all"], help="what to train")
+    parser.add_argument("--cohort", default="hcp-ya",
+                        help="phantom preset (hcp-ya, lifespan, tiny) or a path (default hcp-ya)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="checkpoint folder (for 'all': the parent of one folder per model); "
+                             "default: the user cache's checkpoints/<cohort>/")
+    parser.add_argument("--epochs", type=int, default=None, help="epoch cap (default: per recipe)")
+    parser.add_argument("--minutes", type=float, default=None,
+                        help="time budget per model (default: per recipe)")
+    parser.add_argument("--batch-size", type=int, default=None, help="subjects per step")
+    parser.add_argument("--seed", type=int, default=None, help="training seed (default 0)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the run found in the output folder")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(run=run_train)
+
+
+def _progress_bar(description: str, quiet: bool):
+    """(callback, close): a tqdm bar driven by training events."""
+    if quiet:
+        return (lambda event: None), (lambda: None)
+    from tqdm import tqdm
+
+    bar = tqdm(desc=description, unit="step", dynamic_ncols=True)
+
+    def callback(event: dict) -> None:
+        if event.get("total_steps") and bar.total != event["total_steps"]:
+            bar.total = event["total_steps"]
+        bar.n = event.get("step", bar.n)
+        shown = {}
+        for name, value in (event.get("losses") or {}).items():
+            if isinstance(value, float):
+                shown[name] = f"{value:.4g}"
+        for name, value in (event.get("metrics") or {}).items():
+            if isinstance(value, float) and name in (
+                    "ssim", "mean_r2", "balanced_accuracy", "mae", "accuracy", "frechet_ratio"):
+                shown[f"val_{name}"] = f"{value:.3g}"
+        if shown:
+            bar.set_postfix(shown, refresh=False)
+        bar.refresh()
+
+    return callback, bar.close
+
+
+def run_train(args) -> int:
+    from brainlab import paths
+    from brainlab.data.progress import tqdm_progress
+    from brainlab.data.sources import load
+    from brainlab.train_recipes import ALL_ORDER, TABLE_ONLY_TYPES, TRAINERS, RecipeOptions
+
+    if args.device not in ("cpu", "cuda"):
+        raise BrainlabInputError(f"--device must be 'cpu' or 'cuda'; found {args.device!r}")
+    progress, close = tqdm_progress(f"cohort {args.cohort}")
+    try:
+        cohort = load(args.cohort, progress=progress)
+    finally:
+        close()
+    root = args.out or paths.user_checkpoints() / cohort.name
+    if args.model == "all":
+        plan = [t for t in ALL_ORDER if t in TRAINERS]
+        for missing in [t for t in ALL_ORDER if t not in TRAINERS]:
+            print(f"note: no trainer registered for {missing!r}; skipped")
+        if cohort.images is None:
+            skipped = [t for t in plan if t not in TABLE_ONLY_TYPES]
+            plan = [t for t in plan if t in TABLE_ONLY_TYPES]
+            print(f"note: cohort {cohort.name!r} has no images; skipping {', '.join(skipped)}")
+        targets = [(t, Path(root) / t) for t in plan]
+    else:
+        targets = [(args.model, Path(args.out) if args.out else Path(root) / args.model)]
+
+    for model_type, out in targets:
+        callback, close_bar = _progress_bar(model_type, args.quiet)
+        options = RecipeOptions(out=out, out_root=Path(root), epochs=args.epochs,
+                                minutes=args.minutes, batch_size=args.batch_size, seed=args.seed,
+                                device=args.device, resume=args.resume, callbacks=[callback])
+        start = time.perf_counter()
+        try:
+            folder = TRAINERS[model_type](cohort, options)
+        finally:
+            close_bar()
+        _print_result(model_type, folder, time.perf_counter() - start)
+    return 0
+
+
+def _print_result(model_type: str, folder: Path, seconds: float) -> None:
+    from brainlab.checkpoints import quality_verdict, read_card
+
+    card = read_card(folder)
+    level, sentence = quality_verdict(card)
+    print(f"{model_type}: {folder}  ({seconds / 60:.1f} min, {card['training'].get('steps')} steps)")
+    print(f"  quality {level}: {sentence}")
