@@ -89,7 +89,7 @@ def tiny_checkpoints() -> Path:
         out = root / model_type
         if (out / "model_card.json").exists():
             continue
-        options = RecipeOptions(out=out, out_root=root, epochs=2, minutes=0.5,
+        options = RecipeOptions(out=out, out_root=root, epochs=1, minutes=0.5,
                                 batch_size=8, seed=0)
         TRAINERS[model_type](cohort, options)
     return root
