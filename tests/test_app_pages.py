@@ -186,3 +186,13 @@ def test_phantom_cohort_overlays_truth():
     assert differences and all(len(s["data"]) == 6 for s in differences)
     morph = specs[-1]
     assert any("true curve" in t.get("name", "") for t in morph["data"])
+
+
+def test_path_typed_in_the_sidebar_switches_cohort_and_url(tensor_folder, fixture_csv):
+    at = open_page(tensor_folder, "home")
+    assert {m.label: m.value for m in at.metric}["subjects"] == "16"
+    widget(at.text_input, "…or a path on the server").set_value(str(fixture_csv)).run()
+    assert not at.exception
+    assert {m.label: m.value for m in at.metric}["subjects"] == "54"
+    cohort_param = at.query_params["cohort"]
+    assert (cohort_param[0] if isinstance(cohort_param, list) else cohort_param) == str(fixture_csv)

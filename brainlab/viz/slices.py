@@ -200,9 +200,9 @@ def triplanar_grid(volumes: Mapping[str, np.ndarray], affine: np.ndarray,
             x_axis = fig.layout[f"xaxis{suffix}"].to_plotly_json()
             y_axis = fig.layout[f"yaxis{suffix}"].to_plotly_json()
             layout[f"xaxis{suffix}"] = dict(x_axis, scaleanchor=f"y{suffix}", scaleratio=1,
-                                            constrain="domain", showticklabels=False,
+                                            constrain="domain", showticklabels=False, ticks="",
                                             showgrid=False, zeroline=False)
-            layout[f"yaxis{suffix}"] = dict(y_axis, constrain="domain", showticklabels=False,
+            layout[f"yaxis{suffix}"] = dict(y_axis, constrain="domain", showticklabels=False, ticks="",
                                             showgrid=False, zeroline=False)
             if col == 1 and name:
                 layout[f"yaxis{suffix}"]["title"] = dict(text=name, font=dict(size=12))
