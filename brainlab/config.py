@@ -130,7 +130,7 @@ class EncoderConfig:
     image_pair_batch: int = 2        # generated pairs per step decoded to images and re-encoded
     pair_weight: float = 1.0         # weight of the latent MSE on generated pairs
     image_weight: float = 1.0        # weight of the image MSE of G(E(x)) vs x on real images
-    prior_weight: float = 1e-3       # pull of ||z||^2 towards the N(0, I) shell in training and refinement
+    prior_weight: float = 1e-3       # weight of mean z^2 on real images in training (keeps z where G was trained)
     refine_steps: int = 30           # default latent-optimisation steps in invert()
     refine_lr: float = 0.05          # Adam learning rate on z during refinement
     default_lr: float = 1e-3         # learning rate when the training config leaves it unset

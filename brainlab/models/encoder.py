@@ -13,7 +13,8 @@ trained on two losses at once:
   also decoded and re-encoded so the encoder sees the decoder/encoder round trip), latent
   MSE ||E(G(z)) - z||²;
 - real images through the frozen G: image MSE ||G(E(x)) - x||² (backpropagated through the
-  frozen decoder), plus a small ||z||² prior pull so z stays where G was trained.
+  frozen decoder), plus a small ||z||² prior pull so z stays where G was trained
+  (training only: refinement optimises image fidelity alone and keeps the best z).
 
 ``invert(x, refine_steps=K)`` starts at E(x) and runs K Adam steps on z minimising the
 image MSE through G (batched), which closes most of the remaining gap. Both fidelities
@@ -128,7 +129,7 @@ class LatentEncoder(BrainlabModel):
     def invert(self, x: torch.Tensor, refine_steps: int | None = None,
                lr: float | None = None) -> torch.Tensor:
         """(B, 1, D, H, W) -> (B, latent_dim): E(x), then ``refine_steps`` Adam steps on z
-        minimising the image MSE of G(z) vs x (plus the small ||z||² prior)."""
+        minimising the image MSE of G(z) vs x; each subject keeps its best z."""
         steps = self.config.refine_steps if refine_steps is None else int(refine_steps)
         if steps < 0:
             raise BrainlabInputError(f"refine_steps must be >= 0; found {steps}")
@@ -149,7 +150,7 @@ class LatentEncoder(BrainlabModel):
                     better = per_subject < best_loss
                     best[better] = z.detach()[better]
                     best_loss = torch.where(better, per_subject.detach(), best_loss)
-                loss = per_subject.sum() + self.config.prior_weight * z.pow(2).mean(1).sum()
+                loss = per_subject.sum()
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -186,8 +187,8 @@ class LatentEncoder(BrainlabModel):
         loss = (config.pair_weight * pair_loss + config.image_weight * image_loss
                 + config.prior_weight * prior)
         self.backward_and_step(loss)
-        return {"loss": float(loss), "latent_mse": float(pair_loss),
-                "image_mse": float(image_loss)}
+        return {"loss": float(loss.detach()), "latent_mse": float(pair_loss.detach()),
+                "image_mse": float(image_loss.detach())}
 
     def train(self, mode: bool = True):
         super().train(mode)
