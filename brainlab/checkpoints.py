@@ -256,14 +256,14 @@ def quality_verdict(card: dict) -> tuple[str, str]:
         key = "age-model-bin"
     targets = QUALITY_TARGETS.get(key)
     if not targets:
-        return "fair", f"no quality target defined for {model_type!r}"
+        return "fair", f"no quality target defined for {model_type!r}."
     n = metrics.get("n")
     split = metrics.get("split", "held-out")
     levels, parts = [], []
     for metric, target, direction, fair, label in targets:
         value = metrics.get(metric)
         if value is None:
-            return "poor", f"no {label} recorded in the card"
+            return "poor", f"no {label} recorded in the card."
         met = value >= target if direction == "min" else value <= target
         near = value >= fair if direction == "min" else value <= fair
         levels.append("good" if met else "fair" if near else "poor")
