@@ -27,7 +27,7 @@ from brainlab.data.grid import mni_affine
 from brainlab.paths import cache_root
 
 # Bump when region definitions or downsampling change: it keys the template cache.
-ANATOMY_VERSION = 3
+ANATOMY_VERSION = 4
 
 # Region ids in the label maps; 0 is outside the brain.
 REGIONS = (
@@ -174,8 +174,9 @@ def _template_voxels_1mm() -> dict:
         try:
             with np.load(path) as data:
                 values = {k: data[k] for k in ("mm", "gm", "wm", "csf", "t1", "labels")}
+                grid = {k: data[k] for k in ("grid_shape", "grid_affine")}
             if len({len(v) for v in values.values()}) == 1:
-                return values
+                return {**values, **grid}
         except (OSError, KeyError, ValueError):
             pass  # unreadable: rebuild
     gm, wm, csf, mask, t1, src_affine = _load_templates_1mm()
@@ -184,7 +185,8 @@ def _template_voxels_1mm() -> dict:
     ijk = np.stack(np.nonzero(keep), 1)
     mm = (ijk * np.diag(src_affine)[:3] + src_affine[:3, 3]).astype(np.float32)
     values = {"mm": mm, "gm": gm[keep], "wm": wm[keep], "csf": csf[keep], "t1": t1[keep],
-              "labels": labels[keep]}
+              "labels": labels[keep], "grid_shape": np.array(gm.shape),
+              "grid_affine": np.asarray(src_affine, dtype=np.float64)}
     root.mkdir(parents=True, exist_ok=True)
     handle, tmp = tempfile.mkstemp(dir=root, suffix=".npz.tmp")
     with os.fdopen(handle, "wb") as stream:
@@ -206,11 +208,23 @@ def build_anatomy(shape: tuple[int, int, int]) -> Anatomy:
     lab = voxels["labels"][keep]
     n_target = int(np.prod(shape))
     n_labels = len(REGIONS) + 1
-    voxel_mm3 = float(np.prod(spacing))
+
+    # How many 1 mm voxels (brain or not) fall in each cohort voxel: separable per axis.
+    # Dividing by it (not by the nominal voxel volume) avoids a lattice of 3-vs-4 rows.
+    counts = []
+    for axis, n in enumerate(shape):
+        src = voxels["grid_affine"]
+        mm = src[axis, axis] * np.arange(int(voxels["grid_shape"][axis])) + src[axis, 3]
+        which = np.rint((mm - affine[axis, 3]) / spacing[axis]).astype(np.int64)
+        which = which[(which >= 0) & (which < n)]
+        counts.append(np.bincount(which, minlength=n).astype(np.float64))
+    per_voxel = (counts[0][:, None, None] * counts[1][None, :, None]
+                 * counts[2][None, None, :]).reshape(-1)
+    per_voxel = np.maximum(per_voxel, 1.0)
 
     def fraction(name):
         values = voxels[name][keep].astype(np.float64)
-        return _box_downsample(values, lab, index, n_target, n_labels) / voxel_mm3
+        return _box_downsample(values, lab, index, n_target, n_labels) / per_voxel
 
     gm_lab = fraction("gm")
     wm_lab = fraction("wm")

@@ -211,16 +211,19 @@ def latent_dict(truth: pd.DataFrame) -> dict[str, np.ndarray]:
 # ---- warping -------------------------------------------------------------------------
 
 def _identity(shape, batch=1):
-    """Normalised (align_corners=True) coordinates, (B, D, H, W, 3) in (D, H, W) order."""
+    """Normalised (align_corners=True) coordinates (B, D, H, W, 3).
+
+    The last axis is in grid_sample's order (W, H, D), i.e. (z, y, x) for the RAS
+    cohort grid; displacement channels use the same order throughout.
+    """
     axes = [torch.linspace(-1.0, 1.0, n) if n > 1 else torch.zeros(1) for n in shape]
-    grid = torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1)
+    grid = torch.stack(torch.meshgrid(*axes, indexing="ij")[::-1], dim=-1)
     return grid.unsqueeze(0).expand(batch, *shape, 3)
 
 
 def _sample(volume, coords, mode="bilinear"):
-    """Sample (B, C, D, H, W) at normalised (B, d, h, w, 3) (D, H, W)-ordered coords."""
-    return F.grid_sample(volume, coords.flip(-1), mode=mode, padding_mode="border",
-                         align_corners=True)
+    """Sample (B, C, D, H, W) at normalised (B, d, h, w, 3) coords (grid_sample order)."""
+    return F.grid_sample(volume, coords, mode=mode, padding_mode="border", align_corners=True)
 
 
 def _smooth(volume: np.ndarray, sigma_vox) -> np.ndarray:
@@ -240,10 +243,10 @@ class WarpBasis:
     anatomy: Anatomy
     coarse: tuple[int, int, int]
     velocity: torch.Tensor        # (K, 3, d, h, w) velocity per unit a_k, normalised units
-    channels: torch.Tensor        # (4, D, H, W) cortical GM, deep GM, WM, CSF (x texture)
+    channels: torch.Tensor        # (3, D, H, W) GM, WM (+ deep GM brightness), CSF (x texture)
     lobe_membership: torch.Tensor  # (R_c, d, h, w) soft membership of the thinned regions
     centre: torch.Tensor          # (3,) brain centroid, normalised coords
-    mm_per_unit: torch.Tensor     # (3,) mm per normalised unit along D, H, W
+    mm_per_unit: torch.Tensor     # (3,) mm per normalised unit along W, H, D (grid_sample order)
     calibration: np.ndarray       # (C, K + 1) d log volume / d (a_k, log scale^3)
     calibration_rows: tuple[str, ...]
     inverse: np.ndarray           # solves targets of ICV + Jacobian structures
@@ -276,13 +279,17 @@ class WarpBasis:
             coarse_map = F.interpolate(torch.from_numpy(smooth)[None, None], size=coarse,
                                        mode="trilinear", align_corners=True)[0, 0].numpy()
             fields.append(_poisson_velocity(coarse_map, coarse_spacing) / mm_per_unit[:, None, None, None])
-        velocity = torch.from_numpy(np.stack(fields)).float()
+        # Velocity components to grid_sample order (W, H, D).
+        velocity = torch.from_numpy(np.stack(fields)[:, ::-1].copy()).float()
 
         gm = anatomy.gm_region
         deep_ids = [REGION_ID[n] - 1 for n in ("subcortical_left", "subcortical_right",
                                                   "ventricle_left", "ventricle_right")]
         cortex_ids = [i for i in range(len(REGIONS)) if i not in deep_ids]
-        channels = np.stack([gm[cortex_ids].sum(0), gm[deep_ids].sum(0), anatomy.wm,
+        # Three warped maps: all GM; WM plus the extra brightness of deep GM over
+        # cortical GM (so deep nuclei render at MU_DEEP); CSF. Texture premultiplied.
+        deep_gm = gm[deep_ids].sum(0)
+        channels = np.stack([gm.sum(0), anatomy.wm + (MU_DEEP - MU_GM) * deep_gm,
                              anatomy.csf_ventricle + anatomy.csf_other]) * (1.0 + anatomy.texture)
         # Soft lobe membership: smoothed one-hot of the thinned regions, normalised;
         # GM outside them (hippocampus, brainstem) is never thinned.
@@ -301,7 +308,7 @@ class WarpBasis:
         basis = cls(anatomy=anatomy, coarse=coarse, velocity=velocity,
                     channels=torch.from_numpy(channels).float(), lobe_membership=member,
                     centre=torch.from_numpy(centre).float(),
-                    mm_per_unit=torch.from_numpy(mm_per_unit).float(),
+                    mm_per_unit=torch.from_numpy(mm_per_unit[::-1].copy()).float(),
                     calibration=np.zeros(0), calibration_rows=(), inverse=np.zeros(0))
         basis._calibrate()
         return basis
@@ -342,7 +349,7 @@ class WarpBasis:
 
     def sampling_coords(self, jacobian: torch.Tensor, log_scale3: torch.Tensor,
                         elastic: torch.Tensor, extra: torch.Tensor | None = None,
-                        squarings: int = 5):
+                        squarings: int = 4):
         """Template coords (B, D, H, W, 3) sampled by each subject voxel.
 
         jacobian (B, K) log-Jacobian amplitudes, log_scale3 (B,) log of the volume
@@ -463,21 +470,18 @@ def synthesize(basis: WarpBasis, truth: pd.DataFrame, config: PhantomConfig,
         torch.from_numpy(params["jacobian"]).float(),
         torch.from_numpy(params["log_scale3"]).float(), elastic,
         extra=torch.cat([keep, log_bias], 1))
-    warped = _sample_shared(basis.channels, coords)  # cortical GM, deep GM, WM, CSF
-    keep = carried[:, 0]
-    gm_cortex = warped[:, 0] * keep
-    csf = warped[:, 3] + warped[:, 0] - gm_cortex
+    warped = _sample_shared(basis.channels, coords)  # GM, WM (+ deep brightness), CSF
+    gm = warped[:, 0] * carried[:, 0]
+    csf = warped[:, 2] + (warped[:, 0] - gm)
     brain = warped.sum(1)
 
     mu_gm = params["targets"]["mu_gm"] + (truth["mu_gm_jitter"].to_numpy() if noise else 0.0)
-    mu_deep = MU_DEEP + (mu_gm - MU_GM)
     mu_csf = truth["mu_csf"].to_numpy() if noise else np.full(batch, MU_CSF)
 
     def per_subject(values):
         return torch.tensor(np.asarray(values, dtype=np.float32)).view(-1, 1, 1, 1)
 
-    image = WM_RAW * (per_subject(mu_gm) * gm_cortex + per_subject(mu_deep) * warped[:, 1]
-                      + warped[:, 2] + per_subject(mu_csf) * csf)
+    image = WM_RAW * (per_subject(mu_gm) * gm + warped[:, 1] + per_subject(mu_csf) * csf)
     if noise:
         image = image * torch.exp(carried[:, 1])
         sigma = per_subject(WM_RAW / truth["snr"].to_numpy())

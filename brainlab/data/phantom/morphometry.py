@@ -31,8 +31,9 @@ TEMPLATE_THICKNESS_MM = 2.7
 
 
 def _identity(shape, batch):
+    """Normalised coords (B, D, H, W, 3), last axis in grid_sample order (W, H, D)."""
     axes = [torch.linspace(-1.0, 1.0, n) if n > 1 else torch.zeros(1) for n in shape]
-    grid = torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1)
+    grid = torch.stack(torch.meshgrid(*axes, indexing="ij")[::-1], dim=-1)
     return grid.unsqueeze(0).expand(batch, *shape, 3)
 
 
@@ -85,7 +86,7 @@ class Morphometer:
                   + (ident - centre.view(batch, 1, 1, 1, 3)) / scale.view(batch, 1, 1, 1, 1))
         # One shared atlas sampled at every subject's coords (subjects stacked along D).
         depth = coords.shape[1]
-        grid = coords.reshape(1, batch * depth, *coords.shape[2:]).flip(-1)
+        grid = coords.reshape(1, batch * depth, *coords.shape[2:])
         out = F.grid_sample(self.atlas.unsqueeze(0), grid, mode="nearest",
                             padding_mode="zeros", align_corners=True)[0]
         return out.reshape(out.shape[0], batch, depth, *out.shape[2:]).transpose(0, 1)
@@ -180,7 +181,7 @@ class Morphometer:
 
         # Lateral ventricles: CSF inside the ROI; left = below the subject's mid-plane.
         vent_csf = csf * ventricle_roi
-        ident = _identity(self.anatomy.shape, batch)[..., 0]
+        ident = _identity(self.anatomy.shape, batch)[..., 2]  # x: left-right
         count = mask.sum(dim=(1, 2, 3)).clamp(min=1.0)
         mid = (ident * mask).sum(dim=(1, 2, 3)) / count
         left = ident < mid.view(-1, 1, 1, 1)
