@@ -1,0 +1,106 @@
+"""Reconstruction figures: original | reconstruction | error, features, R² per feature."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from brainlab.errors import BrainlabInputError
+from brainlab.viz.slices import triplanar_grid
+from brainlab.viz.style import SEX_COLOURS, apply_layout
+
+ERROR_SCALE = "Inferno"  # absolute error: dark = exact, bright = large error
+
+
+def reconstruction_triplanar(original: np.ndarray, reconstruction: np.ndarray, affine: np.ndarray,
+                             cursor: Sequence[int] | None = None,
+                             value_range: tuple[float, float] | None = None,
+                             error_limit: float | None = None, title: str | None = None,
+                             row_height: int = 230) -> go.Figure:
+    """Three rows through the same ``cursor``: original, reconstruction, |difference|.
+
+    Original and reconstruction share ``value_range`` (default: the original's range);
+    the error row has its own scale from 0 to ``error_limit`` (default: the 99.5th
+    percentile of the error), drawn with ``ERROR_SCALE``.
+    """
+    original = np.asarray(original, dtype=np.float32)
+    reconstruction = np.asarray(reconstruction, dtype=np.float32)
+    if original.ndim != 3 or original.shape != reconstruction.shape:
+        raise BrainlabInputError(
+            f"expected original and reconstruction of the same 3D shape; found "
+            f"{original.shape} and {reconstruction.shape}")
+    error = np.abs(original - reconstruction)
+    if value_range is None:
+        value_range = (float(original.min()), max(float(original.max()), float(original.min()) + 1e-6))
+    if error_limit is None:
+        error_limit = float(max(np.quantile(error, 0.995), 1e-6))
+    fig = triplanar_grid({"original": original, "reconstruction": reconstruction,
+                          "|error|": error}, affine, cursor=cursor,
+                         row_ranges=[value_range, value_range, (0.0, error_limit)],
+                         title=title, row_height=row_height)
+    fig.update_layout(coloraxis3=dict(colorscale=ERROR_SCALE))
+    return fig
+
+
+def feature_comparison(original: pd.Series, reconstructed: pd.Series, unit: str = "z-score",
+                       title: str | None = None, max_features: int = 60) -> go.Figure:
+    """Original vs reconstructed value of each feature for one subject (grouped bars).
+
+    Pass values on a common scale (e.g. z-scores from ``standardised_features``) so
+    features in cc and mm share the axis. More than ``max_features`` features: the
+    ones reconstructed worst (largest |difference|) are shown.
+    """
+    if list(original.index) != list(reconstructed.index):
+        raise BrainlabInputError("original and reconstructed must have the same features")
+    names = list(original.index)
+    if len(names) > max_features:
+        gap = (original - reconstructed).abs().sort_values(ascending=False)
+        names = [n for n in names if n in set(gap.index[:max_features])]
+    fig = go.Figure()
+    fig.add_bar(name="original", x=names, y=original[names], marker_color="#444444")
+    fig.add_bar(name="reconstruction", x=names, y=reconstructed[names], marker_color="#E69F00")
+    return apply_layout(fig, barmode="group", height=360, bargap=0.25,
+                        title=dict(text=title) if title else None,
+                        yaxis=dict(title=unit), xaxis=dict(tickangle=-45, tickfont=dict(size=10)))
+
+
+def r2_bars(r2: pd.Series, title: str | None = None, good: float = 0.9) -> go.Figure:
+    """Horizontal bars of R² per feature (worst at the top), a dashed line at ``good``.
+
+    Bars are clipped at -1 on the axis (hover shows the true value); NaN features
+    (no variance) are left out.
+    """
+    r2 = r2.dropna().sort_values()
+    if r2.empty:
+        raise BrainlabInputError("no finite R² values to plot")
+    colours = ["#009E73" if v >= good else "#E69F00" if v >= 0.5 else "#D55E00" for v in r2]
+    fig = go.Figure(go.Bar(x=np.maximum(r2.to_numpy(), -1.0), y=list(r2.index), orientation="h",
+                           marker_color=colours, customdata=r2.to_numpy(),
+                           hovertemplate="%{y}: R² %{customdata:.3f}<extra></extra>"))
+    fig.add_vline(x=good, line=dict(dash="dash", color="#555"))
+    return apply_layout(fig, height=max(260, 16 * len(r2) + 80), showlegend=False,
+                        title=dict(text=title) if title else None,
+                        xaxis=dict(title="R² (held-out)", range=[min(-0.05, float(max(r2.min(), -1.0))), 1.0]),
+                        yaxis=dict(tickfont=dict(size=10), automargin=True),
+                        margin=dict(l=10, r=20, t=50 if title else 20, b=40))
+
+
+def error_by_subject(errors: pd.DataFrame, metric: str = "ssim", selected: str | None = None) -> go.Figure:
+    """Strip of one error metric over subjects, coloured by sex; ``selected`` circled."""
+    if metric not in errors.columns:
+        raise BrainlabInputError(f"errors table lacks {metric!r}; found {list(errors.columns)}")
+    fig = go.Figure()
+    for sex, group in errors.groupby("sex"):
+        fig.add_scatter(x=group[metric], y=[sex] * len(group), mode="markers", name=sex,
+                        marker=dict(color=SEX_COLOURS.get(sex, "#777"), size=8, opacity=0.7),
+                        customdata=group["subject_id"],
+                        hovertemplate="%{customdata}: %{x:.3f}<extra></extra>")
+    if selected is not None and selected in set(errors["subject_id"]):
+        row = errors[errors["subject_id"] == selected].iloc[0]
+        fig.add_scatter(x=[row[metric]], y=[row["sex"]], mode="markers", name=selected,
+                        marker=dict(size=16, color="rgba(0,0,0,0)", line=dict(width=2, color="black")))
+    return apply_layout(fig, height=200, xaxis=dict(title=metric.upper()),
+                        margin=dict(l=40, r=20, t=30, b=40))
