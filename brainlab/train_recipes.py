@@ -74,10 +74,11 @@ def train_model(model_type: str, cohort, options: RecipeOptions, model_config=No
                 default: TrainConfig | None = None) -> Path:
     """Build ``model_type`` for ``cohort`` and fit it into ``options.out``; return the folder."""
     from brainlab.models import model_class
-    from brainlab.training import TRAIN_STATE_NAME, fit
+    from brainlab.training import TRAIN_STATE_NAME, fit, seed_everything
 
-    model = model_class(model_type).from_cohort(cohort, model_config)
     config = train_config_for(model_type, options, default)
+    seed_everything(config.seed)  # initial weights are reproducible too
+    model = model_class(model_type).from_cohort(cohort, model_config)
     out = Path(options.out)
     resume_from = None
     if options.resume:
@@ -98,11 +99,86 @@ def _trainer(model_type: str) -> Callable:
     return trainer
 
 
+# ---- GAN, seed DCGAN and latent encoder (they build on each other's checkpoints) ----
+
+GAN_TRAIN_CONFIG = TrainConfig(epochs=40, minutes=2.0, batch_size=64, log_every=5, eval_every=10)
+ENCODER_TRAIN_CONFIG = TrainConfig(epochs=20, minutes=3.0, batch_size=8, log_every=10,
+                                   eval_every=5, max_eval_subjects=16)
+SEED_GAN_TRAIN_CONFIG = TrainConfig(epochs=40, minutes=10.0, batch_size=10, log_every=5,
+                                    eval_every=5, bf16="off")
+
+
+def _dependency(model_type: str, cohort, options: RecipeOptions):
+    """The trained ``model_type`` this recipe builds on: ``<out_root>/<type>`` (or next to
+    ``out``); trained there with its default recipe when missing or made for another grid."""
+    from brainlab.checkpoints import load_checkpoint, read_card
+
+    root = Path(options.out_root) if options.out_root else Path(options.out).parent
+    if root.resolve() == Path(options.out).resolve():  # `train gan --out DIR`: look beside DIR
+        root = root.parent
+    folder = root / model_type
+    usable = False
+    if (folder / "model_card.json").exists():
+        card = read_card(folder)
+        usable = card.get("cohort", {}).get("fingerprint") == cohort.fingerprint
+    if not usable:
+        print(f"note: no {model_type} checkpoint for cohort {cohort.name!r} in {folder}; "
+              f"training one first")
+        TRAINERS[model_type](cohort, replace(options, out=folder, out_root=root, resume=False))
+    model, _ = load_checkpoint(folder, expected_type=model_type, cohort=cohort,
+                               device=options.device)
+    return model
+
+
+def train_gan(cohort, options: RecipeOptions) -> Path:
+    """brainlab's GAN: a code-space GAN on the frozen decoder of the cohort's MRI autoencoder."""
+    from brainlab.models.gan import LatentGan
+
+    autoencoder = _dependency("mri-ae", cohort, options)
+    split = cohort.split(GAN_TRAIN_CONFIG.split_seed)
+    gan = LatentGan.from_autoencoder(autoencoder)
+    return _fit_built(gan, cohort, split, options, GAN_TRAIN_CONFIG)
+
+
+def train_encoder(cohort, options: RecipeOptions) -> Path:
+    """brainlab's latent encoder for the cohort's GAN (trained first when missing)."""
+    from brainlab.models.encoder import LatentEncoder
+
+    gan = _dependency("gan", cohort, options)
+    split = cohort.split(ENCODER_TRAIN_CONFIG.split_seed)
+    return _fit_built(LatentEncoder.from_gan(gan), cohort, split, options, ENCODER_TRAIN_CONFIG)
+
+
+def _fit_built(model, cohort, split, options: RecipeOptions, default: TrainConfig) -> Path:
+    from brainlab.training import TRAIN_STATE_NAME, fit
+
+    config = train_config_for(model.model_type, options, default)
+    out = Path(options.out)
+    resume_from = None
+    if options.resume:
+        if not (out / TRAIN_STATE_NAME).exists():
+            raise BrainlabInputError(
+                f"--resume: no earlier run in {out} (expected {TRAIN_STATE_NAME} there)")
+        resume_from = out
+        model.fit_statistics(cohort, split.train)  # a resumed GAN re-banks its real codes
+    fit(model, cohort, split, config, callbacks=options.callbacks, resume_from=resume_from,
+        out_dir=out)
+    return out
+
+
+def train_seed_gan(cohort, options: RecipeOptions) -> Path:
+    """The seed study's DCGAN, as the baseline (fp32, 64³, z ~ U(0, 1))."""
+    return train_model("dcgan-seed", cohort, options, default=SEED_GAN_TRAIN_CONFIG)
+
+
 TRAINERS: dict[str, Callable] = {
     "mri-ae": _trainer("mri-ae"),
     "morph-ae": _trainer("morph-ae"),
     "sex-clf": _trainer("sex-clf"),
     "age-model": _trainer("age-model"),
+    "gan": train_gan,
+    "encoder": train_encoder,
+    "dcgan-seed": train_seed_gan,
 }
 
 # Dependency order of ``train all`` (the GAN needs the MRI autoencoder, the encoder the GAN).
