@@ -90,6 +90,14 @@ def test_probe_table_errors():
     single[0] = 1
     with pytest.raises(BrainlabInputError, match="needs? >= 2 per class"):
         probe_table({"raw": x}, {"sex": single})
+    with pytest.raises(BrainlabInputError, match="models must be a non-empty subset"):
+        probe_table({"raw": x}, labels, models=("svm",))
+
+
+def test_probe_table_model_subset():
+    x, labels, _ = _planted(n=40)
+    table = probe_table({"raw": x}, labels, n_splits=3, models=("KNN",))
+    assert set(table.model) == {"KNN"} and len(table) == 2
 
 
 def test_seed_reference_column():
