@@ -120,7 +120,9 @@ class LatentGan(BrainlabModel):
 
     model_type = "gan"
     config_class = GanConfig
-    batch_fields = ("image", "index")
+    # Only row indices: real codes come from the bank fit_statistics encodes once, so the
+    # fit loop need not read volumes every epoch ("image" is used when a batch has it).
+    batch_fields = ("index",)
 
     def __init__(self, config: GanConfig, autoencoder: nn.Module):
         super().__init__(config)
@@ -297,6 +299,10 @@ class LatentGan(BrainlabModel):
         indices = indices.tolist() if torch.is_tensor(indices) else list(indices)
         missing = [i for i, index in enumerate(indices) if int(index) not in self._bank]
         if missing:
+            if "image" not in batch:
+                raise BrainlabInputError(
+                    f"{len(missing)} training subjects have no banked code; call "
+                    f"fit_statistics(cohort, train_indices) before training (or pass images)")
             images = batch["image"][missing]
             self._add_to_bank([indices[i] for i in missing], self.encode_images(images))
         if not bool(self.statistics_ready):
