@@ -1,0 +1,188 @@
+"""Latent space: maps of each representation, and how well it encodes sex and age."""
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from brainlab.analysis.latent_maps import (
+    REPRESENTATIONS, available_representations, colour_values, colour_variables,
+    representation_features, representation_probe_table,
+)
+from brainlab.analysis.probes import SEED_STUDY_REFERENCE
+from brainlab.analysis.projections import project, warm_umap
+from brainlab.analysis.reconstructions import reconstruct_subjects
+from brainlab.viz import triplanar_grid
+from brainlab.viz.latent_plots import latent_scatter, probe_comparison, probe_table_view
+from pages._explorer import cached_result, checkpoint_key, new_pick, peek_result, subject_choice
+from pages._models import checkpoints_for, load_model, model_picker, train_command
+from pages._shared import cohort_sidebar, intensity_range, query_value, sync_query
+
+PROJECTIONS = {"pca": "PCA", "umap": "UMAP"}
+
+cohort, source = cohort_sidebar()
+table = cohort.table
+has_images = cohort.images is not None
+
+st.title("Latent space")
+st.markdown("Each subject as a point: raw data or a model's latent code, projected to 2D or "
+            "3D. Do sex and age organise the map, and does the latent keep what the raw "
+            "data knows? The probe table below answers with numbers.")
+
+# ---------------------------------------------------------------- sidebar controls
+model_types = {t for t in ("mri-ae", "morph-ae", "encoder") if checkpoints_for(t, cohort)}
+keys = available_representations(cohort, model_types)
+missing = [r for k, r in REPRESENTATIONS.items() if k not in keys
+           and r.model_type is not None and not (r.needs_images and not has_images)]
+if not keys:
+    st.info(f"Cohort **{cohort.name}** has neither images nor morphometry columns to map.")
+    st.stop()
+
+colours = colour_variables(cohort)
+with st.sidebar:
+    st.markdown("### Map")
+    rep_key = query_value("rep", keys[0])
+    rep_key = rep_key if rep_key in keys else keys[0]
+    rep_key = st.selectbox("Representation", keys, index=keys.index(rep_key),
+                           format_func=lambda k: REPRESENTATIONS[k].label)
+    method = query_value("proj", "pca")
+    method = method if method in PROJECTIONS else "pca"
+    method = st.radio("Projection", list(PROJECTIONS), index=list(PROJECTIONS).index(method),
+                      format_func=PROJECTIONS.get, horizontal=True)
+    dims = query_value("dims", 2, int)
+    dims = dims if dims in (2, 3) else 2
+    dims = st.radio("Dimensions", [2, 3], index=[2, 3].index(dims), horizontal=True,
+                    format_func=lambda d: f"{d}D", help="Click a point to open it (2D only).")
+    neighbors, min_dist = 15, 0.1
+    if method == "umap":
+        neighbors = st.slider("UMAP neighbours", 2, 100, int(np.clip(query_value("nn", 15, int), 2, 100)),
+                              help="Small: local detail; large: global layout.")
+        min_dist = st.slider("UMAP min distance", 0.0, 1.0,
+                             float(np.clip(query_value("md", 0.1, float), 0.0, 1.0)), 0.05,
+                             help="How tightly points may pack.")
+    default_colour = "age" if "age" in colours else "sex"
+    colour = query_value("colour", default_colour)
+    colour = colour if colour in colours else default_colour
+    names = list(colours)
+    colour = st.selectbox("Colour by", names, index=names.index(colour),
+                          format_func=lambda n: n if colours[n] == "subject" else f"{n} ({colours[n]})")
+    if missing:
+        st.caption("Train " + ", ".join(f"`{r.model_type}`" for r in missing)
+                   + " to add " + ", ".join(r.label for r in missing) + ".")
+sync_query(rep=rep_key, proj=method, dims=dims, colour=colour,
+           nn=neighbors if method == "umap" else None, md=min_dist if method == "umap" else None)
+
+rep = REPRESENTATIONS[rep_key]
+model, card = None, None
+if rep.model_type is not None:
+    model, card = model_picker(rep.model_type, cohort, source)
+    if model is None:
+        st.stop()
+feature_key = (rep_key, checkpoint_key(card), cohort.fingerprint)
+features = cached_result("features", feature_key,
+                         lambda progress: representation_features(rep_key, cohort, model, progress),
+                         f"Computing {rep.label} for {len(cohort)} subjects (once) …")
+
+
+@st.cache_resource(show_spinner="Warming up UMAP (once per server) …")
+def umap_ready() -> bool:
+    warm_umap()
+    return True
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def projection(key: tuple, method: str, dims: int, neighbors: int, min_dist: float,
+               _features: np.ndarray) -> np.ndarray:
+    """Coordinates per (representation, checkpoint, cohort fingerprint, settings)."""
+    return project(_features, method=method, n_components=dims, umap_neighbors=neighbors,
+                   umap_min_dist=min_dist)
+
+
+if method == "umap":
+    umap_ready()
+with st.spinner(f"{PROJECTIONS[method]} of {len(features)} subjects …"):
+    coords = projection(feature_key, method, dims, neighbors, min_dist, features)
+
+# ---------------------------------------------------------------- map and subject
+ids = cohort.subject_ids
+current = st.session_state.get("explorer_subject") or query_value("subject")
+variable = colour_values(cohort, colour)
+map_column, subject_column = st.columns([3, 2]) if has_images else (st.container(), st.container())
+with map_column:
+    axis_title = "PC" if method == "pca" else "UMAP"
+    fig = latent_scatter(coords, ids, table["sex"].to_numpy(), table["age"].to_numpy(),
+                         variable.values, colour, variable.kind == "categorical",
+                         axis_title=axis_title, highlight=current if current in ids else None,
+                         title=f"{rep.label} · {PROJECTIONS[method]} {dims}D")
+    clicked = None
+    if dims == 2:
+        event = st.plotly_chart(fig, on_select="rerun", selection_mode="points",
+                                width="stretch", key=f"map_{rep_key}_{method}")
+        points = event.selection.points if event is not None else []
+        point = points[0] if points else None
+        clicked = new_pick("map_point", point["customdata"][0]
+                           if point and point.get("customdata") else None)
+    else:
+        st.plotly_chart(fig, width="stretch", key=f"map3d_{rep_key}_{method}")
+    st.caption(f"One point per subject, coloured by {colour}: look for gradients or clusters "
+               "that follow the colour (the representation encodes it) and for outliers. "
+               + ("Click a point to open that subject." if dims == 2 else
+                  "Drag to rotate; pick a subject below."))
+
+with subject_column:
+    subject = subject_choice(ids, picked=clicked)
+    if subject != current:
+        st.rerun()  # redraw the map with the new subject circled
+    row = table.iloc[cohort.index_of(subject)]
+    age = f"{row['age']:.1f} y" if pd.notna(row["age"]) else "age n/a"
+    st.markdown(f"**{subject}** · {'female' if row['sex'] == 'F' else 'male'} · {age} · "
+                f"{colour}: {variable.values[cohort.index_of(subject)]}")
+    if has_images:
+        index = cohort.index_of(subject)
+        volumes = {"MRI": cohort.images[index]}
+        ae_entries = checkpoints_for("mri-ae", cohort)
+        if ae_entries:
+            ae_model, _ = (model, card) if rep_key == "mri-ae" else load_model(ae_entries[0]["path"])
+            volumes["MRI-AE reconstruction"] = reconstruct_subjects(ae_model, cohort, [index])[1][0]
+        st.plotly_chart(triplanar_grid(volumes, cohort.affine, value_range=intensity_range(cohort),
+                                       row_height=170),
+                        width="stretch", key="subject_views")
+        st.caption("The subject's centre slices" + (" and their MRI-AE reconstruction: look for "
+                   "what the code keeps (size, ventricles) and blurs." if len(volumes) > 1 else
+                   f". No MRI autoencoder yet: `{train_command('mri-ae', source)}`."))
+
+# ---------------------------------------------------------------- probes
+st.header("Probes: what the representation encodes")
+pairing = (f"**{REPRESENTATIONS[rep.raw_pair].label}** vs **{rep.label}**"
+           if rep.raw_pair else f"**{rep.label}** alone (choose a latent to compare with it)")
+st.markdown("Logistic regression, random forest, KNN and a decision tree predict sex and age "
+            f"bin from {pairing}, scored by stratified 5-fold cross-validation with fixed "
+            "folds (mean ± sd). The seed study's published figures sit in their own column "
+            "for reference; they were not computed here.")
+probe_key = (rep_key, checkpoint_key(card), cohort.fingerprint)
+probes = peek_result("probes", probe_key)
+if probes is None and st.button("Run probes", type="primary",
+                                help="Takes seconds; the result is kept for this cohort and model."):
+    try:
+        probes = cached_result("probes", probe_key,
+                               lambda progress: representation_probe_table(rep_key, cohort, model,
+                                                                           progress=progress),
+                               "Running probes …")
+    except ValueError as error:  # e.g. a class with a single subject
+        st.error(f"Could not run the probes: {error}")
+if probes is not None:
+    left, right = st.columns([3, 2])
+    with left:
+        st.dataframe(probe_table_view(probes), hide_index=True, width="stretch", height=320)
+        st.caption("Compare each raw row with its latent row: a latent close to raw keeps the "
+                   "information; chance is the majority-class rate.")
+    with right:
+        st.plotly_chart(probe_comparison(probes), width="stretch", key="probe_bars")
+        st.caption("Logistic-regression accuracy per target: bars well above the chance dash "
+                   "mean the representation encodes that variable.")
+else:
+    st.caption("Press **Run probes** to fill the table.")
+with st.expander("Seed study reference figures"):
+    st.dataframe(SEED_STUDY_REFERENCE[["data", "representation", "target", "model", "reference"]],
+                 hide_index=True, width="stretch")
+    st.caption("Published logistic-regression accuracies (HCP young adults, 5-fold CV); "
+               "reference only, not recomputed by brainlab.")
