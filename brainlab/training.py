@@ -232,13 +232,24 @@ def fit(model, cohort, split=None, train_config: TrainConfig | None = None,
     out_dir = None if out_dir is None else Path(out_dir)
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
+        if resume_from is None:
+            (out_dir / EVENTS_NAME).unlink(missing_ok=True)  # a fresh run starts a fresh log
     log = EventLog(out_dir, callbacks)
 
     step, epoch, seconds_before = 0, 0, 0.0
     if resume_from is not None:
         resume_from = Path(resume_from)
-        trained, _ = load_checkpoint(resume_from, expected_type=model.model_type, cohort=cohort)
-        model.load_state_dict(trained.state_dict())
+        trained, card = load_checkpoint(resume_from, expected_type=model.model_type,
+                                        cohort=cohort)
+        try:
+            model.load_state_dict(trained.state_dict())
+        except RuntimeError as error:
+            from brainlab.errors import CheckpointMismatchError
+
+            raise CheckpointMismatchError(
+                f"cannot resume from {resume_from}: its {card['model_type']} was built with "
+                f"config {card['config']}; the model to train has config "
+                f"{config_to_dict(model.config)} ({str(error).splitlines()[0]})") from None
     else:
         model.fit_statistics(cohort, split.train)
     model.to(device)

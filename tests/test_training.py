@@ -206,3 +206,22 @@ def test_train_cli_rejects_resume_without_run(tensor_folder, tmp_path):
     code = main(["train", "sex-clf", "--cohort", str(tensor_folder), "--out",
                  str(tmp_path / "new"), "--resume", "--quiet"])
     assert code == 2
+
+
+def test_fresh_run_in_used_folder_starts_a_fresh_log(small_cohort, tmp_path):
+    for _ in range(2):
+        fit(_model("morph-ae", small_cohort), small_cohort, None, FAST, out_dir=tmp_path)
+    steps = [e["step"] for e in read_events(tmp_path) if e["type"] == "step"]
+    assert steps == list(range(1, 9))
+
+
+def test_resume_with_other_architecture_is_a_clear_error(small_cohort, tmp_path):
+    from dataclasses import replace
+
+    from brainlab.errors import CheckpointMismatchError
+
+    fit(_model("morph-ae", small_cohort), small_cohort, None, FAST, out_dir=tmp_path)
+    wider = model_class("morph-ae").from_cohort(
+        small_cohort, replace(TINY_CONFIGS["morph-ae"], hidden=(32,)))
+    with pytest.raises(CheckpointMismatchError, match="cannot resume from .*hidden"):
+        fit(wider, small_cohort, None, FAST, resume_from=tmp_path, out_dir=tmp_path)
