@@ -55,9 +55,9 @@ PAGES = (
 )
 
 PRESET_DESCRIPTIONS = {
-    "hcp-ya": "phantom · HCP Young Adult (1113 subjects, 22–37 y)",
-    "lifespan": "phantom · lifespan (20–90 y)",
-    "tiny": "phantom · tiny (tests, 12×14×16 grid)",
+    "hcp-ya": "HCP-YA phantom (22–37 y)",
+    "lifespan": "lifespan phantom (20–90 y)",
+    "tiny": "tiny phantom (for tests)",
 }
 UPLOAD_PREFIX = "upload:"
 _SOURCE_KEY = "brainlab_source"
@@ -305,7 +305,8 @@ def intensity_range(cohort: Cohort) -> tuple[float, float]:
     return _intensity_range(cohort.fingerprint, cohort)
 
 
-@st.cache_resource(show_spinner=False, max_entries=4)
+@st.cache_resource(show_spinner="Rendering the phantom's ground-truth effect maps (once) …",
+                   max_entries=4)
 def phantom_effect_maps(preset: str) -> dict | None:
     """The phantom's ground-truth effect maps ``{"sex": vol, "age": vol}``, or None."""
     if preset not in PRESET_NAMES:

@@ -51,8 +51,11 @@ def subject_viewer() -> None:
     if subject not in ids:
         subject = ids[0]
     st.caption("Click a row to view that subject (or use the selector below the table).")
-    event = st.dataframe(_subject_table(), on_select="rerun", selection_mode="single-row",
-                         hide_index=True, height=240, width="stretch",
+    view = _subject_table()
+    numbers = {column: st.column_config.NumberColumn(format="%.1f")
+               for column in view.columns if column not in ("subject_id", "sex", "age bin")}
+    event = st.dataframe(view, on_select="rerun", selection_mode="single-row",
+                         hide_index=True, height=240, width="stretch", column_config=numbers,
                          key=f"subject_table_{cohort.fingerprint}")
     rows = event.selection.rows if event is not None else []
     table_pick = ids[rows[0]] if rows else None

@@ -51,18 +51,20 @@ def age_histogram(table: pd.DataFrame, bin_labels: Sequence[str] | None = None,
             rows = table[(table["sex"] == sex) & table["age"].notna()]
             fig.add_trace(go.Histogram(
                 x=rows["age"], name=f"{SEX_NAMES[sex]} ({len(rows)})",
-                marker_color=SEX_COLOURS[sex], opacity=0.65,
+                marker_color=SEX_COLOURS[sex],
                 xbins=dict(start=start, end=end, size=size),
                 hovertemplate="age %{x}<br>%{y} subjects<extra>" + SEX_NAMES[sex] + "</extra>",
             ))
-        fig.update_layout(barmode="overlay", xaxis_title="age (years)")
+        # Side by side, not overlaid: blended overlaps read as a third group.
+        fig.update_layout(barmode="group", xaxis_title="age (years)")
     else:
         counts = sex_by_age_bin_counts(table, bin_labels)
         for sex in SEXES:
             fig.add_trace(go.Bar(x=list(counts.columns), y=counts.loc[SEX_NAMES[sex]].to_numpy(),
                                  name=SEX_NAMES[sex], marker_color=SEX_COLOURS[sex]))
         fig.update_layout(barmode="group", xaxis_title="age bin")
-    return apply_layout(fig, title=title, yaxis_title="subjects", height=320, bargap=0.05)
+    return apply_layout(fig, title=title, yaxis_title="subjects", height=320, bargap=0.1,
+                        bargroupgap=0.0)
 
 
 def sex_by_age_bin_counts(table: pd.DataFrame,
