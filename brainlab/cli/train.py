@@ -54,10 +54,12 @@ def _progress_bar(description: str, quiet: bool):
         for name, value in (event.get("losses") or {}).items():
             if isinstance(value, float):
                 shown[name] = f"{value:.4g}"
+        split = "test" if event.get("type") == "done" else "val"
         for name, value in (event.get("metrics") or {}).items():
             if isinstance(value, float) and name in (
-                    "ssim", "mean_r2", "balanced_accuracy", "mae", "accuracy", "frechet_ratio"):
-                shown[f"val_{name}"] = f"{value:.3g}"
+                    "ssim", "mean_r2", "balanced_accuracy", "mae", "accuracy", "frechet_ratio",
+                    "refined_ssim"):
+                shown[f"{split}_{name}"] = f"{value:.3g}"
         if shown:
             bar.set_postfix(shown, refresh=False)
         bar.refresh()
