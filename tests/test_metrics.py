@@ -48,6 +48,23 @@ def test_ssim_and_psnr():
         psnr(a[0], a[0])
 
 
+def test_ssim_of_constant_volumes_matches_formula():
+    # Zero variance: SSIM reduces to the luminance term (2 ab + C1) / (a^2 + b^2 + C1).
+    c1 = (0.01 * 1.0) ** 2
+    expected = (2 * 0.3 * 0.6 + c1) / (0.3**2 + 0.6**2 + c1)
+    assert ssim3d(np.full(GRID, 0.3), np.full(GRID, 0.6)) == pytest.approx(expected, rel=1e-9)
+
+
+def test_frechet_distance_of_shifted_copy_is_squared_shift():
+    from brainlab.analysis.metrics import _frechet_distance
+
+    x = np.random.default_rng(20).normal(size=(50, 2))
+    assert _frechet_distance(x, x + [3.0, 4.0]) == pytest.approx(25.0, rel=1e-6)
+    # Same mean, covariance scaled by 4: distance = tr(C) + tr(4C) - 2 tr(2C) = tr(C).
+    trace = np.trace(np.cov(x, rowvar=False))
+    assert _frechet_distance(x, 2 * (x - x.mean(0)) + x.mean(0)) == pytest.approx(trace, rel=1e-6)
+
+
 def test_reconstruction_metrics_per_subject():
     originals = _volumes(4, 2)
     recon = originals.copy()
