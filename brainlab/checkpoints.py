@@ -11,6 +11,7 @@ found. ``quality_verdict`` compares a card's metrics with the project's targets.
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 import warnings
@@ -52,8 +53,8 @@ def _json_ready(value):
         return [_json_ready(v) for v in value]
     if hasattr(value, "tolist"):
         return _json_ready(value.tolist())
-    if isinstance(value, float) and value != value:
-        return None  # NaN is not JSON
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # NaN and infinity (a perfect PSNR) are not JSON
     return value
 
 
