@@ -1,0 +1,145 @@
+"""Real vs synthetic comparison: classifier outputs, memorisation of a planted copy, realism.
+
+A stub GAN replays a fixed stack of volumes (row k of z picks volume k), so a
+copy of a training brain can be planted among the samples.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from scipy.ndimage import gaussian_filter
+
+from brainlab.analysis.real_vs_synthetic import (
+    age_bin_edges, classifier_kind, classifier_outputs, compare_real_synthetic,
+    realism_order, realism_scores,
+)
+from brainlab.errors import BrainlabInputError
+
+SHAPE = (12, 14, 16)
+
+
+class ReplayGan:
+    """sample_latent(n) -> rows (k, 0, ...); generate -> self.volumes[k]."""
+
+    latent_dim = 4
+
+    def __init__(self, volumes):
+        self.volumes = torch.as_tensor(np.asarray(volumes, dtype=np.float32))
+        self.grid_shape = tuple(self.volumes.shape[1:])
+
+    def sample_latent(self, n, seed=0):
+        z = torch.zeros(int(n), self.latent_dim)
+        z[:, 0] = torch.arange(int(n)) % len(self.volumes)
+        return z
+
+    def generate(self, z):
+        return self.volumes[torch.as_tensor(z)[:, 0].long()][:, None]
+
+
+class SizeSexClassifier:
+    """P(male) rises with brain size (men are larger in small_cohort)."""
+
+    model_type = "sex-clf"
+
+    def predict_proba(self, x):
+        size = (x > 0.5).float().mean(dim=(1, 2, 3, 4))
+        return torch.sigmoid((size - size.median()) * 200)
+
+
+class TrueAgeModel:
+    """Predicts a constant age (years)."""
+
+    model_type = "age-model"
+    target = "years"
+
+    def predict_age(self, x):
+        return torch.full((len(x),), 31.0)
+
+
+def synthetic_stack(cohort, indices, plant_at=None, plant_from=None, seed=0):
+    """Blurred, noisy versions of cohort brains (not copies); optionally one exact copy."""
+    rng = np.random.default_rng(seed)
+    images = np.asarray(cohort.images[np.asarray(indices)], dtype=np.float32)
+    fakes = np.stack([np.clip(gaussian_filter(image, 1.0) + rng.normal(0, 0.08, SHAPE), 0, 1)
+                      for image in images]).astype(np.float32)
+    if plant_at is not None:
+        fakes[plant_at] = cohort.images[plant_from]
+    return fakes
+
+
+def test_classifier_kind_and_outputs(small_cohort):
+    assert classifier_kind(SizeSexClassifier()) == "sex"
+    assert classifier_kind(TrueAgeModel()) == "age"
+    with pytest.raises(BrainlabInputError, match="expected a sex classifier .* found 'gan'"):
+        classifier_kind(type("G", (), {"model_type": "gan"})())
+    scores = classifier_outputs(SizeSexClassifier(), small_cohort.images[np.arange(10)], batch_size=4)
+    assert scores.shape == (10,) and np.all((scores >= 0) & (scores <= 1))
+    with pytest.raises(BrainlabInputError, match=r"volumes must be \(n, D, H, W\)"):
+        classifier_outputs(TrueAgeModel(), np.zeros((2, 12, 14)))
+
+
+def test_memorisation_flags_the_planted_copy(small_cohort):
+    split = small_cohort.split(0)
+    train, heldout = split.train, split.test
+    copied = int(train[2])
+    fakes = synthetic_stack(small_cohort, train[:12], plant_at=5, plant_from=copied)
+    result = compare_real_synthetic(SizeSexClassifier(), ReplayGan(fakes), small_cohort,
+                                    n_samples=12, heldout_indices=heldout, train_indices=train)
+    memo = result["memorisation"]
+    assert memo["suspected"][5]
+    assert memo["generated_distances"][5] == pytest.approx(0.0, abs=1e-6)
+    assert memo["generated_nearest_train_id"][5] == small_cohort.subject_ids[copied]
+    assert memo["n_suspected"] == 1  # the noisy, blurred others are not copies
+    assert result["summary"]["memorisation_n_suspected"] == 1
+
+
+def test_sex_summary_confusion_and_calibration(small_cohort):
+    split = small_cohort.split(0)
+    fakes = synthetic_stack(small_cohort, split.train[:10])
+    result = compare_real_synthetic(SizeSexClassifier(), ReplayGan(fakes), small_cohort,
+                                    n_samples=10, heldout_indices=split.test,
+                                    train_indices=split.train, memorisation=False)
+    summary = result["summary"]
+    male = (small_cohort.table["sex"].to_numpy()[split.test] == "M")
+    assert summary["kind"] == "sex" and summary["n_real"] == len(split.test)
+    assert summary["male_fraction_real_true"] == pytest.approx(male.mean())
+    assert result["confusion"].sum() == len(split.test)
+    assert result["confusion"][1].sum() == male.sum()  # row 1 = truly male
+    assert 0.0 <= summary["male_fraction_synthetic"] <= 1.0
+    assert 0.0 <= summary["two_sample_auc"] <= 1.0
+    assert result["calibration"]["count"].sum() == len(split.test)
+    assert result["memorisation"] is None
+    assert sorted(realism_order(result).tolist()) == list(range(10))
+
+
+def test_age_model_bins_predictions_into_the_cohort_bins(small_cohort):
+    split = small_cohort.split(0)
+    fakes = synthetic_stack(small_cohort, split.train[:8])
+    result = compare_real_synthetic(TrueAgeModel(), ReplayGan(fakes), small_cohort, n_samples=8,
+                                    heldout_indices=np.arange(len(small_cohort)),
+                                    train_indices=split.train, memorisation=False)
+    assert result["kind"] == "age"
+    assert result["summary"]["mean_predicted_synthetic"] == pytest.approx(31.0)
+    n_bins = len(set(small_cohort.table["age_bin"]))
+    assert result["confusion"].shape == (n_bins, n_bins)
+    # Every brain is predicted 31 years old: one predicted column holds everyone.
+    assert (result["confusion"].sum(axis=0) > 0).sum() == 1
+    edges, codes = age_bin_edges(small_cohort, np.arange(len(small_cohort)))
+    assert len(edges) == len(codes) - 1 and np.all(np.diff(edges) > 0)
+
+
+def test_realism_ranks_real_looking_samples_above_obvious_fakes(small_cohort):
+    real = np.asarray(small_cohort.images[np.arange(12)])
+    realistic = synthetic_stack(small_cohort, np.arange(12, 24), seed=1)
+    obvious = np.random.default_rng(2).uniform(0, 1, (12,) + SHAPE).astype(np.float32)
+    scores = realism_scores(real, np.concatenate([realistic, obvious]), n_splits=3)
+    assert scores.shape == (24,)
+    assert scores[:12].mean() > scores[12:].mean() + 0.2
+
+
+def test_compare_rejects_a_grid_mismatch(small_cohort):
+    gan = ReplayGan(np.zeros((2, 10, 10, 10), np.float32))
+    with pytest.raises(BrainlabInputError, match=r"generates on grid \(10, 10, 10\)"):
+        compare_real_synthetic(SizeSexClassifier(), gan, small_cohort, n_samples=2)
