@@ -241,3 +241,8 @@ def test_gan_fit_and_evaluate_end_to_end(cohort, tmp_path):
     assert metrics["n"] == len(cohort.split(0).test)
     loaded, card = load_checkpoint(tmp_path / "run", expected_type="gan", cohort=cohort)
     assert card["metrics"]["n"] == metrics["n"]
+    previews = sorted((tmp_path / "run" / "previews").glob("samples_step*.png"))
+    assert len(previews) == 2  # one per epoch
+    from PIL import Image
+
+    assert Image.open(previews[-1]).size[0] > GRID[0]

@@ -315,18 +315,21 @@ class LatentGan(BrainlabModel):
         return {key: value / max(int(self.config.steps_per_batch), 1)
                 for key, value in totals.items()}
 
-    def adversarial_step(self, real_bank: torch.Tensor) -> dict[str, float]:
-        """One D step (with R1 on real codes) and one G step on whitened codes."""
+    def adversarial_step(self, real_bank: torch.Tensor, batch_size: int | None = None
+                         ) -> dict[str, float]:
+        """One D step (with R1 on real codes) and one G step on ``batch_size`` (default
+        ``config.code_batch``) whitened codes drawn from ``real_bank`` (N, code_dim)."""
         if real_bank.device.type != "cpu":
-            return self._adversarial_step(real_bank)
+            return self._adversarial_step(real_bank, batch_size)
         with single_thread():
-            return self._adversarial_step(real_bank)
+            return self._adversarial_step(real_bank, batch_size)
 
-    def _adversarial_step(self, real_bank: torch.Tensor) -> dict[str, float]:
+    def _adversarial_step(self, real_bank: torch.Tensor, batch_size: int | None
+                          ) -> dict[str, float]:
         g_optimizer, d_optimizer = self.optimizers["generator"], self.optimizers["discriminator"]
         config = self.config
         device = real_bank.device
-        batch = min(int(config.code_batch), len(real_bank))
+        batch = min(int(batch_size or config.code_batch), len(real_bank))
         real = real_bank[torch.randint(len(real_bank), (batch,), device=device)]
         z = torch.randn(batch, config.latent_dim, device=device)
 
@@ -397,12 +400,45 @@ class LatentGan(BrainlabModel):
         metrics["n"] = int(len(real_heldout))
         return metrics
 
+    def preview(self, folder, step: int):
+        """Mid-slices of 4 fixed-z samples as a PNG (the fit loop's 'sample' event)."""
+        return write_sample_preview(self, folder, step)
+
     def _check_latent(self, z) -> torch.Tensor:
         z = torch.as_tensor(z, dtype=torch.float32)
         if z.ndim != 2 or z.shape[1] != self.latent_dim:
             raise BrainlabInputError(
                 f"latent must have shape (B, {self.latent_dim}); found {tuple(z.shape)}")
         return z.to(self.device)
+
+
+def write_sample_preview(gan, folder, step: int, n: int = 4, seed: int = 0):
+    """A PNG of the middle axial, coronal and sagittal slices of ``n`` samples (fixed z,
+    so successive previews show the same samples improving); returns its path."""
+    import os
+    from pathlib import Path
+
+    from PIL import Image
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with torch.no_grad():
+        volumes = gan.generate(gan.sample_latent(n, seed))[:, 0].cpu().numpy()
+    rows = []
+    for volume in volumes:
+        d, h, w = volume.shape
+        views = [volume[d // 2], volume[:, h // 2], volume[:, :, w // 2]]
+        height = max(v.shape[0] for v in views)
+        rows.append(np.concatenate(
+            [np.pad(v, ((0, height - v.shape[0]), (0, 1))) for v in views], axis=1))
+    width = max(r.shape[1] for r in rows)
+    mosaic = np.concatenate([np.pad(r, ((0, 1), (0, width - r.shape[1]))) for r in rows])
+    image = Image.fromarray((np.clip(np.rot90(mosaic), 0, 1) * 255).astype(np.uint8))
+    path = folder / f"samples_step{int(step):07d}.png"
+    temp = folder / f".{path.name}.tmp"
+    image.save(temp, format="PNG")
+    os.replace(temp, path)
+    return path
 
 
 def _decode_in_chunks(model: LatentGan, codes: torch.Tensor, chunk: int = 16) -> np.ndarray:

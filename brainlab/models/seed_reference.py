@@ -305,6 +305,12 @@ class SeedDcgan(BrainlabModel):
         return {"loss": d_value + g_value, "d_loss": d_value, "g_loss": g_value,
                 "d_accuracy": accuracy, "d_skipped": float(skipped)}
 
+    def preview(self, folder, step: int):
+        """Mid-slices of 4 fixed-z samples as a PNG (the fit loop's 'sample' event)."""
+        from brainlab.models.gan import write_sample_preview
+
+        return write_sample_preview(self, folder, step)
+
     @torch.no_grad()
     def evaluate(self, cohort, indices, max_subjects: int | None = None, seed: int = 0) -> dict:
         """GAN metrics of generated vs held-out ``indices`` (same as brainlab's GAN)."""
