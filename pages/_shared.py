@@ -62,6 +62,7 @@ PRESET_DESCRIPTIONS = {
 UPLOAD_PREFIX = "upload:"
 _SOURCE_KEY = "brainlab_source"
 _UPLOADS_KEY = "brainlab_uploads"
+_PICKER_KEY = "brainlab_cohort_picker"
 
 
 def existing_pages() -> list[PageInfo]:
@@ -211,30 +212,39 @@ def cohort_sidebar() -> tuple[Cohort, str]:
     stops, with the picker still usable to choose another cohort.
     """
     _leave_legacy_page_mode()
-    source = current_source()
-    uploads = st.session_state.get(_UPLOADS_KEY, {})
-    options = list(PRESET_NAMES) + [UPLOAD_PREFIX + key for key in uploads]
-    if source not in options:
-        options.append(source)
     with st.sidebar:
         st.markdown("### Cohort")
-        choice = st.selectbox("Cohort", options, index=options.index(source),
-                              format_func=source_label, label_visibility="collapsed",
-                              help="Phantom presets are synthetic brains with known ground truth.")
+        # The picker is drawn above the upload box but decided after it, so that a
+        # new upload or path can set the picker's value before it is instantiated.
+        picker_slot = st.container()
         with st.expander("Upload or open your own data"):
             uploaded = st.file_uploader(
                 "A CSV table, or a .zip of NIfTI volumes with participants.tsv",
                 type=["csv", "zip"])
             path_text = st.text_input("…or a path on the server",
                                       placeholder="/data/hcp_tensors or table.csv")
-        if uploaded is not None and st.session_state.get("_brainlab_last_upload") != uploaded.file_id:
-            st.session_state["_brainlab_last_upload"] = uploaded.file_id
-            new_source = _remember_upload(uploaded)
-            if new_source:
-                choice = new_source
-        elif path_text and st.session_state.get("_brainlab_last_path") != path_text:
-            st.session_state["_brainlab_last_path"] = path_text
-            choice = path_text.strip()
+    new_source = None
+    if uploaded is not None and st.session_state.get("_brainlab_last_upload") != uploaded.file_id:
+        st.session_state["_brainlab_last_upload"] = uploaded.file_id
+        new_source = _remember_upload(uploaded)
+    elif path_text and st.session_state.get("_brainlab_last_path") != path_text:
+        st.session_state["_brainlab_last_path"] = path_text
+        new_source = path_text.strip()
+    if new_source:
+        set_source(new_source)
+    elif st.session_state.get(_PICKER_KEY, current_source()) != current_source():
+        set_source(st.session_state[_PICKER_KEY])  # the user changed the picker
+    source = current_source()
+    uploads = st.session_state.get(_UPLOADS_KEY, {})
+    options = list(PRESET_NAMES) + [UPLOAD_PREFIX + key for key in uploads]
+    if source not in options:
+        options.append(source)
+    # A keyed widget whose value we set (not a changing ``index``), so every choice sticks.
+    st.session_state[_PICKER_KEY] = source
+    with picker_slot:
+        choice = st.selectbox("Cohort", options, key=_PICKER_KEY, format_func=source_label,
+                              label_visibility="collapsed",
+                              help="Phantom presets are synthetic brains with known ground truth.")
     set_source(choice)
     sync_query(cohort=choice)
     try:

@@ -47,9 +47,10 @@ def _subject_table() -> pd.DataFrame:
 def subject_viewer() -> None:
     """Subject picker, slice sliders and viewer; rerun alone when only the subject changes."""
     ids = cohort.subject_ids
-    subject = st.session_state.get("brainlab_subject") or query_value("subject")
-    if subject not in ids:
-        subject = ids[0]
+    picker = f"subject_picker_{cohort.fingerprint}"
+    if st.session_state.get(picker) not in ids:
+        start = st.session_state.get("brainlab_subject") or query_value("subject")
+        st.session_state[picker] = start if start in ids else ids[0]
     st.caption("Click a row to view that subject (or use the selector below the table).")
     view = _subject_table()
     numbers = {column: st.column_config.NumberColumn(format="%.1f")
@@ -60,9 +61,9 @@ def subject_viewer() -> None:
     rows = event.selection.rows if event is not None else []
     table_pick = ids[rows[0]] if rows else None
     if table_pick is not None and table_pick != st.session_state.get("_brainlab_table_pick"):
-        subject = table_pick
+        st.session_state[picker] = table_pick  # a new click in the table wins
     st.session_state["_brainlab_table_pick"] = table_pick
-    subject = st.selectbox("Subject", ids, index=ids.index(subject))
+    subject = st.selectbox("Subject", ids, key=picker)
     st.session_state["brainlab_subject"] = subject
     sync_query(subject=subject)
     if not has_images:
@@ -176,9 +177,11 @@ def morphometry_explorer() -> None:
     if not features:
         st.info("This cohort has no morphometry columns.")
         return
-    start = query_value("feature", features[0])
-    feature = st.selectbox("Feature", features,
-                           index=features.index(start) if start in features else 0)
+    key = f"morphometry_feature_{cohort.fingerprint}"
+    if st.session_state.get(key) not in features:
+        start = query_value("feature", features[0])
+        st.session_state[key] = start if start in features else features[0]
+    feature = st.selectbox("Feature", features, key=key)
     sync_query(feature=feature)
     ages = table["age"].dropna()
     curves = None

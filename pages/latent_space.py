@@ -160,8 +160,18 @@ st.markdown("Logistic regression, random forest, KNN and a decision tree predict
             "for reference; they were not computed here.")
 probe_key = (rep_key, checkpoint_key(card), cohort.fingerprint)
 probes = peek_result("probes", probe_key)
-if probes is None and st.button("Run probes", type="primary",
-                                help="Takes seconds; the result is kept for this cohort and model."):
+
+
+def request_probes() -> None:
+    # A callback (not the button's return value) so the request survives any rerun.
+    st.session_state["_probe_request"] = probe_key
+
+
+if probes is None:
+    st.button("Run probes", type="primary", on_click=request_probes,
+              help="Takes seconds; the result is kept for this cohort and model.")
+if probes is None and st.session_state.get("_probe_request") == probe_key:
+    st.session_state.pop("_probe_request", None)
     try:
         probes = cached_result("probes", probe_key,
                                lambda progress: representation_probe_table(rep_key, cohort, model,

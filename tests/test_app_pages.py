@@ -196,3 +196,14 @@ def test_path_typed_in_the_sidebar_switches_cohort_and_url(tensor_folder, fixtur
     assert {m.label: m.value for m in at.metric}["subjects"] == "54"
     cohort_param = at.query_params["cohort"]
     assert (cohort_param[0] if isinstance(cohort_param, list) else cohort_param) == str(fixture_csv)
+
+
+def test_consecutive_subject_choices_all_stick(tensor_folder):
+    cohort = load_cohort(tensor_folder)
+    at = open_page(tensor_folder, "cohort")
+    for subject in (cohort.subject_ids[3], cohort.subject_ids[9], cohort.subject_ids[1]):
+        widget(at.selectbox, "Subject").set_value(subject).run()
+        assert not at.exception
+        assert widget(at.selectbox, "Subject").value == subject
+        titles = [(s["layout"].get("title") or {}).get("text", "") for s in chart_specs(at)]
+        assert any(t.startswith(subject) for t in titles), titles
