@@ -34,7 +34,7 @@ from brainlab.paths import cache_root
 __all__ = ["load_phantom", "expected_effect_maps", "true_curve", "PHANTOM_PRESETS",
            "PhantomConfig", "RAW_MAX", "WM_RAW", "cohort_folder", "fingerprint"]
 
-BATCH = 32  # subjects synthesised at once; results do not depend on it
+BATCH = 16  # subjects synthesised at once; results do not depend on it
 
 
 def cohort_folder(config: PhantomConfig) -> Path:
@@ -81,7 +81,7 @@ def _read_cohort(folder: Path, config: PhantomConfig) -> Cohort:
         source=f"phantom:{config.name}",
         notes=[f"synthetic phantom (PHANTOM.md), version {PHANTOM_VERSION}; morphometry "
                f"re-measured from the images, sampled truth in .truth"],
-        metadata={"preset": config.name, "config": config_to_dict(config),
+        metadata={"preset": config.name, "config": json.loads(json.dumps(config_to_dict(config))),
                   "raw_max": RAW_MAX, "wm_raw": WM_RAW, "folder": str(folder)},
     )
 

@@ -27,7 +27,7 @@ from brainlab.data.grid import mni_affine
 from brainlab.paths import cache_root
 
 # Bump when region definitions or downsampling change: it keys the template cache.
-ANATOMY_VERSION = 4
+ANATOMY_VERSION = 5
 
 # Region ids in the label maps; 0 is outside the brain.
 REGIONS = (
@@ -57,7 +57,8 @@ class Anatomy:
     csf_ventricle: np.ndarray    # CSF fraction inside the lateral ventricles
     csf_other: np.ndarray        # all other CSF (sulcal, cisterns)
     labels: np.ndarray           # int16 majority region id per voxel (0 outside)
-    ventricle_roi: np.ndarray    # bool: ventricles dilated by one voxel into deep tissue
+    ventricle_roi: np.ndarray    # bool: where ventricles may be (grown by up to 12 mm into deep tissue)
+    ventricle_distance: np.ndarray  # mean signed distance (mm) to the ventricle surface, < 0 inside
     t1: np.ndarray               # template T1 box-averaged, WM ≈ 1
     texture: np.ndarray          # multiplicative T1 detail not explained by tissue classes
 
@@ -173,7 +174,8 @@ def _template_voxels_1mm() -> dict:
     if path.exists():
         try:
             with np.load(path) as data:
-                values = {k: data[k] for k in ("mm", "gm", "wm", "csf", "t1", "labels")}
+                values = {k: data[k] for k in ("mm", "gm", "wm", "csf", "t1", "labels",
+                                               "ventricle_distance")}
                 grid = {k: data[k] for k in ("grid_shape", "grid_affine")}
             if len({len(v) for v in values.values()}) == 1:
                 return {**values, **grid}
@@ -181,11 +183,14 @@ def _template_voxels_1mm() -> dict:
             pass  # unreadable: rebuild
     gm, wm, csf, mask, t1, src_affine = _load_templates_1mm()
     labels = _region_labels_1mm(gm.shape, src_affine, csf, mask)
+    ventricles = np.isin(labels, [REGION_ID["ventricle_left"], REGION_ID["ventricle_right"]])
+    distance = (ndimage.distance_transform_edt(~ventricles)
+                - ndimage.distance_transform_edt(ventricles)).astype(np.float32)
     keep = mask > 0
     ijk = np.stack(np.nonzero(keep), 1)
     mm = (ijk * np.diag(src_affine)[:3] + src_affine[:3, 3]).astype(np.float32)
     values = {"mm": mm, "gm": gm[keep], "wm": wm[keep], "csf": csf[keep], "t1": t1[keep],
-              "labels": labels[keep], "grid_shape": np.array(gm.shape),
+              "labels": labels[keep], "ventricle_distance": distance[keep], "grid_shape": np.array(gm.shape),
               "grid_affine": np.asarray(src_affine, dtype=np.float64)}
     root.mkdir(parents=True, exist_ok=True)
     handle, tmp = tempfile.mkstemp(dir=root, suffix=".npz.tmp")
@@ -239,12 +244,19 @@ def build_anatomy(shape: tuple[int, int, int]) -> Anatomy:
     csf_other = (csf_lab.sum(0) - csf_lab[vent].sum(0)).reshape(shape).astype(np.float32)
     brain = brain_lab.sum(0).reshape(shape)
     labels = np.where(brain > 0.05, brain_lab.argmax(0).reshape(shape), 0).astype(np.int16)
-    # Ventricles at 3 mm are thin: grow the ROI by one voxel into deep tissue only.
+    # Mean distance to the ventricle surface per cohort voxel (in-brain 1 mm voxels).
+    in_brain = np.bincount(index, minlength=n_target).astype(np.float64)
+    distance = np.bincount(index, weights=voxels["ventricle_distance"][keep].astype(np.float64),
+                           minlength=n_target)
+    far = 50.0
+    distance = np.where(in_brain > 0, distance / np.maximum(in_brain, 1.0), far)
+    distance = np.minimum(distance, far).reshape(shape).astype(np.float32)
+    # Where (grown) lateral ventricles can be: near them, in deep tissue, not cortex.
     vent_core = np.isin(labels, vent) | (csf_vent.reshape(shape) > 0.25)
     deep_ids = [REGION_ID[n] for n in ("subcortical_left", "subcortical_right")] + vent
     deep_ok = np.isin(labels, deep_ids) | ((wm_map > 0.5) & (np.abs(
         _mm_coordinates(shape, affine)[0]) < 30))
-    ventricle_roi = vent_core | (ndimage.binary_dilation(vent_core) & deep_ok)
+    ventricle_roi = vent_core | ((distance < 12.0) & deep_ok)
 
     # Template T1 relative to WM, and its detail beyond a tissue-class model.
     t1_map = (t1_sum.reshape(shape) / np.maximum(brain, 1e-3)).astype(np.float32)
@@ -258,7 +270,7 @@ def build_anatomy(shape: tuple[int, int, int]) -> Anatomy:
     texture = np.where(brain > 0.5, t1_map / np.maximum(predicted, 0.2) - 1.0, 0.0)
     texture = np.clip(texture, -0.08, 0.08).astype(np.float32)
     return Anatomy(tuple(shape), affine, gm_region, wm_map, csf_vent, csf_other,
-                   labels, ventricle_roi, (t1_map * (brain > 0.05)).astype(np.float32), texture)
+                   labels, ventricle_roi, distance, (t1_map * (brain > 0.05)).astype(np.float32), texture)
 
 
 def _mm_coordinates(shape, affine):
@@ -285,7 +297,8 @@ def load_anatomy(shape: tuple[int, int, int]) -> Anatomy:
                     shape=shape, affine=data["affine"], gm_region=data["gm_region"],
                     wm=data["wm"], csf_ventricle=data["csf_ventricle"],
                     csf_other=data["csf_other"], labels=data["labels"],
-                    ventricle_roi=data["ventricle_roi"], t1=data["t1"], texture=data["texture"])
+                    ventricle_roi=data["ventricle_roi"],
+                    ventricle_distance=data["ventricle_distance"], t1=data["t1"], texture=data["texture"])
             if anatomy.gm_region.shape[1:] != shape:
                 anatomy = None
         except (OSError, KeyError, ValueError):
@@ -298,6 +311,7 @@ def load_anatomy(shape: tuple[int, int, int]) -> Anatomy:
             np.savez(stream, affine=anatomy.affine, gm_region=anatomy.gm_region, wm=anatomy.wm,
                      csf_ventricle=anatomy.csf_ventricle, csf_other=anatomy.csf_other,
                      labels=anatomy.labels, ventricle_roi=anatomy.ventricle_roi,
+                     ventricle_distance=anatomy.ventricle_distance,
                      t1=anatomy.t1, texture=anatomy.texture)
         os.replace(tmp, path)
     _MEMORY[key] = anatomy

@@ -4,17 +4,21 @@ The recipe of PHANTOM.md, in order:
 
 1. ``sample_subjects``: sex, age, ICV and correlated structure z-scores per subject,
    turned into target volumes by ``expected_log_volumes`` (literature effect sizes).
-2. Target volumes -> warp parameters. Ventricles, hippocampi, deep grey nuclei and
-   white matter change through a smooth log-Jacobian: a stationary velocity field
-   ``v = grad(phi)`` with ``laplace(phi) = sum_k a_k m_k`` (``m_k`` a smoothed region
-   indicator), so ``div v`` is the wanted log volume change; it is integrated by
-   scaling and squaring into a diffeomorphism, together with a random smooth
-   "elastic" shape field. A global scale sets the intracranial volume. Cortical
-   grey matter per lobe thins by turning a fraction of its GM into CSF in place
-   (sulcal widening), which is what cortical atrophy looks like at 3 mm.
-   The map from parameters to volumes is linear in log space to first order; its
-   matrix is measured once per grid by warping the template (``WarpBasis``).
-3. The four tissue maps (cortical GM, deep GM, WM, CSF) are warped with
+2. Target volumes -> warp and tissue parameters:
+   - a global scale sets the intracranial volume;
+   - white matter changes through a smooth log-Jacobian: a stationary velocity
+     field ``v = a * grad(phi)`` with ``laplace(phi) = m`` (``m`` the smoothed WM
+     map), so ``div v`` is the log volume change; it is integrated by scaling and
+     squaring into a diffeomorphism, together with a random smooth "elastic" field;
+   - grey matter per lobe, cerebellum, hippocampus and deep nuclei thins by
+     turning a fraction of its GM into CSF in place (sulcal widening, the way
+     atrophy looks at 3 mm);
+   - the lateral ventricles grow or shrink morphologically: everything closer
+     than ``t`` mm to the template's ventricle surface becomes CSF (a warped
+     signed-distance map, soft-thresholded for partial volume).
+   The map from parameters to volumes is calibrated once per grid by warping the
+   template (``WarpBasis``); volumes eaten by ventricle growth are tabulated.
+3. The tissue maps (GM, WM, CSF) and the ventricle distance are warped with
    ``grid_sample`` at the native grid, T1 = sum p * mu (with the template's own
    intensity texture), times a smooth bias field, plus Rician noise, masked.
 
@@ -55,6 +59,9 @@ BASELINE = {"gm": np.log(0.93), "ventricles": np.log(0.62)}
 # Regional ageing relative to the global GM rate (frontal/temporal 1.5-2x, PHANTOM.md).
 LOBE_AGEING = {"frontal": 1.6, "parietal": 1.0, "temporal": 1.6, "occipital": 0.7,
                "cerebellum": 0.7}
+# Young-adult hippocampus and deep nuclei relative to the template's geometric ROIs.
+BASELINE_HIPPOCAMPUS = np.log(0.92)
+BASELINE_DEEP = np.log(0.93)
 # Within-sex sd (log) of the latent structure factors and their correlations.
 FACTORS = ("gm", "wm", "deep", "hippocampus", "ventricles")
 FACTOR_SD = {"gm": 0.03, "wm": 0.05, "deep": 0.04, "hippocampus": 0.065, "ventricles": 0.47}
@@ -68,9 +75,12 @@ FACTOR_CORR = np.array([
 LOBE_SD = 0.025      # independent per-lobe GM variation (log)
 ASYMMETRY_SD = 0.03  # left/right hippocampus and deep GM asymmetry (log)
 
-CONVERTED_REGIONS = tuple(f"{lobe}_{side}" for lobe in LOBES + ("cerebellum",)
+# Regions whose GM thins in place; the rest (brainstem, GM next to ventricles) never does.
+CONVERTED_REGIONS = tuple(f"{lobe}_{side}" for lobe in LOBES + ("cerebellum", "hippocampus",
+                                                                 "subcortical")
                           for side in ("left", "right"))
-JACOBIAN_STRUCTURES = ("ventricles", "hippocampus_left", "hippocampus_right", "deep", "wm")
+CORTEX_REGIONS = tuple(r for r in CONVERTED_REGIONS if r.split("_")[0] in LOBES)
+PIAL_WM_LIMIT = 0.25  # GM thins only in voxels with less WM than this (linear ramp)
 
 
 # ---- age and sex effects ---------------------------------------------------------
@@ -102,12 +112,17 @@ def age_effects(age, ageing: float = 1.0) -> dict[str, np.ndarray]:
     return {k: v * ageing for k, v in effects.items()}
 
 
+def _template_cc(anatomy: Anatomy, region: str) -> float:
+    return float(anatomy.gm_region[REGION_ID[region] - 1].sum() * anatomy.voxel_cc)
+
+
 def expected_log_volumes(anatomy: Anatomy, sex, age, icv, z: dict | None = None,
                          ageing: float = 1.0) -> dict[str, np.ndarray]:
     """Target log volumes (cc) per structure for arrays of sex, age and ICV.
 
-    ``z`` holds the latent factors (standard normal; zero = the expected subject):
-    keys in FACTORS, ``lobe_<region>`` and ``asym_hippocampus``, ``asym_deep``.
+    Keys: ``icv``, ``wm``, ``ventricles``, ``gm_<region>`` for CONVERTED_REGIONS,
+    and ``mu_gm`` (relative GM intensity). ``z`` holds latent factors (standard
+    normal; zero = the median subject): FACTORS, ``lobe_<region>``, ``asym_hippocampus``.
     """
     sex = np.asarray(sex)
     icv = np.asarray(icv, dtype=float)
@@ -119,31 +134,32 @@ def expected_log_volumes(anatomy: Anatomy, sex, age, icv, z: dict | None = None,
 
     cc = anatomy.voxel_cc
     head = np.log(icv / REFERENCE_ICV)
-    template_icv = anatomy.brain.sum() * cc
-    to_icv = np.log(REFERENCE_ICV / template_icv)  # template volumes at the reference head
+    to_reference = np.log(REFERENCE_ICV / (anatomy.brain.sum() * cc))
     aged = age_effects(age, ageing)
     out = {"icv": np.log(icv)}
-    gm_common = BASELINE["gm"] + FACTOR_SD["gm"] * factor("gm")
     for region in CONVERTED_REGIONS:
-        lobe = region.rsplit("_", 1)[0]
-        base = np.log(anatomy.gm_region[REGION_ID[region] - 1].sum() * cc) + to_icv
-        out[f"gm_{region}"] = (base + ALLOMETRY["gm"] * head + gm_common
-                               + LOBE_AGEING[lobe] * aged["gm"] + LOBE_SD * factor(f"lobe_{region}"))
-    for side, sign in (("left", -1.0), ("right", 1.0)):
-        base = np.log(anatomy.gm_region[REGION_ID[f"hippocampus_{side}"] - 1].sum() * cc) + to_icv
-        out[f"hippocampus_{side}"] = (base + ALLOMETRY["hippocampus"] * head + aged["hippocampus"]
-                                      + FACTOR_SD["hippocampus"] * factor("hippocampus")
-                                      + sign * ASYMMETRY_SD * factor("asym_hippocampus") / 2)
-    deep = sum(anatomy.gm_region[REGION_ID[n] - 1].sum() for n in
-               ("subcortical_left", "subcortical_right", "ventricle_left", "ventricle_right")) * cc
-    out["deep"] = (np.log(deep) + to_icv + ALLOMETRY["deep"] * head + aged["deep"]
-                   + FACTOR_SD["deep"] * factor("deep"))
-    out["wm"] = (np.log(anatomy.wm.sum() * cc) + to_icv + ALLOMETRY["wm"] * head + aged["wm"]
-                 + FACTOR_SD["wm"] * factor("wm"))
+        kind, side = region.rsplit("_", 1)
+        base = np.log(_template_cc(anatomy, region)) + to_reference
+        if kind in LOBE_AGEING:
+            out[f"gm_{region}"] = (base + BASELINE["gm"] + ALLOMETRY["gm"] * head
+                                   + FACTOR_SD["gm"] * factor("gm") + LOBE_AGEING[kind] * aged["gm"]
+                                   + LOBE_SD * factor(f"lobe_{region}"))
+        elif kind == "hippocampus":
+            sign = -1.0 if side == "left" else 1.0
+            out[f"gm_{region}"] = (base + BASELINE_HIPPOCAMPUS + ALLOMETRY["hippocampus"] * head
+                                   + aged["hippocampus"]
+                                   + FACTOR_SD["hippocampus"] * factor("hippocampus")
+                                   + sign * ASYMMETRY_SD * factor("asym_hippocampus") / 2)
+        else:  # subcortical (deep) nuclei
+            out[f"gm_{region}"] = (base + BASELINE_DEEP + ALLOMETRY["deep"] * head + aged["deep"]
+                                   + FACTOR_SD["deep"] * factor("deep"))
+    out["wm"] = (np.log(anatomy.wm.sum() * cc) + to_reference + ALLOMETRY["wm"] * head
+                 + aged["wm"] + FACTOR_SD["wm"] * factor("wm"))
     male = (sex == "M").astype(float)
-    out["ventricles"] = (np.log(anatomy.csf_ventricle.sum() * cc) + to_icv + BASELINE["ventricles"]
-                         + ALLOMETRY["ventricles"] * head + VENTRICLE_MALE_OFFSET * male
-                         + aged["ventricles"] + FACTOR_SD["ventricles"] * factor("ventricles"))
+    out["ventricles"] = (np.log(anatomy.csf_ventricle.sum() * cc) + to_reference
+                         + BASELINE["ventricles"] + ALLOMETRY["ventricles"] * head
+                         + VENTRICLE_MALE_OFFSET * male + aged["ventricles"]
+                         + FACTOR_SD["ventricles"] * factor("ventricles"))
     out["mu_gm"] = MU_GM + aged["mu_gm"]
     return out
 
@@ -174,7 +190,7 @@ def sample_demographics(config: PhantomConfig) -> pd.DataFrame:
     return pd.DataFrame({
         "subject_id": [f"sub-{i + 1:04d}" for i in range(n)],
         "sex": sex,
-        "age": np.round(age, 2),
+        "age": np.floor(age * 100.0) / 100.0,  # 2 decimals, never rounded up into the next bin
         "age_bin": age_bin.astype(int),
     })
 
@@ -226,31 +242,50 @@ def _sample(volume, coords, mode="bilinear"):
     return F.grid_sample(volume, coords, mode=mode, padding_mode="border", align_corners=True)
 
 
+def _sample_shared(volume: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
+    """Sample one (C, D, H, W) volume at B sets of coords -> (B, C, D, H, W), no copies."""
+    batch, depth = coords.shape[0], coords.shape[1]
+    grid = coords.reshape(1, batch * depth, *coords.shape[2:])
+    out = _sample(volume.unsqueeze(0), grid)[0]
+    return out.reshape(volume.shape[0], batch, depth, *out.shape[2:]).transpose(0, 1)
+
+
 def _smooth(volume: np.ndarray, sigma_vox) -> np.ndarray:
     from scipy import ndimage
 
-    return ndimage.gaussian_filter(volume.astype(np.float64), sigma_vox, mode="constant")
+    return ndimage.gaussian_filter(np.asarray(volume, dtype=np.float64), sigma_vox, mode="constant")
 
 
 def _coarse_shape(shape):
     return tuple(max(4, (n + 1) // 2) for n in shape)
 
 
+def ventricle_fraction(distance, offset_mm, width_mm):
+    """Soft ventricle occupancy of voxels at signed ``distance`` for growth ``offset_mm``."""
+    return (0.5 + (offset_mm - distance) / width_mm).clamp(0.0, 1.0)
+
+
+VENTRICLE_OFFSETS = np.linspace(-10.0, 20.0, 301)  # mm; tabulated growth offsets
+
+
 @dataclass
 class WarpBasis:
-    """Per-grid precomputation: template channels, velocity bases, calibration."""
+    """Per-grid precomputation: template channels, velocity basis, calibration."""
 
     anatomy: Anatomy
     coarse: tuple[int, int, int]
-    velocity: torch.Tensor        # (K, 3, d, h, w) velocity per unit a_k, normalised units
-    channels: torch.Tensor        # (3, D, H, W) GM, WM (+ deep GM brightness), CSF (x texture)
+    velocity: torch.Tensor        # (3, d, h, w) WM velocity per unit log-Jacobian, normalised
+    channels: torch.Tensor        # (5, D, H, W) GM, WM (+ deep brightness), CSF, ventricle
+                                  # distance, GM that may thin (GM x pial weight)
     lobe_membership: torch.Tensor  # (R_c, d, h, w) soft membership of the thinned regions
+    pial_share: torch.Tensor      # (R_c,) share of each region's GM that may thin
     centre: torch.Tensor          # (3,) brain centroid, normalised coords
     mm_per_unit: torch.Tensor     # (3,) mm per normalised unit along W, H, D (grid_sample order)
-    calibration: np.ndarray       # (C, K + 1) d log volume / d (a_k, log scale^3)
-    calibration_rows: tuple[str, ...]
-    inverse: np.ndarray           # solves targets of ICV + Jacobian structures
+    ventricle_width_mm: float     # soft-threshold width: the mean voxel size
+    calibration: np.ndarray = None  # (C, 2) d log volume / d (a_wm, log scale^3)
+    calibration_rows: tuple[str, ...] = ()
     template_log_volumes: np.ndarray = None  # (C,) log cc of the unwarped template
+    ventricle_table: dict = None  # per offset: ventricle cc and GM/WM cc it takes over
 
     @classmethod
     def build(cls, anatomy: Anatomy) -> "WarpBasis":
@@ -262,43 +297,36 @@ class WarpBasis:
         mm_per_unit = extent_mm / 2.0
         labels = anatomy.labels
 
-        def region(*names):
-            return np.isin(labels, [REGION_ID[n] for n in names]).astype(np.float64)
-
-        indicators = {
-            "ventricles": region("ventricle_left", "ventricle_right"),
-            "hippocampus_left": region("hippocampus_left"),
-            "hippocampus_right": region("hippocampus_right"),
-            "deep": region("subcortical_left", "subcortical_right"),
-            "wm": anatomy.wm.astype(np.float64),
-        }
-        sigma = 6.0 / spacing_mm  # ≈6 mm smoothing of the log-Jacobian
-        fields = []
-        for name in JACOBIAN_STRUCTURES:
-            smooth = _smooth(indicators[name], sigma)
-            coarse_map = F.interpolate(torch.from_numpy(smooth)[None, None], size=coarse,
-                                       mode="trilinear", align_corners=True)[0, 0].numpy()
-            fields.append(_poisson_velocity(coarse_map, coarse_spacing) / mm_per_unit[:, None, None, None])
-        # Velocity components to grid_sample order (W, H, D).
-        velocity = torch.from_numpy(np.stack(fields)[:, ::-1].copy()).float()
+        smooth_wm = _smooth(anatomy.wm, 6.0 / spacing_mm)  # ≈6 mm smoothed log-Jacobian shape
+        coarse_wm = F.interpolate(torch.from_numpy(smooth_wm)[None, None], size=coarse,
+                                  mode="trilinear", align_corners=True)[0, 0].numpy()
+        velocity = _poisson_velocity(coarse_wm, coarse_spacing) / mm_per_unit[:, None, None, None]
+        velocity = torch.from_numpy(velocity[::-1].copy()).float()  # to (W, H, D) order
 
         gm = anatomy.gm_region
         deep_ids = [REGION_ID[n] - 1 for n in ("subcortical_left", "subcortical_right",
                                                   "ventricle_left", "ventricle_right")]
-        cortex_ids = [i for i in range(len(REGIONS)) if i not in deep_ids]
-        # Three warped maps: all GM; WM plus the extra brightness of deep GM over
-        # cortical GM (so deep nuclei render at MU_DEEP); CSF. Texture premultiplied.
         deep_gm = gm[deep_ids].sum(0)
-        channels = np.stack([gm.sum(0), anatomy.wm + (MU_DEEP - MU_GM) * deep_gm,
-                             anatomy.csf_ventricle + anatomy.csf_other]) * (1.0 + anatomy.texture)
-        # Soft lobe membership: smoothed one-hot of the thinned regions, normalised;
-        # GM outside them (hippocampus, brainstem) is never thinned.
-        member = np.stack([_smooth(labels == REGION_ID[r], 4.0 / spacing_mm)
+        # Warped maps: all GM; WM with the template ventricles filled in (ventricle
+        # CSF is redrawn per subject) plus the extra brightness of deep GM over
+        # cortical GM; other CSF. Texture premultiplied. Then the ventricle distance.
+        tissue = np.stack([gm.sum(0), anatomy.wm + anatomy.csf_ventricle
+                           + (MU_DEEP - MU_GM) * deep_gm, anatomy.csf_other])
+        tissue = tissue * (1.0 + anatomy.texture)
+        # Only GM in voxels with little WM thins (the pial side, next to sulcal CSF):
+        # at 3 mm that keeps atrophy a GM -> CSF exchange an intensity analysis can see.
+        pial = np.clip(1.0 - anatomy.wm / PIAL_WM_LIMIT, 0.0, 1.0)
+        shares = [float((gm[REGION_ID[r] - 1] * pial).sum() / max(gm[REGION_ID[r] - 1].sum(), 1e-6))
+                  for r in CONVERTED_REGIONS]
+        channels = np.concatenate([tissue, anatomy.ventricle_distance[None],
+                                   tissue[:1] * pial])
+        # Soft membership: smoothed one-hot of the thinned regions, normalised;
+        # GM outside them (brainstem, next to the ventricles) is never thinned.
+        member = np.stack([_smooth(labels == REGION_ID[r], 3.0 / spacing_mm)
                            for r in CONVERTED_REGIONS])
-        total = member.sum(0)
         outside = _smooth(~np.isin(labels, [REGION_ID[r] for r in CONVERTED_REGIONS]),
-                          4.0 / spacing_mm)
-        member = member / np.maximum(total + outside, 1e-6)
+                          3.0 / spacing_mm)
+        member = member / np.maximum(member.sum(0) + outside, 1e-6)
         member = F.interpolate(torch.from_numpy(member).float()[None], size=coarse,
                                mode="trilinear", align_corners=True)[0]
         brain = anatomy.brain
@@ -307,58 +335,68 @@ class WarpBasis:
         centre = (grid * weights[..., None]).reshape(-1, 3).sum(0)
         basis = cls(anatomy=anatomy, coarse=coarse, velocity=velocity,
                     channels=torch.from_numpy(channels).float(), lobe_membership=member,
+                    pial_share=torch.tensor(shares, dtype=torch.float32),
                     centre=torch.from_numpy(centre).float(),
                     mm_per_unit=torch.from_numpy(mm_per_unit[::-1].copy()).float(),
-                    calibration=np.zeros(0), calibration_rows=(), inverse=np.zeros(0))
+                    ventricle_width_mm=float(np.mean(spacing_mm)))
         basis._calibrate()
+        basis._tabulate_ventricles()
         return basis
 
-    def _calibration_channels(self) -> tuple[list[str], torch.Tensor]:
+    def _calibration_maps(self) -> tuple[list[str], np.ndarray]:
         anatomy = self.anatomy
-        gm = anatomy.gm_region
-        names = ["icv", "ventricles", "hippocampus_left", "hippocampus_right", "deep", "wm"]
-        deep_ids = [REGION_ID[n] - 1 for n in ("subcortical_left", "subcortical_right",
-                                                  "ventricle_left", "ventricle_right")]
-        maps = [anatomy.brain, anatomy.csf_ventricle,
-                gm[REGION_ID["hippocampus_left"] - 1], gm[REGION_ID["hippocampus_right"] - 1],
-                gm[deep_ids].sum(0), anatomy.wm]
-        for region in CONVERTED_REGIONS:
-            names.append(f"gm_{region}")
-            maps.append(gm[REGION_ID[region] - 1])
-        return names, torch.from_numpy(np.stack(maps)).float()
+        names = ["icv", "wm"] + [f"gm_{r}" for r in CONVERTED_REGIONS]
+        maps = [anatomy.brain, anatomy.wm] + [anatomy.gm_region[REGION_ID[r] - 1]
+                                              for r in CONVERTED_REGIONS]
+        return names, np.stack(maps)
 
     def _calibrate(self, step: float = 0.3) -> None:
-        """Finite-difference d log volume / d a_k by warping the template once per k."""
-        names, maps = self._calibration_channels()
-        k = len(JACOBIAN_STRUCTURES)
-        params = np.zeros((k + 1, k))
-        params[1:] = np.eye(k) * step
-        log_scale = np.zeros(k + 1)
-        coords = self.sampling_coords(torch.from_numpy(params).float(),
-                                      torch.from_numpy(log_scale).float(),
-                                      torch.zeros(k + 1, 3, *self.coarse))
-        warped = _sample(maps.unsqueeze(0).expand(k + 1, -1, -1, -1, -1), coords)
+        """Finite-difference d log volume / d a_wm by warping the template."""
+        names, maps = self._calibration_maps()
+        maps = torch.from_numpy(maps).float()
+        coords = self.sampling_coords(torch.tensor([0.0, step]), torch.zeros(2),
+                                      torch.zeros(2, 3, *self.coarse))
+        warped = _sample(maps.unsqueeze(0).expand(2, -1, -1, -1, -1), coords)
         volumes = np.log(warped.sum(dim=(2, 3, 4)).double().numpy() + 1e-9)
-        matrix = np.zeros((len(names), k + 1))
-        matrix[:, :k] = (volumes[1:] - volumes[0]).T / step
-        matrix[:, k] = 1.0  # log scale^3 adds to every log volume
+        matrix = np.ones((len(names), 2))
+        matrix[:, 0] = (volumes[1] - volumes[0]) / step
         self.calibration = matrix
         self.calibration_rows = tuple(names)
-        self.inverse = np.linalg.inv(matrix[: k + 1])
         self.template_log_volumes = volumes[0] + np.log(self.anatomy.voxel_cc)
+
+    def _tabulate_ventricles(self) -> None:
+        """Ventricle volume and the GM/WM it displaces for each growth offset (template)."""
+        anatomy = self.anatomy
+        distance = torch.from_numpy(anatomy.ventricle_distance)
+        brain = torch.from_numpy(anatomy.brain)
+        wm_filled = torch.from_numpy(anatomy.wm + anatomy.csf_ventricle)
+        gm = torch.from_numpy(anatomy.gm_region[[REGION_ID[r] - 1 for r in CONVERTED_REGIONS]])
+        table = {"offset": VENTRICLE_OFFSETS, "ventricles": [], "wm": [], "gm": []}
+        for offset in VENTRICLE_OFFSETS:
+            occupied = ventricle_fraction(distance, float(offset), self.ventricle_width_mm)
+            table["ventricles"].append(float((occupied * brain).sum()))
+            table["wm"].append(float((occupied * wm_filled).sum()))
+            table["gm"].append((occupied * gm).sum(dim=(1, 2, 3)).double().numpy())
+        cc = anatomy.voxel_cc
+        self.ventricle_table = {
+            "offset": VENTRICLE_OFFSETS,
+            "ventricles": np.maximum.accumulate(np.array(table["ventricles"]) * cc),
+            "wm": np.array(table["wm"]) * cc,
+            "gm": np.stack(table["gm"]) * cc,  # (offsets, R_c)
+        }
 
     def sampling_coords(self, jacobian: torch.Tensor, log_scale3: torch.Tensor,
                         elastic: torch.Tensor, extra: torch.Tensor | None = None,
                         squarings: int = 4):
         """Template coords (B, D, H, W, 3) sampled by each subject voxel.
 
-        jacobian (B, K) log-Jacobian amplitudes, log_scale3 (B,) log of the volume
+        jacobian (B,) WM log-Jacobian amplitude, log_scale3 (B,) log of the volume
         scale, elastic (B, 3, d, h, w) extra velocity in normalised units. ``extra``
         (B, E, d, h, w): smooth template-space fields (coarse grid) to carry along;
         they come back warped and upsampled to the full grid, (B, E, D, H, W).
         """
         batch = jacobian.shape[0]
-        velocity = torch.einsum("bk,kcdhw->bcdhw", jacobian, self.velocity) + elastic
+        velocity = jacobian.view(-1, 1, 1, 1, 1) * self.velocity.unsqueeze(0) + elastic
         # psi = Exp(-v) maps subject space into the template; det ≈ exp(-div v).
         disp = -velocity / (2 ** squarings)
         ident = _identity(self.coarse, batch)
@@ -375,24 +413,35 @@ class WarpBasis:
         coords = _identity(self.anatomy.shape, batch) + full[:, :3].permute(0, 2, 3, 4, 1)
         return coords if extra is None else (coords, full[:, 3:])
 
-    def solve(self, targets: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Warp parameters that realise target log volumes (first order).
+    def solve(self, targets: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Parameters that realise target log volumes (first order, two passes).
 
-        Returns (jacobian (B, K), log_scale3 (B,), conversion (B, R_c)) where
-        conversion is the fraction of each region's GM turned into CSF.
+        Returns ``jacobian`` (B,) WM log-Jacobian, ``log_scale3`` (B,), ``offset``
+        (B,) ventricle growth in template mm, ``conversion`` (B, R_c) fraction of
+        each region's GM turned into CSF.
         """
         rows = self.calibration_rows
-        k = len(JACOBIAN_STRUCTURES)
         base = self.template_log_volumes
-        wanted = np.stack([targets[name] - base[rows.index(name)] for name in rows[: k + 1]], 1)
-        params = wanted @ self.inverse.T
-        jacobian, log_scale3 = params[:, :k], params[:, k]
+        table = self.ventricle_table
+        icv, wm = targets["icv"], targets["wm"]
+        eaten_wm = np.zeros_like(icv)
+        system = np.linalg.inv(self.calibration[:2])
+        for _ in range(3):  # the ventricles take over WM; re-solve with what they take
+            wanted = np.stack([icv - base[0], np.log(np.exp(wm) + eaten_wm) - base[1]], 1)
+            jacobian, log_scale3 = (wanted @ system.T).T
+            scale3 = np.exp(log_scale3)
+            # Ventricles are redrawn in template space, so their volume scales with scale^3.
+            template_cc = np.exp(targets["ventricles"]) / scale3
+            offset = np.interp(template_cc, table["ventricles"], table["offset"])
+            eaten_wm = np.interp(offset, table["offset"], table["wm"]) * scale3
         conversion = []
-        for region in CONVERTED_REGIONS:
+        for r, region in enumerate(CONVERTED_REGIONS):
             row = rows.index(f"gm_{region}")
-            reached = base[row] + params @ self.calibration[row]
-            conversion.append(1.0 - np.exp(targets[f"gm_{region}"] - reached))
-        return jacobian, log_scale3, np.clip(np.stack(conversion, 1), -0.4, 0.8)
+            reached = np.exp(base[row] + jacobian * self.calibration[row, 0] + log_scale3)
+            reached = reached - np.interp(offset, table["offset"], table["gm"][:, r]) * scale3
+            conversion.append(1.0 - np.exp(targets[f"gm_{region}"]) / np.maximum(reached, 1e-3))
+        return {"jacobian": jacobian, "log_scale3": log_scale3, "offset": offset,
+                "conversion": np.clip(np.stack(conversion, 1), -0.4, 0.8)}
 
 
 def _poisson_velocity(source: np.ndarray, spacing: np.ndarray) -> np.ndarray:
@@ -426,23 +475,13 @@ def warp_basis(anatomy: Anatomy) -> WarpBasis:
 # ---- synthesis -----------------------------------------------------------------------
 
 def subject_parameters(basis: WarpBasis, truth: pd.DataFrame, config: PhantomConfig,
-                       sexes=None, ages=None) -> dict[str, np.ndarray]:
+                       sexes=None, ages=None) -> dict:
     """Targets and warp parameters for the subjects in ``truth`` (sex/age overridable)."""
     sex = truth["sex"].to_numpy() if sexes is None else np.asarray(sexes)
     age = truth["age"].to_numpy() if ages is None else np.asarray(ages, dtype=float)
     targets = expected_log_volumes(basis.anatomy, sex, age, truth["icv_cc"].to_numpy(),
                                    latent_dict(truth), config.ageing)
-    jacobian, log_scale3, conversion = basis.solve(targets)
-    return {"targets": targets, "jacobian": jacobian, "log_scale3": log_scale3,
-            "conversion": conversion}
-
-
-def _sample_shared(volume: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
-    """Sample one (C, D, H, W) volume at B sets of coords -> (B, C, D, H, W), no copies."""
-    batch, depth = coords.shape[0], coords.shape[1]
-    grid = coords.reshape(1, batch * depth, *coords.shape[2:])
-    out = _sample(volume.unsqueeze(0), grid)[0]
-    return out.reshape(volume.shape[0], batch, depth, *out.shape[2:]).transpose(0, 1)
+    return {"targets": targets, **basis.solve(targets)}
 
 
 def synthesize(basis: WarpBasis, truth: pd.DataFrame, config: PhantomConfig,
@@ -457,10 +496,11 @@ def synthesize(basis: WarpBasis, truth: pd.DataFrame, config: PhantomConfig,
     elastic = torch.stack([torch.randn((3,) + lattice, generator=g) for g in generators])
     elastic = F.interpolate(elastic, size=basis.coarse, mode="trilinear", align_corners=True)
     elastic = elastic * (elastic_mm / basis.mm_per_unit).view(1, 3, 1, 1, 1)
-    # Fraction of cortical GM kept per lobe (the rest becomes CSF), as a smooth
-    # template-space field carried along with the warp; plus the log bias field.
-    keep = 1.0 - torch.einsum("br,rdhw->bdhw", torch.from_numpy(params["conversion"]).float(),
-                              basis.lobe_membership).unsqueeze(1)
+    # Fraction of GM lost per region (it becomes CSF), as a smooth template-space
+    # field carried along with the warp; plus the log bias field.
+    conversion = torch.from_numpy(params["conversion"]).float() / basis.pial_share.clamp(min=0.05)
+    lost = torch.einsum("br,rdhw->bdhw", conversion.clamp(-1.0, 1.0),
+                        basis.lobe_membership).unsqueeze(1)
     bias = torch.stack([torch.randn((1, 4, 4, 4), generator=g) for g in generators])
     bias = F.interpolate(bias, size=basis.coarse, mode="trilinear", align_corners=True)
     peak = bias.abs().amax(dim=(1, 2, 3, 4), keepdim=True).clamp(min=1e-6)
@@ -469,11 +509,18 @@ def synthesize(basis: WarpBasis, truth: pd.DataFrame, config: PhantomConfig,
     coords, carried = basis.sampling_coords(
         torch.from_numpy(params["jacobian"]).float(),
         torch.from_numpy(params["log_scale3"]).float(), elastic,
-        extra=torch.cat([keep, log_bias], 1))
-    warped = _sample_shared(basis.channels, coords)  # GM, WM (+ deep brightness), CSF
-    gm = warped[:, 0] * carried[:, 0]
-    csf = warped[:, 2] + (warped[:, 0] - gm)
-    brain = warped.sum(1)
+        extra=torch.cat([lost, log_bias], 1))
+    warped = _sample_shared(basis.channels, coords)
+    gm, wm, csf = warped[:, 0], warped[:, 1], warped[:, 2]
+    brain = gm + wm + csf
+    # Ventricles: everything within ``offset`` mm of the template surface is CSF.
+    offset = torch.from_numpy(params["offset"]).float().view(-1, 1, 1, 1)
+    ventricle = ventricle_fraction(warped[:, 3], offset, basis.ventricle_width_mm)
+    ventricle = torch.minimum(ventricle, brain)
+    keep = 1.0 - ventricle / brain.clamp(min=1e-3)
+    gm, wm, csf = gm * keep, wm * keep, csf * keep + ventricle
+    thinned = torch.maximum(warped[:, 4] * keep * carried[:, 0], -csf)
+    gm, csf = gm - thinned, csf + thinned
 
     mu_gm = params["targets"]["mu_gm"] + (truth["mu_gm_jitter"].to_numpy() if noise else 0.0)
     mu_csf = truth["mu_csf"].to_numpy() if noise else np.full(batch, MU_CSF)
@@ -481,7 +528,7 @@ def synthesize(basis: WarpBasis, truth: pd.DataFrame, config: PhantomConfig,
     def per_subject(values):
         return torch.tensor(np.asarray(values, dtype=np.float32)).view(-1, 1, 1, 1)
 
-    image = WM_RAW * (per_subject(mu_gm) * gm + warped[:, 1] + per_subject(mu_csf) * csf)
+    image = WM_RAW * (per_subject(mu_gm) * gm + wm + per_subject(mu_csf) * csf)
     if noise:
         image = image * torch.exp(carried[:, 1])
         sigma = per_subject(WM_RAW / truth["snr"].to_numpy())
@@ -513,28 +560,29 @@ def truth_volumes(basis: WarpBasis, truth: pd.DataFrame, config: PhantomConfig) 
     targets = {k: np.exp(v) for k, v in params["targets"].items() if k != "mu_gm"}
     anatomy = basis.anatomy
     out = {}
-    lobes = [f"gm_{r}" for r in CONVERTED_REGIONS if not r.startswith("cerebellum")]
-    for name in lobes:
-        out[f"{name}_cc"] = targets[name]
-    out["cortical_gm_cc"] = sum(targets[n] for n in lobes)
+    for region in CORTEX_REGIONS:
+        out[f"gm_{region}_cc"] = targets[f"gm_{region}"]
+    out["cortical_gm_cc"] = sum(targets[f"gm_{r}"] for r in CORTEX_REGIONS)
     out["cerebellum_gm_cc"] = targets["gm_cerebellum_left"] + targets["gm_cerebellum_right"]
-    out["hippocampus_left_cc"] = targets["hippocampus_left"]
-    out["hippocampus_right_cc"] = targets["hippocampus_right"]
+    for side in ("left", "right"):
+        out[f"hippocampus_{side}_cc"] = targets[f"gm_hippocampus_{side}"]
+        out[f"subcortical_gm_{side}_cc"] = targets[f"gm_subcortical_{side}"]
     out["hippocampus_cc"] = out["hippocampus_left_cc"] + out["hippocampus_right_cc"]
-    out["subcortical_gm_cc"] = targets["deep"]
+    out["subcortical_gm_cc"] = out["subcortical_gm_left_cc"] + out["subcortical_gm_right_cc"]
     scale3 = np.exp(params["log_scale3"])
-    other = anatomy.gm_region[REGION_ID["brainstem"] - 1].sum() * anatomy.voxel_cc * scale3
-    out["gm_cc"] = (out["cortical_gm_cc"] + out["cerebellum_gm_cc"] + out["hippocampus_cc"]
-                    + out["subcortical_gm_cc"] + other)
+    # GM that never thins (brainstem, next to the ventricles) just scales with the head.
+    fixed = [REGION_ID[n] - 1 for n in ("brainstem", "ventricle_left", "ventricle_right")]
+    other = anatomy.gm_region[fixed].sum() * anatomy.voxel_cc * scale3
+    out["gm_cc"] = sum(targets[f"gm_{r}"] for r in CONVERTED_REGIONS) + other
     out["wm_cc"] = targets["wm"]
     out["ventricles_cc"] = targets["ventricles"]
     out["csf_cc"] = targets["icv"] - out["gm_cc"] - out["wm_cc"]
     # Thickness: cortical GM volume / area, area ∝ scale^2 (2.7 mm on the template).
-    template_cortex = sum(anatomy.gm_region[REGION_ID[r[3:]] - 1].sum() for r in lobes) * anatomy.voxel_cc
+    template_cortex = sum(_template_cc(anatomy, r) for r in CORTEX_REGIONS)
     out["cortical_thickness_mm"] = 2.7 * out["cortical_gm_cc"] / (template_cortex * scale3 ** (2 / 3))
     out["scale"] = scale3 ** (1 / 3)
-    for k, name in enumerate(JACOBIAN_STRUCTURES):
-        out[f"log_jacobian_{name}"] = params["jacobian"][:, k]
+    out["log_jacobian_wm"] = params["jacobian"]
+    out["ventricle_growth_mm"] = params["offset"]
     for r, name in enumerate(CONVERTED_REGIONS):
         out[f"thinning_{name}"] = params["conversion"][:, r]
     out["mu_gm"] = params["targets"]["mu_gm"] + truth["mu_gm_jitter"].to_numpy()

@@ -135,6 +135,12 @@ class Morphometer:
         wm = torch.where(above, upper, torch.zeros_like(relative)) * mask
         gm = torch.where(above, 1.0 - upper, lower) * mask
         csf = torch.where(above, torch.zeros_like(relative), 1.0 - lower) * mask
+        # Around the ventricles (outside the deep nuclei) tissue is CSF or WM.
+        periventricular = (ventricle_roi > 0) & ~deep
+        csf_wm = ((1.0 - relative) / (1.0 - ASSUMED_CSF)).clamp(0.0, 1.0) * mask
+        csf = torch.where(periventricular, csf_wm, csf)
+        wm = torch.where(periventricular, mask - csf_wm, wm)
+        gm = torch.where(periventricular, torch.zeros_like(gm), gm)
 
         n_labels = len(REGIONS) + 1
         offsets = (torch.arange(batch) * n_labels).view(-1, 1, 1, 1)

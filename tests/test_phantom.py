@@ -1,0 +1,156 @@
+"""The phantom cohort: shapes, determinism, HCP counts, effect directions, cache recovery."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from brainlab.config import PhantomConfig
+from brainlab.data import cache
+from brainlab.data.grid import mni_affine
+from brainlab.data.phantom import (
+    PHANTOM_PRESETS, cohort_folder, expected_effect_maps, load_phantom, true_curve,
+)
+from brainlab.errors import BrainlabInputError
+
+TINY = PHANTOM_PRESETS["tiny"]
+# Lifespan ageing on a coarse grid (≈6 mm) with fewer subjects: seconds, not minutes.
+LIFESPAN_SMALL = dataclasses.replace(PHANTOM_PRESETS["lifespan"], name="lifespan-small",
+                                     n_subjects=120, grid_shape=(29, 35, 29))
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return load_phantom("tiny")
+
+
+@pytest.fixture(scope="module")
+def lifespan_table():
+    return load_phantom(LIFESPAN_SMALL).table
+
+
+def test_tiny_shapes_dtypes_affine(tiny):
+    assert tiny.name == "tiny"
+    assert tiny.images.shape == (24, 12, 14, 16)
+    volume = tiny.images[3]
+    assert volume.shape == (12, 14, 16) and volume.dtype == np.float32
+    assert 0.0 <= volume.min() and volume.max() <= 1.0 and volume.max() > 0.3
+    assert tiny.images[[0, 5, 2]].shape == (3, 12, 14, 16)
+    np.testing.assert_allclose(tiny.affine, mni_affine((12, 14, 16)))
+    table = tiny.table
+    assert list(table.columns[:4]) == ["subject_id", "sex", "age", "age_bin"]
+    assert table["subject_id"].iloc[0] == "sub-0001"
+    assert set(table["sex"]) == {"F", "M"}
+    assert table["age_bin"].nunique() >= 3
+    assert len(tiny.morphometry_columns) >= 40
+    for column in ("icv_cc", "gm_cc", "wm_cc", "csf_cc", "gm_frontal_left_cc",
+                   "hippocampus_left_cc", "hippocampus_right_cc", "ventricles_cc",
+                   "cortical_thickness_mm"):
+        assert column in table.columns, column
+    assert np.isfinite(table[tiny.morphometry_columns].to_numpy()).all()
+    assert tiny.age_bin_labels == TINY.age_bin_labels
+    assert {"subject_id", "seed", "icv_cc", "z_gm"} <= set(tiny.truth.columns)
+    assert tiny.metadata["preset"] == "tiny" and tiny.metadata["config"]["grid_shape"] == [12, 14, 16]
+
+
+def test_same_config_same_cohort_and_other_seed_differs(tiny):
+    again = load_phantom("tiny", rebuild=True)
+    np.testing.assert_array_equal(np.asarray(again.images._stored), np.asarray(tiny.images._stored))
+    pd.testing.assert_frame_equal(again.table, tiny.table)
+    assert again.fingerprint == tiny.fingerprint
+    other = load_phantom(dataclasses.replace(TINY, seed=1))
+    assert other.fingerprint != tiny.fingerprint
+    assert not np.array_equal(np.asarray(other.images._stored), np.asarray(tiny.images._stored))
+
+
+def test_hcp_ya_counts_per_sex_and_age_bin():
+    from brainlab.data.phantom.generator import sample_demographics
+
+    table = sample_demographics(PHANTOM_PRESETS["hcp-ya"])
+    counts = pd.crosstab(table["age_bin"], table["sex"])
+    assert counts["F"].tolist() == [84, 265, 248, 9]
+    assert counts["M"].tolist() == [147, 221, 135, 4]
+    assert len(table) == 1113
+    edges = np.array(PHANTOM_PRESETS["hcp-ya"].age_bin_edges)
+    bins = table["age_bin"].to_numpy()
+    assert (table["age"] >= edges[bins]).all() and (table["age"] < edges[bins + 1]).all()
+
+
+def _slope(x, y):
+    return np.polyfit(np.asarray(x, float), np.asarray(y, float), 1)[0]
+
+
+def test_effect_directions_on_measured_table(lifespan_table):
+    t = lifespan_table
+    male = t["sex"] == "M"
+    icv_ratio = t.loc[male, "icv_cc"].mean() / t.loc[~male, "icv_cc"].mean()
+    assert 1.10 <= icv_ratio <= 1.22
+    after35 = t["age"] > 35
+    assert _slope(t.loc[after35, "age"], t.loc[after35, "gm_fraction"]) < 0
+    vent = t["ventricles_cc"] / t["icv_cc"] * 1000
+    mid, late = (t["age"] >= 20) & (t["age"] < 60), t["age"] >= 60
+    mid_slope, late_slope = _slope(t.loc[mid, "age"], vent[mid]), _slope(t.loc[late, "age"], vent[late])
+    assert mid_slope > 0 and late_slope > 1.25 * mid_slope
+    hippocampus = t["hippocampus_cc"] / t["icv_cc"]
+    assert _slope(t["age"], hippocampus) < 0
+    assert t.loc[~male, "gm_fraction"].mean() > t.loc[male, "gm_fraction"].mean()
+
+
+def test_effect_maps_and_true_curves():
+    maps = expected_effect_maps("tiny")
+    assert set(maps) == {"sex", "age"}
+    for effect in maps.values():
+        assert effect.shape == (12, 14, 16) and effect.dtype == np.float32
+        assert np.abs(effect).max() > 0
+    ages = np.array([25.0, 50.0, 85.0])
+    curve = true_curve("tiny", "ventricles_cc", ages, "F")
+    assert curve.shape == (3,) and curve[2] > curve[0]
+    assert true_curve("tiny", "not_a_feature", ages, "M") is None
+    with pytest.raises(BrainlabInputError, match="sex must be"):
+        true_curve("tiny", "gm_cc", ages, "X")
+
+
+@pytest.mark.parametrize("damage", ["truncate_images", "delete_manifest", "edit_table",
+                                    "delete_truth"])
+def test_corrupt_cache_is_detected_and_rebuilt(damage):
+    config = dataclasses.replace(TINY, seed=7)
+    first = load_phantom(config)
+    images = np.array(first.images._stored)
+    folder = cohort_folder(config)
+    if damage == "truncate_images":
+        with open(folder / "images.npy", "r+b") as stream:
+            stream.truncate((folder / "images.npy").stat().st_size - 100)
+    elif damage == "delete_manifest":
+        (folder / "manifest.json").unlink()
+    elif damage == "edit_table":
+        text = (folder / "table.csv").read_text()
+        (folder / "table.csv").write_text(text.replace("sub-0001", "sub-9999"))
+    else:
+        (folder / "truth.csv").unlink()
+    ok, reason = cache.verify(folder)
+    assert not ok, reason
+    rebuilt = load_phantom(config)
+    assert cache.verify(folder)[0]
+    np.testing.assert_array_equal(np.asarray(rebuilt.images._stored), images)
+    pd.testing.assert_frame_equal(rebuilt.table, first.table)
+    assert not [p for p in folder.parent.iterdir() if ".tmp-" in p.name]
+
+
+def test_manifest_describes_images():
+    load_phantom("tiny")
+    manifest = json.loads((cohort_folder(TINY) / "manifest.json").read_text())
+    assert manifest["shape"] == [24, 12, 14, 16] and manifest["dtype"] == "uint16"
+    assert set(manifest["files"]) == {"images.npy", "table.csv", "truth.csv"}
+
+
+def test_unknown_preset_and_bad_config():
+    with pytest.raises(BrainlabInputError, match=r"unknown phantom preset 'hcp'.*hcp-ya"):
+        load_phantom("hcp")
+    with pytest.raises(BrainlabInputError, match="grid_shape"):
+        load_phantom(PhantomConfig(grid_shape=(2, 3, 4)))
+    with pytest.raises(BrainlabInputError, match="female_counts"):
+        load_phantom(PhantomConfig(female_counts=(1, 2), male_counts=(1, 2)))
