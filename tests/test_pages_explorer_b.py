@@ -1,0 +1,174 @@
+"""AppTests of the GAN lab and Classifiers pages on the ``tiny`` phantom.
+
+With the ``tiny_checkpoints`` fixture (every model type, a few steps) and with no
+checkpoint at all: no exception, the key parts are there, selections land in the
+URL, and moving a slider changes what the page shows.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("streamlit")
+import streamlit as st  # noqa: E402
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+APP = REPO_ROOT / "app.py"
+TIMEOUT = 300
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    try:
+        from brainlab.data import load
+        return load("tiny")
+    except ImportError:
+        pytest.skip("the phantom generator is not available")
+
+
+@pytest.fixture
+def with_models(tiny, tiny_checkpoints, monkeypatch, tmp_path):
+    """Only the fixture's tiny checkpoints are listed (not shipped ones for other cohorts)."""
+    from brainlab import paths
+
+    monkeypatch.setattr(paths, "SHIPPED_CHECKPOINTS", tmp_path / "no-shipped")
+    st.cache_data.clear()
+    yield tiny_checkpoints
+    st.cache_data.clear()
+
+
+@pytest.fixture
+def without_models(tiny, monkeypatch, tmp_path):
+    """No checkpoint anywhere: both listing folders are empty."""
+    from brainlab import paths
+
+    monkeypatch.setattr(paths, "SHIPPED_CHECKPOINTS", tmp_path / "no-shipped")
+    monkeypatch.setattr(paths, "user_checkpoints", lambda: tmp_path / "no-user-checkpoints")
+    st.cache_data.clear()
+    yield
+    st.cache_data.clear()
+
+
+def open_page(page: str, **params) -> AppTest:
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    at.query_params["cohort"] = "tiny"
+    for name, value in params.items():
+        at.query_params[name] = str(value)
+    at.run()
+    at.switch_page(f"pages/{page}.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def rerun(at: AppTest) -> AppTest:
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def widget(elements, label):
+    matches = [e for e in elements if e.label == label]
+    assert matches, f"no widget labelled {label!r}; found {[e.label for e in elements]}"
+    return matches[0]
+
+
+def query(at: AppTest, name: str):
+    value = at.query_params.get(name)
+    return value[0] if isinstance(value, list) else value
+
+
+def charts(at: AppTest) -> dict[str, dict]:
+    """Plotly specs by widget key (the key ends the element id)."""
+    return {chart.proto.id.rsplit("-", 1)[-1]: json.loads(chart.proto.spec)
+            for chart in at.get("plotly_chart")}
+
+
+# ---------------------------------------------------------------- GAN lab
+
+def test_gan_lab_with_models(with_models):
+    at = open_page("gan_lab")
+    headers = [h.value for h in at.header]
+    assert headers == ["Samples", "Interpolation", "Attribute directions"]
+    specs = charts(at)
+    for key in ("sample_grid", "walk_frame", "walk_animation", "walk_strip", "edit_brains",
+                "edit_effectiveness", "edit_difference"):
+        assert key in specs, f"chart {key!r} missing; found {sorted(specs)}"
+    assert len(specs["walk_animation"]["frames"]) == widget(at.slider, "Frames").value
+    labels = {m.label for m in at.metric}
+    assert {"Fréchet ratio", "Two-sample AUC", "Diversity (samples)", "Suspected copies"} <= labels
+    assert "Correlation with the true effect (this brain)" in labels  # phantom: truth map shown
+    assert [b.label for b in at.get("download_button")] == ["Download 4D NIfTI", "Download PNG strip"]
+    assert len(at.caption) >= len(specs)
+    assert query(at, "seed") == "0" and query(at, "method") == "slerp"
+
+
+def test_gan_lab_sliders_change_the_output(with_models):
+    at = open_page("gan_lab")
+    before = charts(at)
+    widget(at.slider, "Frame").set_value(3)
+    widget(at.slider, "Strength").set_value(-1.5)
+    after = charts(rerun(at))
+    assert after["walk_frame"]["layout"]["title"]["text"].startswith("frame 3 of")
+    assert after["walk_frame"]["data"][0]["z"] != before["walk_frame"]["data"][0]["z"]
+    assert after["edit_brains"]["data"][3]["z"] != before["edit_brains"]["data"][3]["z"]
+    assert query(at, "frame") == "3" and query(at, "strength") == "-1.5"
+
+
+def test_gan_lab_url_reproduces_the_view(with_models):
+    at = open_page("gan_lab", seed=5, n=4, method="lerp", frames=5, attribute="sex")
+    assert widget(at.number_input, "Seed").value == 5
+    assert widget(at.slider, "Samples").value == 4
+    assert widget(at.radio, "Path").value == "lerp"
+    assert widget(at.radio, "Attribute").value == "sex"
+    assert len(charts(at)["walk_animation"]["frames"]) == 5
+
+
+def test_gan_lab_with_real_subject_endpoints(with_models, tiny):
+    first, second = tiny.subject_ids[:2]
+    at = open_page("gan_lab", ends="subjects", refine=0, estart="subject", **{"from": first, "to": second})
+    assert widget(at.selectbox, "From subject").value == first
+    assert "walk_frame" in charts(at) and "edit_brains" in charts(at)
+
+
+def test_gan_lab_without_models(without_models):
+    at = open_page("gan_lab")
+    assert any("python -m brainlab train gan --cohort tiny" in i.value for i in at.info)
+    assert not at.get("plotly_chart")
+
+
+# ---------------------------------------------------------------- Classifiers
+
+def test_classifiers_with_models(with_models):
+    at = open_page("classifiers")
+    specs = charts(at)
+    for key in ("distributions", "fractions", "confusion", "calibration", "memorisation",
+                "gallery_most", "gallery_least"):
+        assert key in specs, f"chart {key!r} missing; found {sorted(specs)}"
+    labels = {m.label for m in at.metric}
+    assert {"Two-sample AUC", "Suspected copies"} <= labels
+    assert len(at.dataframe) == 1  # nearest training subject per sample
+    assert len(at.caption) >= len(specs)
+    assert query(at, "model") == "sex-clf"
+
+
+def test_classifiers_slider_and_model_choice_change_the_output(with_models):
+    at = open_page("classifiers", n=16)
+    before = charts(at)["distributions"]
+    assert "(n=16)" in before["data"][1]["name"]
+    widget(at.slider, "GAN samples").set_value(24)
+    after = charts(rerun(at))["distributions"]
+    assert "(n=24)" in after["data"][1]["name"]
+    widget(at.radio, "Model").set_value("age-model")
+    specs = charts(rerun(at))
+    assert specs["distributions"]["layout"]["xaxis"]["title"]["text"] == "predicted age"
+    assert query(at, "model") == "age-model" and query(at, "n") == "24"
+
+
+def test_classifiers_without_models(without_models):
+    at = open_page("classifiers")
+    assert any("python -m brainlab train sex-clf --cohort tiny" in i.value for i in at.info)
+    assert not at.get("plotly_chart")
