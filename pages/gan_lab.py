@@ -141,7 +141,7 @@ with quality_col:
     def show(label, key, target, fmt="{:.3g}", help_text=None):
         value = metrics.get(key)
         st.metric(label, "—" if value is None else fmt.format(value), help=help_text,
-                  delta=target, delta_color="off")
+                  delta=target, delta_color="off", delta_arrow="off")
 
     first, second = st.columns(2)
     with first:
@@ -276,7 +276,6 @@ edit_start = dir_columns[2].radio("Start from", ["sample", "subject"], key="gl_e
 sync_query(dsource=direction_source, attribute=attribute, conditional=int(conditional),
            estart=edit_start)
 
-st.markdown("**Classifiers for the effectiveness check**")
 classifier_columns = st.columns(2)
 with classifier_columns[0]:
     sex_model, sex_card = model_picker("sex-clf", cohort, source, show_card=False)

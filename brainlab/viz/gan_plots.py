@@ -149,12 +149,15 @@ def animation_figure(frames, affine, plane: str = "axial", index: int | None = N
     steps = [dict(method="animate", label=str(n),
                   args=[[str(n)], dict(frame=dict(duration=0, redraw=True), mode="immediate")])
              for n in range(len(slices))]
-    _layout(fig, height=height, margin=dict(l=10, r=10, t=40 if title else 10, b=10),
-            title=dict(text=title) if title else None, plot_bgcolor="black",
-            updatemenus=[dict(type="buttons", direction="left", buttons=[play, pause], x=0.0, y=-0.02,
-                              xanchor="left", yanchor="top", showactive=False)],
-            sliders=[dict(steps=steps, active=0, x=0.25, len=0.75, y=-0.02, yanchor="top",
-                          currentvalue=dict(prefix="frame ", font=dict(size=12)), pad=dict(t=0))])
+    # Buttons above the image, the frame slider below it, so neither covers the other.
+    _layout(fig, height=height, margin=dict(l=10, r=10, t=50, b=70),
+            title=dict(text=title, x=0.3) if title else None, plot_bgcolor="black",
+            updatemenus=[dict(type="buttons", direction="left", buttons=[play, pause], x=0.0, y=1.02,
+                              xanchor="left", yanchor="bottom", showactive=False,
+                              pad=dict(b=4))],
+            sliders=[dict(steps=steps, active=0, x=0.0, len=1.0, y=0.0, yanchor="top",
+                          currentvalue=dict(prefix="frame ", font=dict(size=12)),
+                          pad=dict(t=10))])
     fig.update_xaxes(visible=False, constrain="domain")
     fig.update_yaxes(visible=False, scaleanchor="x", scaleratio=1, constrain="domain")
     return fig
