@@ -23,6 +23,7 @@ from typing import Any, Callable
 import numpy as np
 import streamlit as st
 
+from brainlab.analysis.means import group_mean_images
 from brainlab.data import DEFAULT_PRESET, PRESET_NAMES, Cohort, load
 from brainlab.errors import BrainlabInputError
 
@@ -261,8 +262,6 @@ def cohort_sidebar() -> tuple[Cohort, str]:
 
 @st.cache_resource(show_spinner=False, max_entries=8)
 def _mean_images(fingerprint: str, _cohort: Cohort) -> dict:
-    from brainlab.analysis.means import group_mean_images
-
     table = _cohort.table
     bins = table["age_bin"].astype(int).to_numpy()
     groups = table["sex"].astype(str).to_numpy() + "|" + bins.astype(str)
@@ -280,16 +279,18 @@ def _mean_images(fingerprint: str, _cohort: Cohort) -> dict:
         members = [g for g in cells if g.endswith(f"|{code}")]
         if members:
             by_bin[bin_label(_cohort, code)] = pooled(members)
-    return {"sex": by_sex, "age_bin": by_bin,
+    cells_by_bin = {bin_label(_cohort, int(g.split("|")[1])) + "|" + g.split("|")[0]: v
+                    for g, v in cells.items()}
+    return {"sex": by_sex, "age_bin": by_bin, "sex_by_age_bin": cells_by_bin,
             "age_bin_counts": {bin_label(_cohort, c): int((bins == c).sum()) for c in sorted(set(bins.tolist()))}}
 
 
 def cohort_mean_images(cohort: Cohort) -> dict:
     """Mean brains per sex and per age bin, cached per cohort fingerprint.
 
-    Returns ``{"sex": {"F": vol, "M": vol}, "age_bin": {label: vol}, "age_bin_counts":
-    {label: n}}`` (volumes (D, H, W) float32; treat as read-only). Raises ImportError
-    while ``brainlab.analysis.means`` is not available.
+    Returns ``{"sex": {"F": vol, "M": vol}, "age_bin": {label: vol},
+    "sex_by_age_bin": {"<bin label>|<sex>": vol}, "age_bin_counts": {label: n}}``
+    (volumes (D, H, W) float32; treat as read-only).
     """
     if cohort.images is None:
         raise BrainlabInputError(f"cohort {cohort.name!r} has no images (table-only)")

@@ -4,8 +4,9 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from brainlab.analysis.means import difference_map
 from brainlab.viz import (
-    age_histogram, difference_figure, feature_vs_age, sex_by_age_bin, sex_by_age_bin_counts,
+    age_histogram, difference_figure, feature_vs_age, sex_by_age_bin,
     triplanar_figure, triplanar_grid,
 )
 from pages._shared import (
@@ -111,11 +112,7 @@ cursor = st.session_state.get("brainlab_cursor")
 # ---------------------------------------------------------------- mean brains and effects
 if has_images:
     st.header("Mean brains")
-    try:
-        means = cohort_mean_images(cohort)
-    except ImportError:
-        means = None
-        st.info("Mean images need `brainlab.analysis.means`, which is not installed in this build.")
+    means = cohort_mean_images(cohort)
     if means is not None:
         value_range = intensity_range(cohort)
         by_sex, by_bin = st.tabs(["by sex", "by age bin"])
@@ -143,26 +140,31 @@ if has_images:
             st.caption("No ground-truth effect map is available for this cohort (only the "
                        "phantom presets have one), so only the observed difference is shown.")
         bins = list(means["age_bin"])
-        pairs = [("M − F", means["sex"].get("M"), means["sex"].get("F"), "sex",
+        males, females = means["sex"].get("M"), means["sex"].get("F")
+        pairs = [("M − F", None if males is None or females is None
+                  else difference_map(males, females), "sex",
                   "Red where men's average is brighter, blue where women's is; compare the "
                   "pattern with the true effect, not the absolute numbers.")]
         if len(bins) >= 2:
-            pairs.append((f"{bins[-1]} − {bins[0]}", means["age_bin"][bins[-1]],
-                          means["age_bin"][bins[0]], "age",
-                          f"Oldest minus youngest bin (n={means['age_bin_counts'][bins[-1]]} vs "
-                          f"{means['age_bin_counts'][bins[0]]}): blue where tissue is lost with "
-                          "age, red where CSF grows."))
-        try:
-            from brainlab.analysis.means import difference_map
-        except ImportError:
-            difference_map = np.subtract
-        for name, a, b, effect, caption in pairs:
-            if a is None or b is None:
+            old, young = bins[-1], bins[0]
+            cells = means["sex_by_age_bin"]
+            # Compare like with like: the oldest and youngest bins can hold very
+            # different shares of women (HCP: 9/13 vs 84/231), so the age contrast is
+            # taken within each sex and then averaged, or sex would pose as ageing.
+            within = [difference_map(cells[f"{old}|{sex}"], cells[f"{young}|{sex}"])
+                      for sex in ("F", "M") if f"{old}|{sex}" in cells and f"{young}|{sex}" in cells]
+            if within:
+                pairs.append((f"{old} − {young}", np.mean(within, axis=0), "age",
+                              f"Oldest minus youngest bin (n={means['age_bin_counts'][old]} vs "
+                              f"{means['age_bin_counts'][young]}), within each sex then averaged: "
+                              "blue where tissue is lost with age, red where CSF grows."))
+        for name, difference, effect, caption in pairs:
+            if difference is None:
                 st.info(f"{name}: one of the groups is empty in this cohort.")
                 continue
             true_map = truth.get(effect) if truth else None
             st.plotly_chart(difference_figure(
-                difference_map(a, b), cohort.affine, cursor=cursor, truth=true_map,
+                difference, cohort.affine, cursor=cursor, truth=true_map,
                 labels=(f"observed {name}", f"true {effect} effect"),
                 title=f"{name} mean difference", row_height=240), width="stretch")
             st.caption(caption)

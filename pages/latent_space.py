@@ -11,7 +11,7 @@ from brainlab.analysis.latent_maps import (
 from brainlab.analysis.probes import SEED_STUDY_REFERENCE
 from brainlab.analysis.projections import project, warm_umap
 from brainlab.analysis.reconstructions import reconstruct_subjects
-from brainlab.viz import triplanar_grid
+from brainlab.viz.reconstruction_plots import compact_triplanar
 from brainlab.viz.latent_plots import latent_scatter, probe_comparison, probe_table_view
 from pages._explorer import cached_result, checkpoint_key, new_pick, peek_result, subject_choice
 from pages._models import checkpoints_for, load_model, model_picker, train_command
@@ -126,16 +126,18 @@ with map_column:
     st.caption(f"One point per subject, coloured by {colour}: look for gradients or clusters "
                "that follow the colour (the representation encodes it) and for outliers. "
                + ("Click a point to open that subject." if dims == 2 else
-                  "Drag to rotate; pick a subject below."))
+                  "Drag to rotate; pick a subject with the Subject box."))
 
 with subject_column:
     subject = subject_choice(ids, picked=clicked)
     if subject != current:
         st.rerun()  # redraw the map with the new subject circled
     row = table.iloc[cohort.index_of(subject)]
+    value = variable.values[cohort.index_of(subject)]
+    colour_text = f"{value:.4g}" if variable.kind == "continuous" else str(value)
     age = f"{row['age']:.1f} y" if pd.notna(row["age"]) else "age n/a"
     st.markdown(f"**{subject}** · {'female' if row['sex'] == 'F' else 'male'} · {age} · "
-                f"{colour}: {variable.values[cohort.index_of(subject)]}")
+                f"{colour}: {colour_text}")
     if has_images:
         index = cohort.index_of(subject)
         volumes = {"MRI": cohort.images[index]}
@@ -143,12 +145,14 @@ with subject_column:
         if ae_entries:
             ae_model, _ = (model, card) if rep_key == "mri-ae" else load_model(ae_entries[0]["path"])
             volumes["MRI-AE reconstruction"] = reconstruct_subjects(ae_model, cohort, [index])[1][0]
-        st.plotly_chart(triplanar_grid(volumes, cohort.affine, value_range=intensity_range(cohort),
-                                       row_height=170),
+        st.plotly_chart(compact_triplanar(volumes, cohort.affine, value_range=intensity_range(cohort)),
                         width="stretch", key="subject_views")
-        st.caption("The subject's centre slices" + (" and their MRI-AE reconstruction: look for "
-                   "what the code keeps (size, ventricles) and blurs." if len(volumes) > 1 else
-                   f". No MRI autoencoder yet: `{train_command('mri-ae', source)}`."))
+        if len(volumes) > 1:
+            st.caption("The subject's axial, coronal and sagittal centre slices above its MRI-AE "
+                       "reconstruction: look for what the code keeps (size, ventricles) and blurs.")
+        else:
+            st.caption("The subject's axial, coronal and sagittal centre slices. No MRI "
+                       f"autoencoder yet: `{train_command('mri-ae', source)}`.")
 
 # ---------------------------------------------------------------- probes
 st.header("Probes: what the representation encodes")

@@ -151,7 +151,7 @@ def triplanar_grid(volumes: Mapping[str, np.ndarray], affine: np.ndarray,
                         subplot_titles=titles)
     # Shapes, annotations and axis settings are collected and set once: adding them
     # one by one makes plotly re-validate the whole layout each time (slow).
-    annotations = [dict(annotation.to_plotly_json(), yshift=6) for annotation in fig.layout.annotations]
+    annotations = [dict(annotation.to_plotly_json(), yshift=10) for annotation in fig.layout.annotations]
     shapes = []
     layout = {}
     traces = []
