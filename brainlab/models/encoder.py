@@ -138,22 +138,27 @@ class LatentEncoder(BrainlabModel):
             z0 = self.encode(x)
         if steps == 0:
             return z0
+        # Refinement needs autograd even when called under no_grad / inference_mode.
+        with torch.inference_mode(False), torch.enable_grad():
+            return self._refine(x.clone(), z0.clone(), steps, float(lr or self.config.refine_lr))
+
+    def _refine(self, x: torch.Tensor, z0: torch.Tensor, steps: int, lr: float) -> torch.Tensor:
         z = z0.clone().requires_grad_(True)
-        optimizer = torch.optim.Adam([z], lr=float(lr or self.config.refine_lr))
+        optimizer = torch.optim.Adam([z], lr=lr)
         best = z0.clone()
         best_loss = torch.full((len(x),), float("inf"), device=z.device)
-        with torch.enable_grad():
-            for _ in range(steps + 1):
-                image = self.gan.decode(self.gan.codes_from_latent(z))
-                per_subject = (image - x).pow(2).flatten(1).mean(1)
-                with torch.no_grad():  # keep each subject's best z (Adam may overshoot)
-                    better = per_subject < best_loss
-                    best[better] = z.detach()[better]
-                    best_loss = torch.where(better, per_subject.detach(), best_loss)
-                loss = per_subject.sum()
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
+        for step in range(steps + 1):  # step 0 scores E(x) itself; the last is not followed
+            image = self.gan.decode(self.gan.codes_from_latent(z))
+            per_subject = (image - x).pow(2).flatten(1).mean(1)
+            with torch.no_grad():  # keep each subject's best z (Adam may overshoot)
+                better = per_subject < best_loss
+                best[better] = z.detach()[better]
+                best_loss = torch.where(better, per_subject.detach(), best_loss)
+            if step == steps:
+                break
+            optimizer.zero_grad(set_to_none=True)
+            per_subject.sum().backward()
+            optimizer.step()
         return best.detach()
 
     # ---- training ----------------------------------------------------------------
