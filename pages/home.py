@@ -26,7 +26,7 @@ ages = table["age"].dropna()
 columns = st.columns(5)
 columns[0].metric("subjects", f"{len(cohort)}")
 columns[1].metric("women / men", f"{int(counts.get('F', 0))} / {int(counts.get('M', 0))}")
-columns[2].metric("age range", f"{ages.min():.0f}–{ages.max():.0f} y" if len(ages) else "bins only")
+columns[2].metric("age range", f"{int(ages.min())}–{int(ages.max())} y" if len(ages) else "bins only")
 columns[3].metric("grid", "×".join(map(str, cohort.grid_shape)) if cohort.grid_shape else "table only")
 columns[4].metric("morphometry", f"{len(cohort.morphometry_columns)} features")
 st.caption(f"{source_label(source)} · fingerprint `{cohort.fingerprint}`"
