@@ -143,3 +143,30 @@ def test_compare_rejects_a_grid_mismatch(small_cohort):
     gan = ReplayGan(np.zeros((2, 10, 10, 10), np.float32))
     with pytest.raises(BrainlabInputError, match=r"generates on grid \(10, 10, 10\)"):
         compare_real_synthetic(SizeSexClassifier(), gan, small_cohort, n_samples=2)
+
+
+def run_compare_cli(argv) -> int:
+    import argparse
+
+    from brainlab.cli import compare
+
+    parser = argparse.ArgumentParser()
+    compare.register(parser.add_subparsers())
+    args = parser.parse_args(["compare", *argv])
+    return args.run(args)
+
+
+def test_compare_cli_prints_the_summary_as_json(tiny_checkpoints, capsys):
+    import json
+
+    code = run_compare_cli(["--classifier", str(tiny_checkpoints / "sex-clf"),
+                            "--gan", str(tiny_checkpoints / "gan"), "--cohort", "tiny",
+                            "--samples", "8", "--json"])
+    assert code == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["kind"] == "sex" and summary["n_synthetic"] == 8
+    assert 0.0 <= summary["male_fraction_synthetic"] <= 1.0
+    assert "two_sample_auc" in summary and "memorisation_fraction_suspected" in summary
+    with pytest.raises(BrainlabInputError, match="--classifier must be one of"):
+        run_compare_cli(["--classifier", str(tiny_checkpoints / "gan"),
+                         "--gan", str(tiny_checkpoints / "gan"), "--cohort", "tiny"])
