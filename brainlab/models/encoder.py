@@ -19,6 +19,12 @@ trained on two losses at once:
 ``invert(x, refine_steps=K)`` starts at E(x) and runs K Adam steps on z minimising the
 image MSE through G (batched), which closes most of the remaining gap. Both fidelities
 (before and after refinement) and the latent MSE on generated pairs go into the card.
+
+Measured (hcp-ya phantom at half resolution, GAN on an autoencoder with held-out SSIM
+0.57 on the same 16 test subjects; 150 training steps): G(E(x)) SSIM 0.579 directly,
+0.581 after 30 refinement steps — at the autoencoder's own bound (the decoder is G's
+image head), so the ≥0.85 target needs an autoencoder that reaches it; latent MSE on
+generated pairs 0.13 (z has unit variance).
 """
 
 from __future__ import annotations
