@@ -220,3 +220,34 @@ def test_latent_space_without_models(without_models, tiny):
     assert any("`mri-ae`" in c.value for c in at.caption)  # how to add the latents
     assert any("python -m brainlab train mri-ae --cohort tiny" in c.value for c in at.caption)
     chart_titled(at, "raw MRI voxels (PCA) · PCA 2D")
+
+
+def test_table_only_cohort_shows_the_morphometry_part(fixture_csv, monkeypatch, tmp_path):
+    """A CSV cohort has no images: only the morph-AE part of Reconstructions, and the
+    morphometry representations on Latent space."""
+    from brainlab import paths
+    from brainlab.data import load
+    from brainlab.train_recipes import TRAINERS, RecipeOptions
+
+    monkeypatch.setattr(paths, "SHIPPED_CHECKPOINTS", tmp_path / "no-shipped")
+    monkeypatch.setattr(paths, "user_checkpoints", lambda: tmp_path / "checkpoints")
+    cohort = load(str(fixture_csv))
+    TRAINERS["morph-ae"](cohort, RecipeOptions(out=tmp_path / "checkpoints" / "morph-ae",
+                                               epochs=2, batch_size=64, seed=0))
+    st.cache_data.clear()
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    at.query_params["cohort"] = str(fixture_csv)
+    at.run()
+    at.switch_page("pages/reconstructions.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("table-only" in i.value for i in at.info)
+    chart_titled(at, "R² per feature")
+    assert len(at.get("plotly_chart")) == 2 and len(at.metric) == 0
+    subject = widget(at.selectbox, "Subject")
+    assert subject.value in cohort.subject_ids
+
+    at.switch_page("pages/latent_space.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert widget(at.selectbox, "Representation").options == ["raw morphometry", "morph-AE latent"]
+    chart_titled(at, "raw morphometry · PCA 2D")
+    st.cache_data.clear()

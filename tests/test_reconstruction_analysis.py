@@ -248,3 +248,13 @@ def test_error_strip_and_probe_views():
     assert len(probe_comparison(probes).data) == 3
     with pytest.raises(BrainlabInputError, match="lacks columns"):
         probe_table_view(probes.drop(columns=["accuracy_sd"]))
+
+
+def test_compact_triplanar_shortens_plane_titles(small_cohort):
+    from brainlab.viz.reconstruction_plots import compact_triplanar
+
+    volume = small_cohort.images[0]
+    fig = compact_triplanar({"MRI": volume, "reconstruction": volume}, small_cohort.affine)
+    titles = [a.text for a in fig.layout.annotations if "mm" in (a.text or "")]
+    assert len(titles) == 3 and all(t[0] in "xyz" and t[1:4] == " = " for t in titles)
+    assert len(fig.data) == 6

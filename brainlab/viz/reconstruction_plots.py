@@ -104,3 +104,16 @@ def error_by_subject(errors: pd.DataFrame, metric: str = "ssim", selected: str |
                         marker=dict(size=16, color="rgba(0,0,0,0)", line=dict(width=2, color="black")))
     return apply_layout(fig, height=200, xaxis=dict(title=metric.upper()),
                         margin=dict(l=40, r=20, t=30, b=40))
+
+
+def compact_triplanar(volumes: dict, affine: np.ndarray, value_range=None,
+                      row_height: int = 170) -> go.Figure:
+    """``triplanar_grid`` for a narrow column: plane titles shortened to the slice
+    position ("z = 19 mm") in a smaller font so they do not run into each other."""
+    fig = triplanar_grid(volumes, affine, value_range=value_range, row_height=row_height)
+    for annotation in fig.layout.annotations:
+        words = (annotation.text or "").split(" ", 1)
+        if len(words) == 2 and words[0] in ("axial", "coronal", "sagittal"):
+            annotation.text = words[1]
+            annotation.font = dict(size=10)
+    return fig
