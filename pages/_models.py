@@ -87,7 +87,13 @@ def model_picker(model_type: str, cohort: Cohort, cohort_source: str | None = No
         labels = [_entry_label(e) for e in entries]
         picked = st.sidebar.selectbox(name.capitalize(), labels, key=key or f"pick_{model_type}")
         choice = entries[labels.index(picked)]
-    model, card = load_model(choice["path"])
+    try:
+        model, card = load_model(choice["path"])
+    except (BrainlabInputError, OSError) as error:  # e.g. saved by an older architecture
+        st.error(f"Could not load the {name} checkpoint `{choice['path']}`: {error}\n\n"
+                 f"Retrain it with:\n\n"
+                 f"```\n{train_command(model_type, cohort_source or cohort.name)}\n```")
+        return None, None
     if show_card:
         show_quality(card, choice, cohort)
     return model, card
