@@ -58,7 +58,8 @@ if classifier is None or gan is None:
     st.stop()
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
+# An entry holds up to 256 sample volumes (~240 MB on the HCP grid): keep few.
+@st.cache_data(show_spinner=False, max_entries=4)
 def comparison(classifier_key: str, gan_key: str, fingerprint: str, n: int, sample_seed: int,
                split_seed: int, _classifier, _gan) -> dict:
     split = cohort.split(split_seed)
@@ -162,7 +163,7 @@ if memo is not None:
             "sample": np.arange(memo["n_generated"]),
             "nearest training subject": memo["generated_nearest_train_id"],
             "distance": memo["generated_distances"],
-            "suspected copy": memo["suspected"],
+            "copy?": memo["suspected"],
         }).sort_values("distance")
         st.dataframe(table, hide_index=True, height=320, width="stretch",
                      column_config={"distance": st.column_config.NumberColumn(format="%.4f")})
@@ -177,11 +178,11 @@ if result["realism"] is not None:
     score_name = "P(male)" if kind == "sex" else "age"
     for title, picked, key in (("most realistic", order[:count], "gallery_most"),
                                ("least realistic", order[::-1][:count], "gallery_least")):
-        labels = [f"#{i} P(real) {result['realism'][i]:.2f} · {score_name} {score[i]:.2f}"
+        labels = [f"#{i} · P(real) {result['realism'][i]:.2f}<br>{score_name} {score[i]:.2f}"
                   for i in picked]
         st.markdown(f"**{title.capitalize()}**")
         st.plotly_chart(sample_grid_figure(result["samples"][picked], labels=labels, plane=plane,
-                                           columns=count, highlight=suspected[picked], tile_px=170),
+                                           columns=count, highlight=suspected[picked], tile_px=118),
                         width="stretch", key=key)
     st.caption("Ranked by the out-of-fold probability that the real-vs-synthetic discriminator "
                "(PCA + logistic regression, the two-sample test above) calls the sample real; "

@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import time
 
 import numpy as np
 import streamlit as st
@@ -62,7 +63,8 @@ sync_query(plane=plane)
 
 
 # ---------------------------------------------------------------- cached computations
-@st.cache_data(show_spinner=False, max_entries=32)
+# Entries hold volume stacks (up to ~30 MB each on the HCP grid): keep few of them.
+@st.cache_data(show_spinner=False, max_entries=8)
 def sample_volumes(model_key: str, seed: int, n: int, _gan) -> np.ndarray:
     latents = np.asarray(_gan.sample_latent(n, seed), dtype=np.float32)
     return render_frames(_gan, latents)
@@ -78,15 +80,17 @@ def endpoint_latent(model_key: str, encoder_key: str, fingerprint: str, spec: st
     return subject_latent(_encoder, cohort, value, refine)
 
 
-@st.cache_data(show_spinner=False, max_entries=32)
+@st.cache_data(show_spinner=False, max_entries=8)
 def walk_frames(model_key: str, encoder_key: str, fingerprint: str, start: str, end: str,
                 refine: int, method: str, n_frames: int, _gan, _encoder):
     z_start = endpoint_latent(model_key, encoder_key, fingerprint, start, refine, _gan, _encoder)
     z_end = endpoint_latent(model_key, encoder_key, fingerprint, end, refine, _gan, _encoder)
-    return walk(_gan, z_start, z_end, n_frames, method=method)
+    began = time.perf_counter()
+    path, frames = walk(_gan, z_start, z_end, n_frames, method=method)
+    return path, frames, time.perf_counter() - began
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
+@st.cache_data(show_spinner=False, max_entries=4)
 def nifti_bytes(model_key: str, start: str, end: str, refine: int, method: str, n_frames: int,
                 _frames) -> bytes:
     return frames_to_nifti_bytes(_frames, affine)
@@ -211,13 +215,18 @@ sync_query(ends=ends, method=method, frames=n_frames)
 
 try:
     with st.spinner("Rendering frames …"):
-        path, frames = walk_frames(gan_key, encoder_key, cohort.fingerprint, start, end, refine,
-                                   method, n_frames, gan, encoder)
+        path, frames, render_seconds = walk_frames(gan_key, encoder_key, cohort.fingerprint,
+                                                   start, end, refine, method, n_frames, gan,
+                                                   encoder)
 except BrainlabInputError as error:
     st.error(f"Could not build the walk: {error}")
     frames = None
 
-if frames is not None:
+
+@st.fragment
+def frame_viewer(frames: np.ndarray, path: np.ndarray, render_seconds: float) -> None:
+    """Frame slider, the chosen frame, the animation and the strip; reruns alone."""
+    n_frames = len(frames)
     init_state("gl_frame", int(np.clip(query_value("frame", 0, int), 0, n_frames - 1)))
     if st.session_state["gl_frame"] > n_frames - 1:
         st.session_state["gl_frame"] = n_frames - 1
@@ -239,15 +248,22 @@ if frames is not None:
         st.caption("Press ▶ play to watch the walk; a good latent space morphs smoothly.")
     st.plotly_chart(thumbnail_strip_figure(frames, plane=plane, current=frame),
                     width="stretch", key="walk_strip")
-    st.caption("Every frame's mid-slice; the yellow frame is the one shown above.")
+    st.caption("Every frame's mid-slice; the yellow frame is the one shown above. "
+               f"The {n_frames} frames were decoded once in {render_seconds * 1000:.0f} ms "
+               f"({render_seconds * 1000 / n_frames:.1f} ms per frame) and are cached.")
+
+
+if frames is not None:
+    frame_viewer(frames, path, render_seconds)
     downloads = st.columns(2)
     stem = f"walk_{start.split(':', 1)[1]}_to_{end.split(':', 1)[1]}_{method}_{n_frames}"
     downloads[0].download_button(
         "Download 4D NIfTI", nifti_bytes(gan_key, start, end, refine, method, n_frames, frames),
         file_name=f"{stem}.nii.gz", mime="application/gzip",
-        help="Frames as the 4th dimension, on the cohort grid with its MNI affine.")
+        help="Frames as the 4th dimension, on the cohort grid with its MNI affine.",
+        on_click="ignore")
     downloads[1].download_button("Download PNG strip", frames_to_png_strip(frames),
-                                 file_name=f"{stem}.png", mime="image/png")
+                                 file_name=f"{stem}.png", mime="image/png", on_click="ignore")
 
 # ---------------------------------------------------------------- 3. attribute directions
 st.header("Attribute directions")
@@ -311,6 +327,8 @@ if directions is not None and name not in directions.available():
 
 if directions is not None:
     direction = directions.get(name)
+    direction_key = "|".join([name, direction_source, encoder_key, card_key(sex_card),
+                              card_key(age_card), cohort.fingerprint])
     cosine = directions.cosine_sex_age()
     st.caption(f"Fitted on {directions.source}"
                + (f"; cos(sex, age) = {cosine:+.2f}" if cosine is not None else "")
@@ -351,7 +369,7 @@ if directions is not None:
             st.info("Train the sex classifier or the brain-age model to see whether the edit "
                     "changes what they predict.")
         else:
-            curve = effectiveness(gan_key, card_key(sex_card), card_key(age_card), name + direction_source,
+            curve = effectiveness(gan_key, card_key(sex_card), card_key(age_card), direction_key,
                                   start_spec, gan, z_start, direction, sex_model, age_model)
             unit = "years" if age_model is None or getattr(age_model, "target", "years") == "years" \
                 else "age bin"
@@ -370,7 +388,7 @@ if directions is not None:
     if truth is not None and truth.shape == difference.shape:
         mask = (np.abs(truth) > 1e-6) | (start_volume > 0.05)
         correlation = direction_correlation(difference, truth, mask=mask)
-        mean_effect = average_edit(gan_key, name + direction_source, strength, gan, direction)
+        mean_effect = average_edit(gan_key, direction_key, strength, gan, direction)
         mean_correlation = direction_correlation(mean_effect, truth, mask=mask)
         truth_label = "true sex effect (M − F)" if attribute == "sex" else "true ageing effect"
         st.plotly_chart(difference_figure(difference, affine, truth=truth,
