@@ -102,6 +102,9 @@ def fitted_directions(model_key: str, encoder_key: str, sex_key: str, age_key: s
                       _gan, _encoder, _sex, _age):
     if source_name == "real":
         return attribute_edits.directions_from_real(_encoder, cohort, split.train)
+    if source_name == "both":
+        return attribute_edits.directions_from_both(_encoder, cohort, split.train, _gan, n_samples,
+                                                    seed=0, sex_model=_sex, age_model=_age)
     return attribute_edits.directions_from_samples(_gan, n_samples, seed=0, sex_model=_sex,
                                                    age_model=_age)
 
@@ -270,12 +273,13 @@ st.header("Attribute directions")
 st.markdown("InterFaceGAN-style directions in z: a linear model of sex or age on labelled "
             "latents; moving a latent along its normal should change that attribute only.")
 dir_columns = st.columns(3)
-init_state("gl_dsource", query_value("dsource", "real") if query_value("dsource") in ("real", "samples")
+DIRECTION_SOURCES = {"real": "encoded real subjects (train split)",
+                     "samples": "GAN samples labelled by the classifiers",
+                     "both": "both together"}
+init_state("gl_dsource", query_value("dsource", "real") if query_value("dsource") in DIRECTION_SOURCES
            else "real")
-direction_source = dir_columns[0].radio(
-    "Fit on", ["real", "samples"], key="gl_dsource",
-    format_func={"real": "encoded real subjects (train split)",
-                 "samples": "GAN samples labelled by the classifiers"}.get)
+direction_source = dir_columns[0].radio("Fit on", list(DIRECTION_SOURCES), key="gl_dsource",
+                                        format_func=DIRECTION_SOURCES.get)
 init_state("gl_attribute", query_value("attribute", "age") if query_value("attribute") in ("age", "sex")
            else "age")
 attribute = dir_columns[1].radio("Attribute", ["age", "sex"], key="gl_attribute", horizontal=True)
@@ -297,7 +301,7 @@ with classifier_columns[0]:
     sex_model, sex_card = model_picker("sex-clf", cohort, source, show_card=False)
 with classifier_columns[1]:
     age_model, age_card = model_picker("age-model", cohort, source, show_card=False)
-needs_encoder = direction_source == "real" or edit_start == "subject"
+needs_encoder = direction_source in ("real", "both") or edit_start == "subject"
 if needs_encoder and encoder is None:
     encoder, encoder_card = model_picker("encoder", cohort, source, show_card=False)
     encoder_key = card_key(encoder_card)

@@ -171,3 +171,24 @@ def test_directions_from_real_use_the_table_labels(small_cohort):
     assert directions.n_latents == len(small_cohort) and directions.age_unit == "years"
     # Men are larger in small_cohort, so the sex direction points up the size axis.
     assert directions.sex[0] > 0.9
+
+
+def test_directions_from_both_pool_real_and_labelled_samples(small_cohort):
+    from brainlab.analysis.attribute_edits import directions_from_both
+
+    class SizeGan(StubGan):
+        latent_dim = 4
+
+        def sample_latent(self, n, seed=0):
+            generator = torch.Generator().manual_seed(int(seed))
+            return torch.randn(int(n), 4, generator=generator)
+
+        def generate(self, z):  # the stub encoder's 4-d latents, padded to the stub's 8
+            return super().generate(torch.nn.functional.pad(torch.as_tensor(z), (0, 4)))
+
+    indices = np.arange(len(small_cohort))
+    directions = directions_from_both(StubEncoder(), small_cohort, indices, SizeGan(), 10,
+                                      age_model=StubAgeModel())
+    assert directions.n_latents == len(small_cohort) + 10
+    assert "labelled GAN samples" in directions.source
+    assert directions.sex[0] > 0.9  # sex comes from the real subjects only

@@ -176,6 +176,29 @@ def directions_from_samples(gan, n: int, seed: int = 0, sex_model=None, age_mode
                                     source=f"{n} classifier-labelled GAN samples", age_unit=unit)
 
 
+def directions_from_both(encoder, cohort, indices, gan, n: int, seed: int = 0, sex_model=None,
+                         age_model=None, regularization: float = 1.0) -> AttributeDirections:
+    """Directions fitted on encoded real subjects and classifier-labelled GAN samples together.
+
+    A sample without a classifier for an attribute counts as unlabelled (NaN) for it;
+    predicted ages join the real ones only when both are in the same unit.
+    """
+    real = encode_subjects(encoder, cohort, indices)
+    male, age, unit = subject_labels(cohort, indices)
+    if sex_model is None and age_model is None:
+        return fit_attribute_directions(real, male, age, regularization,
+                                        source=f"{len(real)} encoded real subjects", age_unit=unit)
+    latents, p_male, ages = label_samples(gan, n, seed, sex_model, age_model)
+    sample_unit = "years" if getattr(age_model, "target", "years") == "years" else "age bin"
+    unlabelled = np.full(len(latents), np.nan)
+    sample_age = ages if ages is not None and sample_unit == unit else unlabelled
+    return fit_attribute_directions(
+        np.concatenate([real, latents]),
+        np.concatenate([male, p_male if p_male is not None else unlabelled]),
+        np.concatenate([age, sample_age]), regularization,
+        source=f"{len(real)} encoded real subjects and {n} labelled GAN samples", age_unit=unit)
+
+
 def edit_path(gan, z, direction, strengths) -> tuple[np.ndarray, np.ndarray]:
     """Latents ``z + s * direction`` for each strength and their volumes (m, D, H, W)."""
     z = np.asarray(z, dtype=np.float32)
