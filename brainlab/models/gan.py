@@ -411,10 +411,7 @@ class LatentGan(BrainlabModel):
             if key in baseline:
                 metrics[f"gaussian_{key}"] = baseline[key]
         metrics["n"] = int(len(real_heldout))
-        metrics["notes"] = (
-            "gaussian_* = the same frozen decoder fed codes from a Gaussian fitted to the "
-            "training codes (the generator at step 0); the GAN should match or beat it. "
-            "Both are bounded by the autoencoder's reconstructions.")
+        metrics["notes"] = "gaussian_*: same decoder, codes from the fitted Gaussian (G at step 0)"
         return metrics
 
     def preview(self, folder, step: int):
