@@ -11,10 +11,13 @@ from brainlab.analysis.latent_maps import (
 from brainlab.analysis.probes import SEED_STUDY_REFERENCE
 from brainlab.analysis.projections import project, warm_umap
 from brainlab.analysis.reconstructions import reconstruct_subjects
+from brainlab.errors import BrainlabInputError
 from brainlab.viz.reconstruction_plots import compact_triplanar
 from brainlab.viz.latent_plots import latent_scatter, probe_comparison, probe_table_view
-from pages._explorer import cached_result, checkpoint_key, new_pick, peek_result, subject_choice
-from pages._models import checkpoints_for, load_model, model_picker, train_command
+from pages._explorer import (
+    cached_result, checkpoint_key, new_pick, peek_result, pick_model, subject_choice,
+)
+from pages._models import checkpoints_for, load_model, train_command
 from pages._shared import cohort_sidebar, intensity_range, query_value, sync_query
 
 PROJECTIONS = {"pca": "PCA", "umap": "UMAP"}
@@ -74,7 +77,7 @@ sync_query(rep=rep_key, proj=method, dims=dims, colour=colour,
 rep = REPRESENTATIONS[rep_key]
 model, card = None, None
 if rep.model_type is not None:
-    model, card = model_picker(rep.model_type, cohort, source)
+    model, card = pick_model(rep.model_type, cohort, source)
     if model is None:
         st.stop()
 feature_key = (rep_key, checkpoint_key(card), cohort.fingerprint)
@@ -143,8 +146,11 @@ with subject_column:
         volumes = {"MRI": cohort.images[index]}
         ae_entries = checkpoints_for("mri-ae", cohort)
         if ae_entries:
-            ae_model, _ = (model, card) if rep_key == "mri-ae" else load_model(ae_entries[0]["path"])
-            volumes["MRI-AE reconstruction"] = reconstruct_subjects(ae_model, cohort, [index])[1][0]
+            try:
+                ae_model = model if rep_key == "mri-ae" else load_model(ae_entries[0]["path"])[0]
+                volumes["MRI-AE reconstruction"] = reconstruct_subjects(ae_model, cohort, [index])[1][0]
+            except BrainlabInputError as error:  # e.g. saved by an older architecture
+                st.warning(f"No reconstruction: {error}")
         st.plotly_chart(compact_triplanar(volumes, cohort.affine, value_range=intensity_range(cohort)),
                         width="stretch", key="subject_views")
         if len(volumes) > 1:
@@ -171,9 +177,6 @@ def request_probes() -> None:
     st.session_state["_probe_request"] = probe_key
 
 
-if probes is None:
-    st.button("Run probes", type="primary", on_click=request_probes,
-              help="Takes seconds; the result is kept for this cohort and model.")
 if probes is None and st.session_state.get("_probe_request") == probe_key:
     st.session_state.pop("_probe_request", None)
     try:
@@ -183,6 +186,9 @@ if probes is None and st.session_state.get("_probe_request") == probe_key:
                                "Running probes …")
     except ValueError as error:  # e.g. a class with a single subject
         st.error(f"Could not run the probes: {error}")
+if probes is None:
+    st.button("Run probes", type="primary", on_click=request_probes,
+              help="Takes seconds; the result is kept for this cohort and model.")
 if probes is not None:
     left, right = st.columns([3, 2])
     with left:
@@ -191,8 +197,8 @@ if probes is not None:
                    "information; chance is the majority-class rate.")
     with right:
         st.plotly_chart(probe_comparison(probes), width="stretch", key="probe_bars")
-        st.caption("Logistic-regression accuracy per target: bars well above the chance dash "
-                   "mean the representation encodes that variable.")
+        st.caption("Logistic-regression accuracy per target (± sd over folds): bars well above "
+                   "the chance dash mean the representation encodes that variable.")
 else:
     st.caption("Press **Run probes** to fill the table.")
 with st.expander("Seed study reference figures"):

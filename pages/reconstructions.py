@@ -11,8 +11,9 @@ from brainlab.analysis.reconstructions import (
 from brainlab.viz.reconstruction_plots import (
     error_by_subject, feature_comparison, r2_bars, reconstruction_triplanar,
 )
-from pages._explorer import cached_result, checkpoint_key, new_pick, slice_cursor, subject_choice
-from pages._models import model_picker
+from pages._explorer import (
+    cached_result, checkpoint_key, new_pick, pick_model, slice_cursor, subject_choice,
+)
 from pages._shared import cohort_sidebar, intensity_range, query_value, sync_query
 
 SCOPES = {"test": "held-out (test split)", "all": "any subject"}
@@ -55,7 +56,7 @@ if not has_images:
     st.info(f"Cohort **{cohort.name}** is table-only (no images), so there is no MRI "
             "reconstruction to show; the morphometry autoencoder below still works.")
 else:
-    model, card = model_picker("mri-ae", cohort, source)
+    model, card = pick_model("mri-ae", cohort, source)
     if model is not None:
         split_seed = int(card.get("cohort", {}).get("split_seed", 0))
         heldout = heldout_indices(cohort, split_seed, "test")
@@ -97,9 +98,10 @@ else:
                       "in training, so its reconstruction is optimistic.")
                      + f" Held-out mean SSIM {errors['ssim'].mean():.3f}, "
                        f"PSNR {errors['psnr'].replace(np.inf, np.nan).mean():.1f} dB.")
+        st.markdown(f"**{describe(subject)}**")
         st.plotly_chart(reconstruction_triplanar(
             originals[0], recons[0], cohort.affine, cursor=cursor,
-            value_range=intensity_range(cohort), title=describe(subject)),
+            value_range=intensity_range(cohort)),
             width="stretch", key="recon_viewer")
         st.caption("Same slices in all three rows: look for blur at edges and small structures "
                    "(hippocampus, ventricles) in the reconstruction, and where the error row is "
@@ -111,7 +113,7 @@ else:
 
 # ---------------------------------------------------------------- morphometry autoencoder
 st.header("Morphometry autoencoder")
-morph_model, morph_card = model_picker("morph-ae", cohort, source)
+morph_model, morph_card = pick_model("morph-ae", cohort, source)
 if morph_model is not None:
     split_seed = int(morph_card.get("cohort", {}).get("split_seed", 0))
     heldout = heldout_indices(cohort, split_seed, "test")

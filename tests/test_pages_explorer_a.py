@@ -8,9 +8,11 @@ what the page shows and the URL.
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 pytest.importorskip("streamlit")
@@ -82,6 +84,15 @@ def query(at: AppTest, name: str):
     return value[0] if isinstance(value, list) else value
 
 
+def array(value) -> np.ndarray:
+    """A plotly JSON array: a list, or plotly>=6's base64 typed array."""
+    if isinstance(value, dict) and "bdata" in value:
+        flat = np.frombuffer(base64.b64decode(value["bdata"]), dtype=np.dtype(value["dtype"]))
+        shape = tuple(int(n) for n in str(value.get("shape", len(flat))).split(","))
+        return flat.reshape(shape)
+    return np.asarray(value, dtype=float)
+
+
 def chart_specs(at: AppTest) -> list[dict]:
     return [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
 
@@ -92,6 +103,13 @@ def chart_titled(at: AppTest, start: str) -> dict:
         if title.startswith(start):
             return spec
     raise AssertionError(f"no chart titled {start!r}…")
+
+
+def recon_viewer(at: AppTest) -> dict:
+    """The original | reconstruction | error view: 3 rows x 3 planes of heatmaps."""
+    views = [s for s in chart_specs(at) if len([t for t in s["data"] if t["type"] == "heatmap"]) == 9]
+    assert len(views) == 1, "expected one 3x3 tri-planar reconstruction view"
+    return views[0]
 
 
 # ---------------------------------------------------------------- Reconstructions
@@ -105,8 +123,9 @@ def test_reconstructions_with_models(with_models, tiny):
     assert [m.label for m in at.metric] == ["SSIM", "PSNR", "mean |error|"]
     first = tiny.subject_ids[heldout[0]]
     assert widget(at.selectbox, "Subject").value == first and query(at, "subject") == first
-    viewer = chart_titled(at, first)
-    assert len([t for t in viewer["data"] if t["type"] == "heatmap"]) == 9  # 3 rows x 3 planes
+    assert any(m.value.startswith(f"**{first} · ") for m in at.markdown)
+    viewer = recon_viewer(at)
+    assert viewer["layout"]["coloraxis3"]["colorbar"]["title"]["text"] == "|error|"
     chart_titled(at, f"{first} · ")  # feature bars name the same subject
     chart_titled(at, "R² per feature")
     assert len(at.caption) >= len(at.get("plotly_chart"))
@@ -120,14 +139,21 @@ def test_reconstructions_with_models(with_models, tiny):
     widget(at.selectbox, "Subject").set_value(other)
     rerun(at)
     assert query(at, "subject") == other
-    chart_titled(at, other)
+    assert any(m.value.startswith(f"**{other} · ") for m in at.markdown)
 
     # Slices: one set of sliders moves all three rows.
     widget(at.slider, "z: inferior → superior").set_value(2)
     rerun(at)
     assert query(at, "z") == "2"
-    viewer = chart_titled(at, other)
-    assert viewer["layout"]["annotations"][0]["text"].startswith("axial z =")
+    viewer = recon_viewer(at)
+    from brainlab.viz import plane_slice
+    from brainlab.viz.slices import grid_geometry
+
+    origin, spacing = grid_geometry(tiny.affine)
+    assert viewer["layout"]["annotations"][0]["text"] == f"axial z = {origin[2] + 2 * spacing[2]:.0f} mm"
+    expected = plane_slice(tiny.images[tiny.index_of(other)], "axial", 2)
+    np.testing.assert_allclose(array(viewer["data"][0]["z"]), expected, rtol=1e-5)
+    assert array(viewer["data"][3]["z"]).shape == array(viewer["data"][6]["z"]).shape == expected.shape
 
     # "any subject" offers every subject.
     widget(at.radio, "Subjects").set_value("all")

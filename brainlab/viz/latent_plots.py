@@ -160,4 +160,6 @@ def probe_comparison(table: pd.DataFrame, model: str = "logistic regression") ->
                         marker=dict(symbol="line-ew-open", size=40, color="#555"),
                         hovertemplate="chance %{y:.3f}<extra></extra>")
     return apply_layout(fig, barmode="group", height=320, yaxis=dict(title="accuracy", range=[0, 1]),
-                        title=dict(text=f"{model}: raw vs latent (bars ± sd; dash = chance)"))
+                        title=dict(text=f"{model[:1].upper()}{model[1:]}"),
+                        legend=dict(LAYOUT_DEFAULTS["legend"], y=-0.25, yanchor="top", x=0.5,
+                                    xanchor="center"))

@@ -41,7 +41,9 @@ def reconstruction_triplanar(original: np.ndarray, reconstruction: np.ndarray, a
                           "|error|": error}, affine, cursor=cursor,
                          row_ranges=[value_range, value_range, (0.0, error_limit)],
                          title=title, row_height=row_height)
-    fig.update_layout(coloraxis3=dict(colorscale=ERROR_SCALE))
+    fig.update_layout(coloraxis3=dict(colorscale=ERROR_SCALE,
+                                      colorbar=dict(fig.layout.coloraxis3.colorbar.to_plotly_json(),
+                                                    title=dict(text="|error|", side="right"))))
     return fig
 
 
