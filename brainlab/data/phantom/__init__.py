@@ -103,22 +103,25 @@ def _build_into(folder: Path, config: PhantomConfig, progress: ProgressCallback)
     n = len(truth)
     shape = (n,) + tuple(config.grid_shape)
     dtype = np.uint16 if config.storage == "uint16" else np.float16
-    images = np.lib.format.open_memmap(folder / "images.npy", mode="w+", dtype=dtype, shape=shape)
+    # Plain appends after an .npy header (not a writable memmap), so written pages
+    # do not pile up in this process's resident memory.
+    stream = open(folder / "images.npy", "wb")
+    np.lib.format.write_array_header_1_0(
+        stream, {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)),
+                 "fortran_order": False, "shape": shape})
     measured, targets = [], []
-    with torch.no_grad():
+    with stream, torch.no_grad():
         for start in range(0, n, BATCH):
             rows = truth.iloc[start:start + BATCH]
             raw = generator.synthesize(basis, rows, config)
             stored = raw.round() if dtype == np.uint16 else raw
             stored = stored.numpy().astype(dtype)
-            images[start:start + len(rows)] = stored
+            stream.write(np.ascontiguousarray(stored).tobytes())
             # Measure what is stored, so the table can be re-derived from the file.
             measured.append(morphometer.measure(torch.from_numpy(stored.astype(np.float32))))
             targets.append(generator.truth_volumes(basis, rows, config))
             report(progress, 0.02 + 0.96 * (start + len(rows)) / n,
                    f"subject {start + len(rows)}/{n}")
-    images.flush()
-    del images
     table = pd.concat([demographics.reset_index(drop=True),
                        pd.concat(measured, ignore_index=True)], axis=1)
     truth = pd.concat([truth.reset_index(drop=True), pd.concat(targets, ignore_index=True)], axis=1)
