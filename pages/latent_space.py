@@ -190,12 +190,13 @@ if probes is None:
     st.button("Run probes", type="primary", on_click=request_probes,
               help="Takes seconds; the result is kept for this cohort and model.")
 if probes is not None:
-    left, right = st.columns([3, 2])
+    view = probe_table_view(probes)
+    st.dataframe(view, hide_index=True, width="stretch", height=min(36 * (len(view) + 1) + 4, 560))
+    st.caption("Compare each raw row with its latent row: a latent close to raw keeps the "
+               "information; chance is the majority-class rate; the last column is the seed "
+               "study's published figure, for reference only.")
+    left, _ = st.columns([1, 1])
     with left:
-        st.dataframe(probe_table_view(probes), hide_index=True, width="stretch", height=320)
-        st.caption("Compare each raw row with its latent row: a latent close to raw keeps the "
-                   "information; chance is the majority-class rate.")
-    with right:
         st.plotly_chart(probe_comparison(probes), width="stretch", key="probe_bars")
         st.caption("Logistic-regression accuracy per target (± sd over folds): bars well above "
                    "the chance dash mean the representation encodes that variable.")

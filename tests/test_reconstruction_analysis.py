@@ -248,6 +248,11 @@ def test_error_strip_and_probe_views():
     assert len(probe_comparison(probes).data) == 3
     with pytest.raises(BrainlabInputError, match="lacks columns"):
         probe_table_view(probes.drop(columns=["accuracy_sd"]))
+    # Rows of the same probe are adjacent: raw then latent, model by model.
+    two_models = pd.concat([probes, probes.assign(model="KNN")], ignore_index=True)
+    view = probe_table_view(two_models)
+    assert view["model"].tolist() == ["logistic regression"] * 2 + ["KNN"] * 2
+    assert view["representation"].tolist() == ["raw MRI", "mri-ae latent"] * 2
 
 
 def test_compact_triplanar_shortens_plane_titles(small_cohort):

@@ -122,7 +122,8 @@ def _natural_key(label: str):
 
 def probe_table_view(table: pd.DataFrame) -> pd.DataFrame:
     """A probe table (``brainlab.analysis.probes``) formatted for display: accuracy as
-    "mean ± sd", chance, and the seed study's reference kept in its own column."""
+    "mean ± sd", chance, and the seed study's reference kept in its own column; the
+    rows of one probe (raw, latent) are adjacent."""
     required = {"representation", "target", "model", "strategy", "accuracy_mean", "accuracy_sd"}
     missing = required - set(table.columns)
     if missing:
@@ -139,6 +140,10 @@ def probe_table_view(table: pd.DataFrame) -> pd.DataFrame:
         view["chance"] = table["chance"].round(3)
     if "seed study (reference)" in table:
         view["seed study (reference)"] = table["seed study (reference)"].fillna("—")
+    # Raw and latent rows of one probe next to each other (first-seen order kept).
+    order = [pd.Categorical(view[c], categories=list(dict.fromkeys(view[c])), ordered=True).codes
+             for c in ("target", "model", "strategy", "representation")]
+    view = view.iloc[np.lexsort(order[::-1])]
     return view.reset_index(drop=True)
 
 

@@ -9,7 +9,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from brainlab.errors import BrainlabInputError
-from brainlab.viz.slices import triplanar_grid
+from brainlab.viz.slices import PLANES, triplanar_grid
 from brainlab.viz.style import SEX_COLOURS, apply_layout
 
 ERROR_SCALE = "Inferno"  # absolute error: dark = exact, bright = large error
@@ -41,6 +41,7 @@ def reconstruction_triplanar(original: np.ndarray, reconstruction: np.ndarray, a
                           "|error|": error}, affine, cursor=cursor,
                          row_ranges=[value_range, value_range, (0.0, error_limit)],
                          title=title, row_height=row_height)
+    _lift_plane_titles(fig)
     fig.update_layout(coloraxis3=dict(colorscale=ERROR_SCALE,
                                       colorbar=dict(fig.layout.coloraxis3.colorbar.to_plotly_json(),
                                                     title=dict(text="|error|", side="right"))))
@@ -83,7 +84,7 @@ def r2_bars(r2: pd.Series, title: str | None = None, good: float = 0.9) -> go.Fi
                            marker_color=colours, customdata=r2.to_numpy(),
                            hovertemplate="%{y}: R² %{customdata:.3f}<extra></extra>"))
     fig.add_vline(x=good, line=dict(dash="dash", color="#555"))
-    return apply_layout(fig, height=max(260, 16 * len(r2) + 80), showlegend=False,
+    return apply_layout(fig, height=max(260, 13 * len(r2) + 80), showlegend=False,
                         title=dict(text=title) if title else None,
                         xaxis=dict(title="R² (held-out)", range=[min(-0.05, float(max(r2.min(), -1.0))), 1.0]),
                         yaxis=dict(tickfont=dict(size=10), automargin=True),
@@ -115,7 +116,16 @@ def compact_triplanar(volumes: dict, affine: np.ndarray, value_range=None,
     fig = triplanar_grid(volumes, affine, value_range=value_range, row_height=row_height)
     for annotation in fig.layout.annotations:
         words = (annotation.text or "").split(" ", 1)
-        if len(words) == 2 and words[0] in ("axial", "coronal", "sagittal"):
+        if len(words) == 2 and words[0] in PLANES:
             annotation.text = words[1]
             annotation.font = dict(size=10)
+    return _lift_plane_titles(fig)
+
+
+def _lift_plane_titles(fig: go.Figure, shift: int = 12) -> go.Figure:
+    # The plane titles sit on the image's top edge; lift them clear of it.
+    for annotation in fig.layout.annotations:
+        text = annotation.text or ""
+        if text.split(" ", 1)[0] in PLANES or text[:4] in ("x = ", "y = ", "z = "):
+            annotation.yshift = shift
     return fig
