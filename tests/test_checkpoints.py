@@ -78,6 +78,8 @@ def test_half_storage_is_close_and_restored_to_fp32(small_cohort, tmp_path):
 
     torch.manual_seed(0)
     model = MriAutoencoder.from_cohort(small_cohort, MriAutoencoderConfig(latent_dim=64)).eval()
+    # The decoder head starts at zero (output = mean brain); give it weights as training would.
+    torch.nn.init.normal_(model.decoder.head[0].weight, std=0.05)
     save_checkpoint(model, tmp_path / "full", small_cohort, 0, {}, TRAINING)
     save_checkpoint(model, tmp_path / "half", small_cohort, 0, {}, TRAINING, storage="float16")
     full_size = (tmp_path / "full" / WEIGHTS_NAME).stat().st_size

@@ -65,10 +65,13 @@ class MriEncoder(nn.Module):
 
 
 class MriDecoder(nn.Module):
-    """(B, latent_dim) -> (B, 1, *padded_shape) in [0, 1].
+    """(B, latent_dim), (1, 1, *padded_shape) offset logits -> (B, 1, *padded_shape) in [0, 1].
 
     Resize-then-conv up blocks; the last conv predicts each 2x2x2 cube's 8 voxels at
-    half resolution (depth-to-space), so no conv runs at full resolution.
+    half resolution (depth-to-space), so no conv runs at full resolution. The head
+    predicts a residual on top of ``offset`` (the training mean brain's logits) and
+    starts at zero, so an untrained decoder already outputs the mean brain and
+    training spends its few CPU minutes on what differs between subjects.
     """
 
     def __init__(self, channels: list[int], bottom_shape: tuple[int, int, int], latent_dim: int):
@@ -79,11 +82,13 @@ class MriDecoder(nn.Module):
         self.up = nn.Sequential(*[UpBlock(channels[i + 1], channels[i])
                                   for i in reversed(range(len(channels) - 1))])
         self.head = nn.Sequential(nn.Conv3d(channels[0], 8, 3, padding=1), DepthToSpace())
+        nn.init.zeros_(self.head[0].weight)
+        nn.init.zeros_(self.head[0].bias)
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
         x = self.from_latent(z).view(-1, self.bottom_channels, *self.bottom_shape)
         x = self.up(F.silu(x))
-        return torch.sigmoid(self.head(x))
+        return torch.sigmoid(self.head(x).float() + offset)
 
 
 class MriAutoencoder(BrainlabModel):
@@ -114,6 +119,8 @@ class MriAutoencoder(BrainlabModel):
         channels = level_channels(config.base_channels, config.levels - 1, config.max_channels)
         self.encoder = MriEncoder(channels, bottom, config.latent_dim)
         self.decoder = MriDecoder(channels, bottom, config.latent_dim)
+        # Logits of the training mean brain (set by fit_statistics); 0 = grey 0.5 until then.
+        self.register_buffer("mean_logit", torch.zeros(1, 1, *self.padded_shape))
 
     @classmethod
     def from_cohort(cls, cohort, config: MriAutoencoderConfig | None = None) -> "MriAutoencoder":
@@ -124,6 +131,19 @@ class MriAutoencoder(BrainlabModel):
 
     def extra_state(self) -> dict:
         return {"grid_shape": list(self.grid_shape)}
+
+    @torch.no_grad()
+    def fit_statistics(self, cohort, train_indices, chunk: int = 64) -> None:
+        """Set the decoder's starting point to the mean brain of the training subjects."""
+        from brainlab.analysis.means import group_mean_images
+
+        # Label the training rows 0 and leave the others out (None), streaming the memmap.
+        groups = np.full(len(cohort), None, dtype=object)
+        groups[np.asarray(train_indices)] = 0
+        mean = group_mean_images(cohort.images, groups, chunk=chunk)[0]
+        mean = pad_to_shape(torch.from_numpy(np.ascontiguousarray(mean))[None, None].float(),
+                            self.padded_shape)
+        self.mean_logit.copy_(torch.logit(mean.clamp(1e-3, 1 - 1e-3)))
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 1, D, H, W) in [0, 1] -> (B, latent_dim) fp32 codes."""
@@ -139,7 +159,7 @@ class MriAutoencoder(BrainlabModel):
                 f"MriAutoencoder.decode: expected codes of shape (B, {self.latent_dim}); "
                 f"found {tuple(z.shape)}")
         with self.autocast():
-            volume = self.decoder(z.to(self.device))
+            volume = self.decoder(z.to(self.device), self.mean_logit)
         return crop_to(volume, self.grid_shape).float()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -184,3 +204,4 @@ class MriAutoencoder(BrainlabModel):
         metrics["mse"] = float(np.mean((originals - recons) ** 2))
         metrics["n"] = int(len(indices))
         return metrics
+
