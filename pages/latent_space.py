@@ -107,23 +107,26 @@ with st.spinner(f"{PROJECTIONS[method]} of {len(features)} subjects …"):
 
 # ---------------------------------------------------------------- map and subject
 ids = cohort.subject_ids
-current = st.session_state.get("explorer_subject") or query_value("subject")
 variable = colour_values(cohort, colour)
+map_key = f"map_{rep_key}_{method}"
+# A click on the 2D map is in its selection state before the map is drawn, so the
+# subject (and its circle on the map) is settled first, without an extra rerun.
+selection = st.session_state.get(map_key) if dims == 2 else None
+points = selection["selection"]["points"] if selection else []
+clicked = new_pick("map_point", points[0]["customdata"][0]
+                   if points and points[0].get("customdata") else None)
 map_column, subject_column = st.columns([3, 2]) if has_images else (st.container(), st.container())
+with subject_column:
+    subject = subject_choice(ids, picked=clicked)
 with map_column:
     axis_title = "PC" if method == "pca" else "UMAP"
     fig = latent_scatter(coords, ids, table["sex"].to_numpy(), table["age"].to_numpy(),
                          variable.values, colour, variable.kind == "categorical",
-                         axis_title=axis_title, highlight=current if current in ids else None,
+                         axis_title=axis_title, highlight=subject,
                          title=f"{rep.label} · {PROJECTIONS[method]} {dims}D")
-    clicked = None
     if dims == 2:
-        event = st.plotly_chart(fig, on_select="rerun", selection_mode="points",
-                                width="stretch", key=f"map_{rep_key}_{method}")
-        points = event.selection.points if event is not None else []
-        point = points[0] if points else None
-        clicked = new_pick("map_point", point["customdata"][0]
-                           if point and point.get("customdata") else None)
+        st.plotly_chart(fig, on_select="rerun", selection_mode="points", width="stretch",
+                        key=map_key)
     else:
         st.plotly_chart(fig, width="stretch", key=f"map3d_{rep_key}_{method}")
     st.caption(f"One point per subject, coloured by {colour}: look for gradients or clusters "
@@ -132,9 +135,6 @@ with map_column:
                   "Drag to rotate; pick a subject with the Subject box."))
 
 with subject_column:
-    subject = subject_choice(ids, picked=clicked)
-    if subject != current:
-        st.rerun()  # redraw the map with the new subject circled
     row = table.iloc[cohort.index_of(subject)]
     value = variable.values[cohort.index_of(subject)]
     colour_text = f"{value:.4g}" if variable.kind == "continuous" else str(value)
