@@ -277,3 +277,73 @@ def test_table_only_cohort_shows_the_morphometry_part(fixture_csv, monkeypatch, 
     assert widget(at.selectbox, "Representation").options == ["raw morphometry", "morph-AE latent"]
     chart_titled(at, "raw morphometry · PCA 2D")
     st.cache_data.clear()
+
+
+# ---------------------------------------------------------------- real browser
+
+def test_latent_map_click_opens_subject_in_chromium(with_models, tiny):
+    """Clicking a point of the 2D map (a real plotly click in chromium) opens that subject."""
+    import os
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    from test_browser import CHROMIUM, CHROMIUM_ARGS, free_port, wait_until_idle
+
+    if not CHROMIUM.exists():
+        pytest.skip(f"chromium not found at {CHROMIUM}")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (pip) is not installed")
+    port = free_port()
+    # The server finds the fixture's checkpoints through the same BRAINLAB_CACHE.
+    env = dict(os.environ, BRAINLAB_DEFAULT_COHORT="tiny")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--server.headless", "true",
+         "--browser.gatherUsageStats", "false"],
+        cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/_stcore/health", timeout=2)
+                break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail("streamlit did not start")
+                time.sleep(0.5)
+        with sync_api.sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+            try:
+                page = browser.new_page(viewport={"width": 1400, "height": 1200})
+                page.goto(f"{url}/latent_space?cohort=tiny&rep=morphometry&colour=sex",
+                          wait_until="domcontentloaded")
+                plot = ".st-key-map_morphometry_pca .js-plotly-plot"
+                page.wait_for_selector(plot, timeout=180_000)
+                wait_until_idle(page, timeout_s=180)
+                # Screen position of a point that is not the current subject.
+                point = page.evaluate("""(selector) => {
+                    const gd = document.querySelector(selector);
+                    const trace = gd._fullData[0], i = trace.x.length - 1;
+                    const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
+                    const box = gd.getBoundingClientRect();
+                    return {x: box.left + xa._offset + xa.d2p(trace.x[i]),
+                            y: box.top + ya._offset + ya.d2p(trace.y[i]),
+                            id: trace.customdata[i][0]}; }""", plot)
+                assert point["id"] != tiny.subject_ids[0]
+                page.mouse.click(point["x"], point["y"])
+                page.wait_for_function(
+                    "(id) => window.location.search.includes('subject=' + id)", arg=point["id"],
+                    timeout=60_000)
+                wait_until_idle(page, timeout_s=60)
+                strong = page.locator('[data-testid="stMarkdownContainer"] strong').all_inner_texts()
+                assert point["id"] in strong
+            finally:
+                browser.close()
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
