@@ -387,6 +387,12 @@ if directions is not None:
                        f"working {attribute} edit moves {target} steadily"
                        + (" while P(male) stays flat." if name == "age_given_sex" else "."))
 
+    largest_change = float(np.abs(difference).max())
+    if largest_change < 1e-3:
+        st.warning(f"This edit barely changes the brain (largest voxel change "
+                   f"{largest_change:.1e} on the 0–1 intensity scale): the generator ignores "
+                   "this direction — typical of a collapsed or undertrained GAN (compare its "
+                   "sample diversity with the real diversity above).")
     truth_maps = phantom_effect_maps(source)
     truth = None if truth_maps is None else truth_maps["sex" if attribute == "sex" else "age"]
     if truth is not None and truth.shape == difference.shape:

@@ -75,3 +75,13 @@ def test_effectiveness_and_classifier_figures():
                   "count": np.array([4, 4])}
     assert calibration_figure(age_points, "age").layout.xaxis.title.text == "mean true age in bin"
     assert len(memorisation_figure([0.2, 0.3], [0.1, 0.25], 0.12).data) == 2
+    # Identical distances (a collapsed GAN) still get a bin of non-zero width.
+    same = memorisation_figure([0.05] * 8, [0.1, 0.2], 0.08)
+    assert same.data[1].xbins.size > 0 and same.data[1].xbins.start < 0.05
+
+
+def test_flat_effectiveness_curves_keep_a_minimum_span():
+    strengths = np.linspace(-1, 1, 5)
+    fig = effectiveness_figure(strengths, {"predicted age": np.full(5, 40.0) + 1e-6 * strengths},
+                               min_span=2.0)
+    assert tuple(fig.layout.yaxis.range) == pytest.approx((39.0, 41.0))

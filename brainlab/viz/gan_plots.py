@@ -164,8 +164,12 @@ def animation_figure(frames, affine, plane: str = "axial", index: int | None = N
 
 
 def effectiveness_figure(strengths, series: Mapping[str, np.ndarray | None],
-                         current: float | None = None, attribute: str = "") -> go.Figure:
-    """One panel per classifier output (e.g. P(male), predicted age) over edit strength."""
+                         current: float | None = None, attribute: str = "",
+                         min_span: float = 1.0) -> go.Figure:
+    """One panel per classifier output (e.g. P(male), predicted age) over edit strength.
+
+    P(male) panels span [0, 1]; other panels at least ``min_span`` (e.g. one year).
+    """
     strengths = np.asarray(strengths, dtype=float)
     shown = {name: np.asarray(values, dtype=float) for name, values in series.items()
              if values is not None}
@@ -184,6 +188,10 @@ def effectiveness_figure(strengths, series: Mapping[str, np.ndarray | None],
                       row=1, col=col)
         if name.lower().startswith("p(") or "male" in name.lower():
             fig.update_yaxes(range=[-0.02, 1.02], row=1, col=col)
+        elif np.ptp(values) < min_span:
+            # A flat curve should look flat, not like noise blown up to fill the panel.
+            middle = float(np.mean(values))
+            fig.update_yaxes(range=[middle - min_span / 2, middle + min_span / 2], row=1, col=col)
         fig.update_xaxes(title_text=f"edit strength {attribute}".strip(), row=1, col=col)
         if current is not None:
             fig.add_vline(x=float(current), line=dict(color="#E69F00", dash="dot"), row=1, col=col)
@@ -267,12 +275,18 @@ def calibration_figure(points: Mapping[str, np.ndarray], kind: str = "sex") -> g
 def memorisation_figure(generated_distances, heldout_distances, threshold: float) -> go.Figure:
     """Nearest-training-brain distances of samples vs held-out real brains, with the
     suspected-copy threshold (samples left of it sit closer than almost any new real brain)."""
+    sets = [("held-out real", np.asarray(heldout_distances, dtype=float), REAL_COLOUR),
+            ("GAN samples", np.asarray(generated_distances, dtype=float), SYNTHETIC_COLOUR)]
+    # Shared bins over both sets (and the threshold), so a set of identical distances
+    # still gets a visible bar and both histograms line up.
+    everything = np.concatenate([values for _, values, _ in sets] + [[float(threshold)]])
+    low, high = float(np.min(everything)), float(np.max(everything))
+    width = max(high - low, 1e-9) / 30
+    bins = dict(start=low - width, end=high + width, size=width)
     fig = go.Figure()
-    for name, values, colour in (("held-out real", heldout_distances, REAL_COLOUR),
-                                 ("GAN samples", generated_distances, SYNTHETIC_COLOUR)):
-        values = np.asarray(values, dtype=float)
+    for name, values, colour in sets:
         fig.add_trace(go.Histogram(x=values, name=f"{name} (n={len(values)})", opacity=0.6,
-                                   histnorm="probability", marker_color=colour, nbinsx=30))
+                                   histnorm="probability", marker_color=colour, xbins=bins))
     fig.add_vline(x=float(threshold), line=dict(color="#E69F00", dash="dash"),
                   annotation_text="copy threshold", annotation_position="top")
     return _layout(fig, barmode="overlay", height=320, plot_bgcolor="white",
