@@ -122,3 +122,28 @@ def pick_model(model_type: str, cohort, source: str):
         st.error(f"The {MODEL_NAMES.get(model_type, model_type)} checkpoint could not be loaded: "
                  f"{error}\n\nRetrain it with:\n\n```\n{train_command(model_type, source)}\n```")
         return None, None
+
+
+def url_choice(widget: Callable, label: str, options: list, name: str, default, **kwargs):
+    """A keyed selectbox/radio whose first value comes from ``?name=`` and whose choice
+    is written back to the URL.
+
+    Keyed, so consecutive choices stick (an unkeyed widget whose default follows the
+    URL gets a new identity each time the URL changes and can drop the next click).
+    """
+    key = f"url_{name}"
+    if st.session_state.get(key) not in options:
+        value = query_value(name, default, type(default) if default is not None else str)
+        st.session_state[key] = value if value in options else default
+    value = widget(label, options, key=key, **kwargs)
+    sync_query(**{name: value})
+    return value
+
+
+def url_slider(label: str, low, high, name: str, default, step=None, **kwargs):
+    """A keyed slider whose first value comes from ``?name=`` (clipped to its range)."""
+    key = f"url_{name}"
+    if key not in st.session_state:
+        value = query_value(name, default, type(default))
+        st.session_state[key] = type(default)(np.clip(value, low, high))
+    return st.slider(label, low, high, step=step, key=key, **kwargs)

@@ -15,10 +15,11 @@ from brainlab.errors import BrainlabInputError
 from brainlab.viz.reconstruction_plots import compact_triplanar
 from brainlab.viz.latent_plots import latent_scatter, probe_comparison, probe_table_view
 from pages._explorer import (
-    cached_result, checkpoint_key, new_pick, peek_result, pick_model, subject_choice,
+    cached_result, checkpoint_key, new_pick, peek_result, pick_model, subject_choice, url_choice,
+    url_slider,
 )
 from pages._models import checkpoints_for, load_model, train_command
-from pages._shared import cohort_sidebar, intensity_range, query_value, sync_query
+from pages._shared import cohort_sidebar, intensity_range, sync_query
 
 PROJECTIONS = {"pca": "PCA", "umap": "UMAP"}
 
@@ -43,36 +44,26 @@ if not keys:
 colours = colour_variables(cohort)
 with st.sidebar:
     st.markdown("### Map")
-    rep_key = query_value("rep", keys[0])
-    rep_key = rep_key if rep_key in keys else keys[0]
-    rep_key = st.selectbox("Representation", keys, index=keys.index(rep_key),
-                           format_func=lambda k: REPRESENTATIONS[k].label)
-    method = query_value("proj", "pca")
-    method = method if method in PROJECTIONS else "pca"
-    method = st.radio("Projection", list(PROJECTIONS), index=list(PROJECTIONS).index(method),
-                      format_func=PROJECTIONS.get, horizontal=True)
-    dims = query_value("dims", 2, int)
-    dims = dims if dims in (2, 3) else 2
-    dims = st.radio("Dimensions", [2, 3], index=[2, 3].index(dims), horizontal=True,
-                    format_func=lambda d: f"{d}D", help="Click a point to open it (2D only).")
+    rep_key = url_choice(st.selectbox, "Representation", keys, "rep", keys[0],
+                         format_func=lambda k: REPRESENTATIONS[k].label)
+    method = url_choice(st.radio, "Projection", list(PROJECTIONS), "proj", "pca",
+                        format_func=PROJECTIONS.get, horizontal=True)
+    dims = url_choice(st.radio, "Dimensions", [2, 3], "dims", 2, horizontal=True,
+                      format_func=lambda d: f"{d}D", help="Click a point to open it (2D only).")
     neighbors, min_dist = 15, 0.1
     if method == "umap":
-        neighbors = st.slider("UMAP neighbours", 2, 100, int(np.clip(query_value("nn", 15, int), 2, 100)),
-                              help="Small: local detail; large: global layout.")
-        min_dist = st.slider("UMAP min distance", 0.0, 1.0,
-                             float(np.clip(query_value("md", 0.1, float), 0.0, 1.0)), 0.05,
-                             help="How tightly points may pack.")
-    default_colour = "age" if "age" in colours else "sex"
-    colour = query_value("colour", default_colour)
-    colour = colour if colour in colours else default_colour
+        neighbors = url_slider("UMAP neighbours", 2, 100, "nn", 15,
+                               help="Small: local detail; large: global layout.")
+        min_dist = url_slider("UMAP min distance", 0.0, 1.0, "md", 0.1, step=0.05,
+                              help="How tightly points may pack.")
     names = list(colours)
-    colour = st.selectbox("Colour by", names, index=names.index(colour),
-                          format_func=lambda n: n if colours[n] == "subject" else f"{n} ({colours[n]})")
+    colour = url_choice(st.selectbox, "Colour by", names, "colour",
+                        "age" if "age" in colours else "sex",
+                        format_func=lambda n: n if colours[n] == "subject" else f"{n} ({colours[n]})")
     if missing:
         st.caption("Train " + ", ".join(f"`{r.model_type}`" for r in missing)
                    + " to add " + ", ".join(r.label for r in missing) + ".")
-sync_query(rep=rep_key, proj=method, dims=dims, colour=colour,
-           nn=neighbors if method == "umap" else None, md=min_dist if method == "umap" else None)
+sync_query(nn=neighbors if method == "umap" else None, md=min_dist if method == "umap" else None)
 
 rep = REPRESENTATIONS[rep_key]
 model, card = None, None

@@ -12,9 +12,9 @@ from brainlab.viz.reconstruction_plots import (
     error_by_subject, feature_comparison, r2_bars, reconstruction_triplanar,
 )
 from pages._explorer import (
-    cached_result, checkpoint_key, new_pick, pick_model, slice_cursor, subject_choice,
+    cached_result, checkpoint_key, new_pick, pick_model, slice_cursor, subject_choice, url_choice,
 )
-from pages._shared import cohort_sidebar, intensity_range, query_value, sync_query
+from pages._shared import cohort_sidebar, intensity_range
 
 SCOPES = {"test": "held-out (test split)", "all": "any subject"}
 
@@ -29,13 +29,10 @@ st.markdown("Each autoencoder squeezes a subject through a small code and rebuil
 
 with st.sidebar:
     st.markdown("### Subjects")
-    scope = query_value("subjects", "test")
-    scope = scope if scope in SCOPES else "test"
-    scope = st.radio("Subjects", list(SCOPES), index=list(SCOPES).index(scope),
-                     format_func=SCOPES.get, label_visibility="collapsed",
-                     help="Held-out subjects were not used to train the model; "
-                          "training subjects usually reconstruct better.")
-    sync_query(subjects=scope)
+    scope = url_choice(st.radio, "Subjects", list(SCOPES), "subjects", "test",
+                       format_func=SCOPES.get, label_visibility="collapsed",
+                       help="Held-out subjects were not used to train the model; "
+                            "training subjects usually reconstruct better.")
 
 
 def subject_ids_for(indices: np.ndarray) -> list[str]:
