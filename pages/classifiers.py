@@ -128,7 +128,8 @@ with left:
                    "diagonal are mistakes" + ("." if kind == "sex" else
                                               "; predicted ages are put in the cohort's bins."))
     else:
-        st.info("No confusion matrix: the held-out brains have no known age bins.")
+        st.info("No confusion matrix: the held-out brains have no known age bins, or predicted "
+                "years cannot be put into them (no known ages, no numeric bin labels).")
 with right:
     if result["calibration"] is not None:
         st.plotly_chart(calibration_figure(result["calibration"], kind), width="stretch",

@@ -130,6 +130,21 @@ def test_age_model_bins_predictions_into_the_cohort_bins(small_cohort):
     assert len(edges) == len(codes) - 1 and np.all(np.diff(edges) > 0)
 
 
+def test_age_bin_edges_come_from_numeric_labels_when_there_are_no_ages():
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    table = pd.DataFrame({"age": [np.nan] * 4, "age_bin": [0, 1, 2, 3]})
+    hcp_like = SimpleNamespace(age_bin_labels=("22-25", "26-30", "31-35", "36+"), table=table)
+    edges, codes = age_bin_edges(hcp_like, np.arange(4))
+    np.testing.assert_array_equal(edges, [26.0, 31.0, 36.0])
+    assert codes == [0, 1, 2, 3]
+    assert np.digitize([22.0, 30.9, 40.0], edges).tolist() == [0, 1, 3]
+    unlabelled = SimpleNamespace(age_bin_labels=("young", "old"), table=table)
+    assert age_bin_edges(unlabelled, np.arange(4)) is None
+
+
 def test_realism_ranks_real_looking_samples_above_obvious_fakes(small_cohort):
     real = np.asarray(small_cohort.images[np.arange(12)])
     realistic = synthetic_stack(small_cohort, np.arange(12, 24), seed=1)

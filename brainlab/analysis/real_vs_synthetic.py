@@ -14,6 +14,8 @@ Used by the Classifiers page and ``python -m brainlab compare``.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import torch
 from sklearn.decomposition import PCA
@@ -107,11 +109,20 @@ def realism_scores(real, generated, seed: int = 0, n_splits: int = 5,
 
 
 def age_bin_edges(cohort, indices) -> tuple[np.ndarray, list[int]] | None:
-    """``(edges, codes)``: age (years) boundaries between the bins seen among ``indices``
-    (``np.digitize(age, edges)`` indexes ``codes``), or None without known ages.
+    """``(edges, codes)``: age (years) boundaries between the cohort's age bins
+    (``np.digitize(age, edges)`` indexes ``codes``), or None when unknown.
 
-    Used to bin predicted ages into the cohort's bins for a confusion matrix.
+    From the bin labels when each starts with its lowest age ('22-25', '36+'): the
+    edges are the lower bounds of bins 1..; else from the known ages of ``indices``:
+    midway between one bin's oldest and the next bin's youngest subject. Used to put
+    predicted ages into the cohort's bins for a confusion matrix.
     """
+    labels = [str(label) for label in (cohort.age_bin_labels or ())]
+    starts = [re.match(r"\s*(\d+(?:\.\d+)?)", label) for label in labels]
+    if len(labels) >= 2 and all(starts):
+        lows = [float(match.group(1)) for match in starts]
+        if all(b > a for a, b in zip(lows, lows[1:])):
+            return np.array(lows[1:]), list(range(len(labels)))
     table = cohort.table.iloc[np.asarray(indices)]
     ages = table["age"].to_numpy(dtype=float, na_value=np.nan)
     bins = table["age_bin"].to_numpy(dtype=float, na_value=np.nan)
@@ -123,7 +134,6 @@ def age_bin_edges(cohort, indices) -> tuple[np.ndarray, list[int]] | None:
         return None
     lows = [ages[known][bins[known] == code].min() for code in codes]
     highs = [ages[known][bins[known] == code].max() for code in codes]
-    # Edge between consecutive bins: midway between one bin's oldest and the next's youngest.
     return np.array([(highs[i] + lows[i + 1]) / 2 for i in range(len(codes) - 1)]), codes
 
 
