@@ -154,6 +154,17 @@ def test_realism_ranks_real_looking_samples_above_obvious_fakes(small_cohort):
     assert scores[:12].mean() > scores[12:].mean() + 0.2
 
 
+def test_discriminator_auc_matches_the_model_card_two_sample_auc(small_cohort):
+    from brainlab.analysis.metrics import two_sample_auc
+    from brainlab.analysis.real_vs_synthetic import real_vs_synthetic_discriminator
+
+    real = np.asarray(small_cohort.images[np.arange(12)])
+    fakes = synthetic_stack(small_cohort, np.arange(12, 24), seed=3)
+    result = real_vs_synthetic_discriminator(real, fakes, seed=4, n_splits=4)
+    assert result["auc"] == pytest.approx(two_sample_auc(real, fakes, seed=4, n_splits=4))
+    assert result["p_real"].shape == (12,)
+
+
 def test_compare_rejects_a_grid_mismatch(small_cohort):
     gan = ReplayGan(np.zeros((2, 10, 10, 10), np.float32))
     with pytest.raises(BrainlabInputError, match=r"generates on grid \(10, 10, 10\)"):
