@@ -155,3 +155,4 @@ class TrainConfig:
     num_threads: int | None = None    # torch threads; None = the CPU count
     bf16: str = "auto"                # 'auto' (when the CPU/GPU supports it), 'on' or 'off'
     channels_last: bool = True        # channels_last_3d memory format for conv models (faster on CPU)
+    storage: str = "float32"          # checkpoint weights: 'float32', or 'float16' (half the size; shipped models)

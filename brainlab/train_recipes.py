@@ -44,6 +44,8 @@ class RecipeOptions:
     batch_size: int | None = None
     seed: int | None = None
     device: str = "cpu"
+    threads: int | None = None
+    storage: str | None = None
     resume: bool = False
     callbacks: list = field(default_factory=list)
 
@@ -69,6 +71,10 @@ def train_config_for(model_type: str, options: RecipeOptions,
                  if getattr(options, name) is not None}
     if options.epochs is not None and options.minutes is None:
         overrides["minutes"] = None  # an explicit epoch count is not cut short by the default budget
+    if options.threads is not None:
+        overrides["num_threads"] = options.threads
+    if options.storage is not None:
+        overrides["storage"] = options.storage
     return replace(config, device=options.device, **overrides)
 
 

@@ -327,7 +327,8 @@ def fit(model, cohort, split=None, train_config: TrainConfig | None = None,
                 log.emit({"type": "sample", "step": step, "epoch": epoch, "path": str(sample),
                           "elapsed": round(elapsed(), 3)})
             save_checkpoint(model, out_dir, cohort, config.split_seed, val_metrics,
-                            training_info(), split_sizes=split_sizes)
+                            training_info(), split_sizes=split_sizes,
+                            storage=config.storage)
             _save_train_state(out_dir, model, step, epoch, elapsed())
         if out_of_time:
             stopped = "time"
@@ -336,7 +337,7 @@ def fit(model, cohort, split=None, train_config: TrainConfig | None = None,
     test_metrics = _evaluate(model, cohort, split.test, None, "test")
     if out_dir is not None:
         save_checkpoint(model, out_dir, cohort, config.split_seed, test_metrics,
-                        training_info(), split_sizes=split_sizes)
+                        training_info(), split_sizes=split_sizes, storage=config.storage)
         _save_train_state(out_dir, model, step, epoch, elapsed())
     summary = {"out_dir": None if out_dir is None else str(out_dir), "steps": step,
                "epochs": epoch, "seconds": round(elapsed(), 2), "stopped": stopped,

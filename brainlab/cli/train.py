@@ -32,6 +32,11 @@ def register(subparsers) -> None:
     parser.add_argument("--batch-size", type=int, default=None, help="subjects per step")
     parser.add_argument("--seed", type=int, default=None, help="training seed (default 0)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (default: the CPU count); 1 lets two "
+                             "trainings share a 2-core machine without contention")
+    parser.add_argument("--storage", choices=("float32", "float16"), default=None,
+                        help="checkpoint weight precision (float16 halves the size; default float32)")
     parser.add_argument("--resume", action="store_true",
                         help="continue the run found in the output folder")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -97,7 +102,9 @@ def run_train(args) -> int:
         callback, close_bar = _progress_bar(model_type, args.quiet)
         options = RecipeOptions(out=out, out_root=Path(root), epochs=args.epochs,
                                 minutes=args.minutes, batch_size=args.batch_size, seed=args.seed,
-                                device=args.device, resume=args.resume, callbacks=[callback])
+                                device=args.device, threads=args.threads, storage=args.storage,
+                                resume=args.resume,
+                                callbacks=[callback])
         start = time.perf_counter()
         try:
             folder = TRAINERS[model_type](cohort, options)
