@@ -7,12 +7,16 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+from plotly.colors import hex_to_rgb, sequential
 
 from brainlab.errors import BrainlabInputError
 from brainlab.viz.slices import PLANES, triplanar_grid
 from brainlab.viz.style import SEX_COLOURS, apply_layout
 
-ERROR_SCALE = "Inferno"  # absolute error: dark = exact, bright = large error
+# Absolute error: dark = exact, bright = large error. Inferno as rgb() stops: the
+# browser's plotly misreads Inferno's first hex stop ("#000004") and draws 0 as pink.
+ERROR_SCALE = [[k / (len(sequential.Inferno) - 1), "rgb({}, {}, {})".format(*hex_to_rgb(colour))]
+               for k, colour in enumerate(sequential.Inferno)]
 
 
 def reconstruction_triplanar(original: np.ndarray, reconstruction: np.ndarray, affine: np.ndarray,
