@@ -53,7 +53,8 @@ class MriAutoencoderConfig:
     base_channels: int = 16        # width at half resolution (after the stem); doubles per level
     max_channels: int = 128        # channel cap so deep levels stay cheap on CPU
     levels: int = 4                # halvings (stem + down blocks); the grid is padded to a multiple of 2**levels
-    ssim_weight: float = 0.0       # weight of a (1 - local-SSIM) term added to the MSE loss
+    ssim_weight: float = 0.2       # weight of a (1 - local-SSIM) term added to the MSE loss; 0.2 gave
+                                   # higher held-out SSIM than MSE alone at equal CPU time
     weight_decay: float = 0.0      # AdamW weight decay
     default_lr: float = 1e-3       # learning rate when the training config leaves it unset
 
