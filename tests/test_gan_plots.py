@@ -65,6 +65,8 @@ def test_effectiveness_and_classifier_figures():
     with pytest.raises(BrainlabInputError, match=r"series 'age' has shape \(3,\); expected \(5,\)"):
         effectiveness_figure(strengths, {"age": np.zeros(3)})
     assert len(score_distributions_figure([0.1, 0.9], [0.5], "sex").data) == 2
+    ages = score_distributions_figure([25.0, 31.0, 48.0], [40.0, 40.0], "age")
+    assert ages.data[0].xbins.size == ages.data[1].xbins.size == pytest.approx(23.0 / 20)
     assert confusion_matrix_figure([[3, 1], [0, 4]], ["F", "M"]).data[0].z.shape == (2, 2)
     with pytest.raises(BrainlabInputError, match="one row per label"):
         confusion_matrix_figure([[3, 1], [0, 4]], ["F", "M", "X"])

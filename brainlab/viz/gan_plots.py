@@ -204,7 +204,16 @@ def score_distributions_figure(real, synthetic, kind: str) -> go.Figure:
     synthetic = np.asarray(synthetic, dtype=float)
     label = "P(male)" if kind == "sex" else "predicted age"
     fig = go.Figure()
-    bins = dict(start=0.0, end=1.0, size=0.05) if kind == "sex" else None
+    if kind == "sex":
+        bins = dict(start=0.0, end=1.0, size=0.05)
+    else:
+        # Shared bins (at least a year wide in total) so both sets line up and a set of
+        # identical predictions still shows as a bar.
+        everything = np.concatenate([real, synthetic])
+        low, high = float(np.min(everything)), float(np.max(everything))
+        middle, span = (low + high) / 2, max(high - low, 1.0)
+        size = span / 20
+        bins = dict(start=middle - span / 2 - size, end=middle + span / 2 + size, size=size)
     for name, values, colour in (("held-out real", real, REAL_COLOUR),
                                  ("GAN samples", synthetic, SYNTHETIC_COLOUR)):
         fig.add_trace(go.Histogram(x=values, name=f"{name} (n={len(values)})", xbins=bins,
