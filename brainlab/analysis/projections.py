@@ -17,12 +17,19 @@ from brainlab.errors import BrainlabInputError
 # UMAP inputs wider than this are first reduced by PCA: neighbour search on a
 # few dozen components is much faster and loses little of the neighbourhood.
 UMAP_PCA_ABOVE_DIMS = 50
+# UMAP optimisation epochs: umap-learn's default for small data is 500; 200 reaches
+# a stable layout for ~1000 subjects in well under half the time (the ≤3 s target).
+UMAP_EPOCHS = 200
+# Wider inputs (raw voxels) are standardised in float32 and reduced with randomized
+# SVD: the first components of 1113 x 29k voxels in under a second instead of ~8 s.
+WIDE_FEATURES = 500
 
 _umap_warm = False
 
 
 def _standardized(features) -> np.ndarray:
-    x = np.asarray(features, dtype=np.float64)
+    wide = np.ndim(features) == 2 and np.shape(features)[1] > WIDE_FEATURES
+    x = np.asarray(features, dtype=np.float32 if wide else np.float64)
     if x.ndim != 2 or x.shape[0] == 0 or x.shape[1] == 0:
         raise BrainlabInputError(f"features must be 2D (n_subjects, n_features); found shape {x.shape}")
     if not np.isfinite(x).all():
@@ -32,7 +39,8 @@ def _standardized(features) -> np.ndarray:
 
 def _pca(x: np.ndarray, k: int, seed: int) -> np.ndarray:
     k = int(min(k, x.shape[0], x.shape[1]))
-    return PCA(n_components=k, random_state=seed).fit_transform(x)
+    solver = "randomized" if x.shape[1] > WIDE_FEATURES else "auto"
+    return PCA(n_components=k, random_state=seed, svd_solver=solver).fit_transform(x)
 
 
 def project(features, method: str = "pca", n_components: int = 2, seed: int = 0,
@@ -68,7 +76,8 @@ def project(features, method: str = "pca", n_components: int = 2, seed: int = 0,
     import umap  # lazy: ~15 s cold import
 
     reducer = umap.UMAP(n_components=n_components, n_neighbors=int(min(umap_neighbors, n - 1)),
-                        min_dist=float(umap_min_dist), random_state=seed, n_jobs=1)
+                        min_dist=float(umap_min_dist), random_state=seed, n_jobs=1,
+                        n_epochs=UMAP_EPOCHS)
     return reducer.fit_transform(x).astype(np.float32)
 
 
