@@ -172,3 +172,27 @@ def test_precision_settings():
     assert isinstance(resolve_bf16("auto"), bool)
     with pytest.raises(BrainlabInputError, match="bf16 setting must be one of"):
         resolve_bf16("maybe")
+
+
+def test_autoencoder_starts_from_the_pca_of_its_training_subjects(small_cohort):
+    """After fit_statistics and before any step, held-out reconstructions beat the mean brain."""
+    import numpy as np
+
+    from brainlab.analysis.metrics import reconstruction_metrics
+    from brainlab.config import MriAutoencoderConfig
+    from brainlab.models.autoencoder import MriAutoencoder
+
+    split = small_cohort.split(0)
+    model = MriAutoencoder.from_cohort(small_cohort, MriAutoencoderConfig(latent_dim=8))
+    model.fit_statistics(small_cohort, split.train)
+    model.eval()
+    held_out = small_cohort.images[split.test]
+    mean_brain = small_cohort.images[split.train].mean(axis=0)
+    with torch.no_grad():
+        recons = model(torch.from_numpy(held_out)[:, None])[:, 0].numpy()
+    assert np.allclose(model.mean[0, 0].numpy(), mean_brain, atol=1e-5)
+    pca_error = np.mean((recons - held_out) ** 2)
+    mean_error = np.mean((mean_brain[None] - held_out) ** 2)
+    assert pca_error < 0.5 * mean_error
+    assert reconstruction_metrics(held_out, recons)["ssim"] > reconstruction_metrics(
+        held_out, np.repeat(mean_brain[None], len(held_out), 0))["ssim"]

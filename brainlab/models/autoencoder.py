@@ -1,14 +1,28 @@
-"""The MRI autoencoder: a 3D conv encoder/decoder with a vector bottleneck.
+"""The MRI autoencoder: a linear (PCA-initialised) path plus a 3D conv residual.
 
-Encoder: a space-to-depth stem (2x2x2 cubes -> 8 channels, then a conv at half
+Measured on the hcp-ya phantom (held-out subjects): the training mean brain alone
+scores SSIM 0.89; linear PCA with 128 components on 2x block-averaged volumes,
+upsampled onto the mean, scores 0.95; a conv autoencoder trained from scratch for
+5 CPU-minutes reached only 0.71-0.89. So the autoencoder is built to start where
+PCA ends and spend its CPU minutes on what PCA misses:
+
+- code: ``z = B (pool(x) - pool(mean)) + conv_encoder(x)``, where the rows of
+  ``B`` are the first ``latent_dim`` principal axes of the training volumes at half
+  resolution (fitted in ``fit_statistics``, then trained) and the conv encoder's
+  last layer starts at zero;
+- reconstruction: ``x_hat = mean + upsample(B^T z) + conv_decoder(z)``, with the
+  conv decoder's head starting at zero. The basis is tied between encoder and
+  decoder, which keeps the checkpoint small.
+
+Conv encoder: a space-to-depth stem (2x2x2 cubes -> 8 channels, then a conv at half
 resolution), then ``levels - 1`` down blocks (strided conv, GroupNorm, SiLU)
 doubling the width up to ``max_channels``, then a linear layer to ``latent_dim``.
-Decoder: the mirror image, upsampling by nearest-neighbour resize then convolution
-(no checkerboards), a conv predicting each 2x2x2 cube (depth-to-space) and a
-sigmoid. No convolution runs at full resolution: on a 2-core CPU without bf16
-that is where most of the time went. Any grid
-works: volumes are padded centrally to a multiple of ``2**levels`` (58x70x58 ->
-64x80x64) and cropped back, so the linear layers are sized from the padded grid.
+Conv decoder: the mirror image, upsampling by nearest-neighbour resize then
+convolution (no checkerboards) and a conv predicting each 2x2x2 cube
+(depth-to-space). No convolution runs at full resolution: on a 2-core CPU without
+bf16 that is where most of the time went. Any grid works: volumes are padded
+centrally to a multiple of ``2**levels`` (58x70x58 -> 64x80x64) for the conv path
+and cropped back.
 """
 
 from __future__ import annotations
@@ -59,19 +73,20 @@ class MriEncoder(nn.Module):
         self.down = nn.Sequential(*[DownBlock(channels[i], channels[i + 1])
                                     for i in range(len(channels) - 1)])
         self.to_latent = nn.Linear(channels[-1] * math.prod(bottom_shape), latent_dim)
+        # Starts at zero: the code is the PCA projection until training finds more.
+        nn.init.zeros_(self.to_latent.weight)
+        nn.init.zeros_(self.to_latent.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.to_latent(torch.flatten(self.down(self.stem(x)), 1))
 
 
 class MriDecoder(nn.Module):
-    """(B, latent_dim), (1, 1, *padded_shape) offset logits -> (B, 1, *padded_shape) in [0, 1].
+    """(B, latent_dim) -> (B, 1, *padded_shape) residual intensities (unbounded).
 
     Resize-then-conv up blocks; the last conv predicts each 2x2x2 cube's 8 voxels at
     half resolution (depth-to-space), so no conv runs at full resolution. The head
-    predicts a residual on top of ``offset`` (the training mean brain's logits) and
-    starts at zero, so an untrained decoder already outputs the mean brain and
-    training spends its few CPU minutes on what differs between subjects.
+    starts at zero, so the residual starts at zero.
     """
 
     def __init__(self, channels: list[int], bottom_shape: tuple[int, int, int], latent_dim: int):
@@ -85,10 +100,10 @@ class MriDecoder(nn.Module):
         nn.init.zeros_(self.head[0].weight)
         nn.init.zeros_(self.head[0].bias)
 
-    def forward(self, z: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
         x = self.from_latent(z).view(-1, self.bottom_channels, *self.bottom_shape)
         x = self.up(F.silu(x))
-        return torch.sigmoid(self.head(x).float() + offset)
+        return self.head(x).float()
 
 
 class MriAutoencoder(BrainlabModel):
@@ -96,6 +111,8 @@ class MriAutoencoder(BrainlabModel):
 
     ``encode``: (B, 1, D, H, W) -> (B, latent_dim); ``decode``: (B, latent_dim) ->
     (B, 1, D, H, W); both return fp32. Loss: MSE plus ``ssim_weight`` x (1 - local SSIM).
+    Buffers ``mean`` (1, 1, D, H, W) and parameter ``basis`` (latent_dim, d*h*w at half
+    resolution) come from ``fit_statistics`` on the training subjects.
     """
 
     model_type = "mri-ae"
@@ -119,8 +136,11 @@ class MriAutoencoder(BrainlabModel):
         channels = level_channels(config.base_channels, config.levels - 1, config.max_channels)
         self.encoder = MriEncoder(channels, bottom, config.latent_dim)
         self.decoder = MriDecoder(channels, bottom, config.latent_dim)
-        # Logits of the training mean brain (set by fit_statistics); 0 = grey 0.5 until then.
-        self.register_buffer("mean_logit", torch.zeros(1, 1, *self.padded_shape))
+        # Linear path on the half-resolution grid (see the module docstring).
+        self.half_shape = tuple(math.ceil(s / 2) for s in grid_shape)
+        self.register_buffer("mean", torch.zeros(1, 1, *grid_shape))
+        self.register_buffer("half_mean", torch.zeros(1, 1, *self.half_shape))
+        self.basis = nn.Parameter(torch.zeros(self.latent_dim, math.prod(self.half_shape)))
 
     @classmethod
     def from_cohort(cls, cohort, config: MriAutoencoderConfig | None = None) -> "MriAutoencoder":
@@ -134,23 +154,34 @@ class MriAutoencoder(BrainlabModel):
 
     @torch.no_grad()
     def fit_statistics(self, cohort, train_indices, chunk: int = 64) -> None:
-        """Set the decoder's starting point to the mean brain of the training subjects."""
-        from brainlab.analysis.means import group_mean_images
+        """Mean brain and the PCA basis (half resolution) of the training subjects."""
+        from sklearn.decomposition import PCA
 
-        # Label the training rows 0 and leave the others out (None), streaming the memmap.
-        groups = np.full(len(cohort), None, dtype=object)
-        groups[np.asarray(train_indices)] = 0
-        mean = group_mean_images(cohort.images, groups, chunk=chunk)[0]
-        mean = pad_to_shape(torch.from_numpy(np.ascontiguousarray(mean))[None, None].float(),
-                            self.padded_shape)
-        self.mean_logit.copy_(torch.logit(mean.clamp(1e-3, 1 - 1e-3)))
+        indices = np.sort(np.asarray(train_indices))
+        halves = np.concatenate([
+            self._half(torch.from_numpy(cohort.images[indices[start:start + chunk]])[:, None])
+            .flatten(1).numpy() for start in range(0, len(indices), chunk)])
+        self.mean.copy_(torch.from_numpy(_streamed_mean(cohort.images, indices, chunk))[None, None])
+        self.half_mean.copy_(self._half(self.mean))
+        centred = halves - self.half_mean.flatten().numpy()
+        k = int(min(self.latent_dim, len(indices) - 1, centred.shape[1]))
+        self.basis.zero_()
+        if k >= 1:
+            pca = PCA(n_components=k, svd_solver="randomized", random_state=0).fit(centred)
+            self.basis[:k] = torch.from_numpy(pca.components_.astype(np.float32))
+
+    def _half(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 1, D, H, W) -> (B, 1, *half_shape) by 2x2x2 block averages."""
+        return F.avg_pool3d(x.float(), 2, ceil_mode=True)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 1, D, H, W) in [0, 1] -> (B, latent_dim) fp32 codes."""
         check_volume_batch(x, self.grid_shape, "MriAutoencoder.encode")
-        x = pad_to_shape(self.prepare_images(x), self.padded_shape)
+        x = x.to(self.device).float()
+        linear = (self._half(x) - self.half_mean).flatten(1) @ self.basis.T
         with self.autocast():
-            return self.encoder(x).float()
+            conv = self.encoder(pad_to_shape(self.prepare_images(x), self.padded_shape)).float()
+        return linear + conv
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """(B, latent_dim) -> (B, 1, D, H, W) fp32 volumes in [0, 1]."""
@@ -158,9 +189,16 @@ class MriAutoencoder(BrainlabModel):
             raise BrainlabInputError(
                 f"MriAutoencoder.decode: expected codes of shape (B, {self.latent_dim}); "
                 f"found {tuple(z.shape)}")
+        return self.decode_unclamped(z).clamp(0.0, 1.0)
+
+    def decode_unclamped(self, z: torch.Tensor) -> torch.Tensor:
+        """Like ``decode`` without clipping to [0, 1], so training keeps its gradients."""
+        z = z.to(self.device).float()
+        linear = (z @ self.basis).view(-1, 1, *self.half_shape)
+        linear = F.interpolate(linear, size=self.grid_shape, mode="trilinear", align_corners=False)
         with self.autocast():
-            volume = self.decoder(z.to(self.device), self.mean_logit)
-        return crop_to(volume, self.grid_shape).float()
+            residual = crop_to(self.decoder(z), self.grid_shape).float()
+        return self.mean + linear + residual
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decode(self.encode(x))
@@ -178,7 +216,7 @@ class MriAutoencoder(BrainlabModel):
 
     def training_step(self, batch: dict) -> dict[str, float]:
         x = batch["image"]
-        terms = self.loss(x, self(x))
+        terms = self.loss(x, self.decode_unclamped(self.encode(x)))
         self.backward_and_step(terms["loss"])
         return {name: float(value.detach()) for name, value in terms.items()}
 
@@ -205,3 +243,12 @@ class MriAutoencoder(BrainlabModel):
         metrics["n"] = int(len(indices))
         return metrics
 
+
+
+def _streamed_mean(images, indices: np.ndarray, chunk: int) -> np.ndarray:
+    """Mean (D, H, W) of ``images[indices]`` read ``chunk`` volumes at a time."""
+    total = None
+    for start in range(0, len(indices), chunk):
+        block = images[indices[start:start + chunk]].sum(axis=0, dtype=np.float64)
+        total = block if total is None else total + block
+    return (total / len(indices)).astype(np.float32)
