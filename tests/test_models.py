@@ -131,7 +131,7 @@ def test_image_models_need_images(small_cohort):
 
 
 @pytest.mark.parametrize("model_type,steps", [
-    ("mri-ae", 60), ("morph-ae", 60), ("sex-clf", 30), ("age-model", 200)])
+    ("mri-ae", 150), ("morph-ae", 60), ("sex-clf", 30), ("age-model", 200)])
 def test_overfits_four_subjects(model_type, steps, small_cohort):
     torch.manual_seed(0)
     model = model_class(model_type).from_cohort(small_cohort, TINY_CONFIGS[model_type])

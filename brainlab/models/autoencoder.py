@@ -8,7 +8,7 @@ PCA ends and spend its CPU minutes on what PCA misses:
 
 - code: ``z = B (pool(x) - pool(mean)) + conv_encoder(x)``, where the rows of
   ``B`` are the first ``latent_dim`` principal axes of the training volumes at half
-  resolution (fitted in ``fit_statistics``, then trained) and the conv encoder's
+  resolution (fitted in ``fit_statistics``, then kept fixed) and the conv encoder's
   last layer starts at zero;
 - reconstruction: ``x_hat = mean + upsample(B^T z) + conv_decoder(z)``, with the
   conv decoder's head starting at zero. The basis is tied between encoder and
@@ -111,7 +111,7 @@ class MriAutoencoder(BrainlabModel):
 
     ``encode``: (B, 1, D, H, W) -> (B, latent_dim); ``decode``: (B, latent_dim) ->
     (B, 1, D, H, W); both return fp32. Loss: MSE plus ``ssim_weight`` x (1 - local SSIM).
-    Buffers ``mean`` (1, 1, D, H, W) and parameter ``basis`` (latent_dim, d*h*w at half
+    Buffers ``mean`` (1, 1, D, H, W) and ``basis`` (latent_dim, d*h*w at half
     resolution) come from ``fit_statistics`` on the training subjects.
     """
 
@@ -140,7 +140,9 @@ class MriAutoencoder(BrainlabModel):
         self.half_shape = tuple(math.ceil(s / 2) for s in grid_shape)
         self.register_buffer("mean", torch.zeros(1, 1, *grid_shape))
         self.register_buffer("half_mean", torch.zeros(1, 1, *self.half_shape))
-        self.basis = nn.Parameter(torch.zeros(self.latent_dim, math.prod(self.half_shape)))
+        # A buffer, not a parameter: Adam's per-element steps (~lr) dwarf the basis
+        # entries (~1/sqrt(29k)) and wrecked it within 30 steps when it was trained.
+        self.register_buffer("basis", torch.zeros(self.latent_dim, math.prod(self.half_shape)))
 
     @classmethod
     def from_cohort(cls, cohort, config: MriAutoencoderConfig | None = None) -> "MriAutoencoder":
