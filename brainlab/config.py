@@ -50,13 +50,15 @@ class PhantomConfig:
 @dataclass(frozen=True)
 class MriAutoencoderConfig:
     latent_dim: int = 128          # bottleneck size; the seed used 1000, 128 measured best per CPU-minute
+    linear_dim: int = 96           # leading code entries that are PCA coefficients (the rest: conv encoder)
+    residual_scale: float = 0.1    # scales the conv decoder's output, so Adam's first steps stay small
     base_channels: int = 16        # width at half resolution (after the stem); doubles per level
     max_channels: int = 128        # channel cap so deep levels stay cheap on CPU
     levels: int = 4                # halvings (stem + down blocks); the grid is padded to a multiple of 2**levels
     ssim_weight: float = 0.2       # weight of a (1 - local-SSIM) term added to the MSE loss; 0.2 gave
                                    # higher held-out SSIM than MSE alone at equal CPU time
     weight_decay: float = 0.0      # AdamW weight decay
-    default_lr: float = 1e-3       # learning rate when the training config leaves it unset
+    default_lr: float = 3e-4       # learning rate when the training config leaves it unset
 
 
 @dataclass(frozen=True)

@@ -6,13 +6,15 @@ upsampled onto the mean, scores 0.95; a conv autoencoder trained from scratch fo
 5 CPU-minutes reached only 0.71-0.89. So the autoencoder is built to start where
 PCA ends and spend its CPU minutes on what PCA misses:
 
-- code: ``z = B (pool(x) - pool(mean)) + conv_encoder(x)``, where the rows of
-  ``B`` are the first ``latent_dim`` principal axes of the training volumes at half
-  resolution (fitted in ``fit_statistics``, then kept fixed) and the conv encoder's
-  last layer starts at zero;
-- reconstruction: ``x_hat = mean + upsample(B^T z) + conv_decoder(z)``, with the
-  conv decoder's head starting at zero. The basis is tied between encoder and
-  decoder, which keeps the checkpoint small.
+- code: ``z = [B (pool(x) - pool(mean)), conv_encoder(x)]``: the first
+  ``linear_dim`` entries are PCA coefficients (the rows of ``B`` are the principal
+  axes of the training volumes at half resolution, fitted in ``fit_statistics`` and
+  kept fixed), the rest come from the conv encoder. Keeping them apart matters:
+  when the conv encoder's output was added onto the PCA coefficients, Adam's first
+  steps moved them far enough to undo PCA (held-out loss x7 within 10 steps);
+- reconstruction: ``x_hat = mean + upsample(B^T z_pca) + s * conv_decoder(z)``,
+  with the conv decoder's head starting at zero and ``s = residual_scale``. The
+  basis is tied between encoder and decoder, which keeps the checkpoint small.
 
 Conv encoder: a space-to-depth stem (2x2x2 cubes -> 8 channels, then a conv at half
 resolution), then ``levels - 1`` down blocks (strided conv, GroupNorm, SiLU)
@@ -73,9 +75,6 @@ class MriEncoder(nn.Module):
         self.down = nn.Sequential(*[DownBlock(channels[i], channels[i + 1])
                                     for i in range(len(channels) - 1)])
         self.to_latent = nn.Linear(channels[-1] * math.prod(bottom_shape), latent_dim)
-        # Starts at zero: the code is the PCA projection until training finds more.
-        nn.init.zeros_(self.to_latent.weight)
-        nn.init.zeros_(self.to_latent.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.to_latent(torch.flatten(self.down(self.stem(x)), 1))
@@ -134,7 +133,12 @@ class MriAutoencoder(BrainlabModel):
         bottom = tuple(s // 2 ** config.levels for s in self.padded_shape)
         # Level 0 is the space-to-depth stem at half resolution; each later level halves again.
         channels = level_channels(config.base_channels, config.levels - 1, config.max_channels)
-        self.encoder = MriEncoder(channels, bottom, config.latent_dim)
+        self.linear_dim = int(min(config.linear_dim, config.latent_dim - 1))
+        if self.linear_dim < 1:
+            raise BrainlabInputError(
+                f"MriAutoencoderConfig needs latent_dim >= 2 and linear_dim >= 1; found "
+                f"latent_dim={config.latent_dim}, linear_dim={config.linear_dim}")
+        self.encoder = MriEncoder(channels, bottom, config.latent_dim - self.linear_dim)
         self.decoder = MriDecoder(channels, bottom, config.latent_dim)
         # Linear path on the half-resolution grid (see the module docstring).
         self.half_shape = tuple(math.ceil(s / 2) for s in grid_shape)
@@ -142,7 +146,7 @@ class MriAutoencoder(BrainlabModel):
         self.register_buffer("half_mean", torch.zeros(1, 1, *self.half_shape))
         # A buffer, not a parameter: Adam's per-element steps (~lr) dwarf the basis
         # entries (~1/sqrt(29k)) and wrecked it within 30 steps when it was trained.
-        self.register_buffer("basis", torch.zeros(self.latent_dim, math.prod(self.half_shape)))
+        self.register_buffer("basis", torch.zeros(self.linear_dim, math.prod(self.half_shape)))
 
     @classmethod
     def from_cohort(cls, cohort, config: MriAutoencoderConfig | None = None) -> "MriAutoencoder":
@@ -166,7 +170,7 @@ class MriAutoencoder(BrainlabModel):
         self.mean.copy_(torch.from_numpy(_streamed_mean(cohort.images, indices, chunk))[None, None])
         self.half_mean.copy_(self._half(self.mean))
         centred = halves - self.half_mean.flatten().numpy()
-        k = int(min(self.latent_dim, len(indices) - 1, centred.shape[1]))
+        k = int(min(self.linear_dim, len(indices) - 1, centred.shape[1]))
         self.basis.zero_()
         if k >= 1:
             pca = PCA(n_components=k, svd_solver="randomized", random_state=0).fit(centred)
@@ -183,7 +187,7 @@ class MriAutoencoder(BrainlabModel):
         linear = (self._half(x) - self.half_mean).flatten(1) @ self.basis.T
         with self.autocast():
             conv = self.encoder(pad_to_shape(self.prepare_images(x), self.padded_shape)).float()
-        return linear + conv
+        return torch.cat([linear, conv], dim=1)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """(B, latent_dim) -> (B, 1, D, H, W) fp32 volumes in [0, 1]."""
@@ -196,11 +200,11 @@ class MriAutoencoder(BrainlabModel):
     def decode_unclamped(self, z: torch.Tensor) -> torch.Tensor:
         """Like ``decode`` without clipping to [0, 1], so training keeps its gradients."""
         z = z.to(self.device).float()
-        linear = (z @ self.basis).view(-1, 1, *self.half_shape)
+        linear = (z[:, :self.linear_dim] @ self.basis).view(-1, 1, *self.half_shape)
         linear = F.interpolate(linear, size=self.grid_shape, mode="trilinear", align_corners=False)
         with self.autocast():
             residual = crop_to(self.decoder(z), self.grid_shape).float()
-        return self.mean + linear + residual
+        return self.mean + linear + self.config.residual_scale * residual
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decode(self.encode(x))
