@@ -81,22 +81,30 @@ def train_config_for(model_type: str, options: RecipeOptions,
     return replace(config, device=options.device, **overrides)
 
 
+def _resume_folder(options: RecipeOptions) -> Path | None:
+    """``options.out`` when ``options.resume`` (it must hold an earlier run), else None."""
+    from brainlab.training import TRAIN_STATE_NAME
+
+    if not options.resume:
+        return None
+    out = Path(options.out)
+    if not (out / TRAIN_STATE_NAME).exists():
+        raise BrainlabInputError(
+            f"--resume: no earlier run in {out} (expected {TRAIN_STATE_NAME} there)")
+    return out
+
+
 def train_model(model_type: str, cohort, options: RecipeOptions, model_config=None,
                 default: TrainConfig | None = None) -> Path:
     """Build ``model_type`` for ``cohort`` and fit it into ``options.out``; return the folder."""
     from brainlab.models import model_class
-    from brainlab.training import TRAIN_STATE_NAME, fit, seed_everything
+    from brainlab.training import fit, seed_everything
 
     config = train_config_for(model_type, options, default)
     seed_everything(config.seed)  # initial weights are reproducible too
     model = model_class(model_type).from_cohort(cohort, model_config)
     out = Path(options.out)
-    resume_from = None
-    if options.resume:
-        if not (out / TRAIN_STATE_NAME).exists():
-            raise BrainlabInputError(
-                f"--resume: no earlier run in {out} (expected {TRAIN_STATE_NAME} there)")
-        resume_from = out
+    resume_from = _resume_folder(options)
     fit(model, cohort, cohort.split(config.split_seed), config, callbacks=options.callbacks,
         resume_from=resume_from, out_dir=out)
     return out
@@ -161,16 +169,12 @@ def train_encoder(cohort, options: RecipeOptions) -> Path:
 
 
 def _fit_built(model, cohort, split, options: RecipeOptions, default: TrainConfig) -> Path:
-    from brainlab.training import TRAIN_STATE_NAME, fit
+    from brainlab.training import fit
 
     config = train_config_for(model.model_type, options, default)
     out = Path(options.out)
-    resume_from = None
-    if options.resume:
-        if not (out / TRAIN_STATE_NAME).exists():
-            raise BrainlabInputError(
-                f"--resume: no earlier run in {out} (expected {TRAIN_STATE_NAME} there)")
-        resume_from = out
+    resume_from = _resume_folder(options)
+    if resume_from is not None:
         model.fit_statistics(cohort, split.train)  # a resumed GAN re-banks its real codes
     fit(model, cohort, split, config, callbacks=options.callbacks, resume_from=resume_from,
         out_dir=out)
