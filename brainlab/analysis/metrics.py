@@ -159,12 +159,15 @@ def pca_frechet(real_train, real_heldout, generated, n_components: int = 32, see
     }
 
 
-def two_sample_auc(real, generated, seed: int = 0, n_splits: int = 5, n_components: int = 32) -> float:
-    """Cross-validated ROC AUC of a classifier telling real from generated volumes.
+def real_vs_generated_problem(real, generated, seed: int = 0, n_splits: int = 5,
+                              n_components: int = 32):
+    """``(x, y, folds, model)`` for telling real (y = 0) from generated (y = 1) volumes.
 
-    Pipeline: PCA of the flattened volumes (fitted inside each fold) -> standardised
-    scores -> logistic regression; stratified K-fold with a fixed seed. 0.5 =
-    indistinguishable, 1 = perfectly separable (values below 0.5 are chance).
+    ``x`` holds the flattened volumes, real first; ``folds`` are stratified K-fold
+    (train, test) index pairs with a fixed seed; ``model`` is an unfitted pipeline:
+    PCA (at most ``n_components``, fewer than the smallest training fold) ->
+    standardised scores -> logistic regression. Shared by ``two_sample_auc`` and
+    ``real_vs_synthetic.real_vs_synthetic_discriminator``.
     """
     real_flat = flatten_volumes(real, "real")
     fake_flat = flatten_volumes(generated, "generated")
@@ -183,6 +186,17 @@ def two_sample_auc(real, generated, seed: int = 0, n_splits: int = 5, n_componen
     k = int(min(n_components, smallest_train - 1, x.shape[1]))
     model = make_pipeline(PCA(n_components=k, random_state=seed), StandardScaler(),
                           LogisticRegression(max_iter=2000))
+    return x, y, folds, model
+
+
+def two_sample_auc(real, generated, seed: int = 0, n_splits: int = 5, n_components: int = 32) -> float:
+    """Cross-validated ROC AUC of a classifier telling real from generated volumes.
+
+    Pipeline: PCA of the flattened volumes (fitted inside each fold) -> standardised
+    scores -> logistic regression; stratified K-fold with a fixed seed. 0.5 =
+    indistinguishable, 1 = perfectly separable (values below 0.5 are chance).
+    """
+    x, y, folds, model = real_vs_generated_problem(real, generated, seed, n_splits, n_components)
     return float(np.mean(cross_val_score(model, x, y, cv=folds, scoring="roc_auc")))
 
 

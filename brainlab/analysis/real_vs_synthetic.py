@@ -18,17 +18,13 @@ import re
 
 import numpy as np
 import torch
-from sklearn.decomposition import PCA
-from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import confusion_matrix, roc_auc_score
-from sklearn.model_selection import StratifiedKFold, cross_val_predict
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
+from sklearn.model_selection import cross_val_predict
 from threadpoolctl import threadpool_limits
 
-from brainlab.analysis.memorisation import flatten_volumes, memorisation_report
+from brainlab.analysis.memorisation import memorisation_report
 from brainlab.analysis.metrics import (calibration_curve_points, classifier_metrics,
-                                       regression_metrics)
+                                       real_vs_generated_problem, regression_metrics)
 from brainlab.errors import BrainlabInputError
 
 CLASSIFIER_TYPES = ("sex-clf", "age-model")
@@ -89,27 +85,12 @@ def real_vs_synthetic_discriminator(real, generated, seed: int = 0, n_splits: in
     generated volume's out-of-fold probability of being real: scored by the model
     fitted without it (high = looks real to the discriminator).
     """
-    real_flat = flatten_volumes(real, "real")
-    fake_flat = flatten_volumes(generated, "generated")
-    if real_flat.shape[1] != fake_flat.shape[1]:
-        raise BrainlabInputError(
-            f"real volumes have {real_flat.shape[1]} voxels, generated {fake_flat.shape[1]}; "
-            f"expected one grid")
-    n_splits = min(n_splits, len(real_flat), len(fake_flat))
-    if n_splits < 2:
-        raise BrainlabInputError(
-            f"need >= 2 real and >= 2 generated volumes; found {len(real_flat)} and {len(fake_flat)}")
-    x = np.concatenate([real_flat, fake_flat])
-    y = np.r_[np.zeros(len(real_flat), int), np.ones(len(fake_flat), int)]
-    folds = list(StratifiedKFold(n_splits, shuffle=True, random_state=seed).split(x, y))
-    smallest_train = min(len(train) for train, _ in folds)
-    k = int(min(n_components, smallest_train - 1, x.shape[1]))
-    model = make_pipeline(PCA(n_components=k, random_state=seed), StandardScaler(),
-                          LogisticRegression(max_iter=2000))
+    x, y, folds, model = real_vs_generated_problem(real, generated, seed, n_splits,
+                                                   n_components)
     p_generated = cross_val_predict(model, x, y, cv=folds, method="predict_proba")[:, 1]
     # Each fold's model scored only its own test rows, so per-fold AUCs are as in CV scoring.
     auc = float(np.mean([roc_auc_score(y[test], p_generated[test]) for _, test in folds]))
-    return {"auc": auc, "p_real": 1.0 - p_generated[len(real_flat):]}
+    return {"auc": auc, "p_real": 1.0 - p_generated[y == 1]}  # x holds real first
 
 
 def realism_scores(real, generated, seed: int = 0, n_splits: int = 5,
