@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 import warnings
 from datetime import datetime, timezone
 from pathlib import Path
@@ -22,6 +20,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 import brainlab
+from brainlab.atomic import atomic_write
 from brainlab.config import config_from_dict, config_to_dict
 from brainlab.errors import CheckpointMismatchError
 from brainlab.models import model_class
@@ -30,19 +29,6 @@ WEIGHTS_NAME = "model.safetensors"
 CARD_NAME = "model_card.json"
 # Float parameters at least this large may be stored as fp16 (restored to fp32 on load).
 HALF_STORAGE_MIN_NUMEL = 4096
-
-
-def _atomic_write(path: Path, write) -> None:
-    """Call ``write(temp_path)`` then move the file into place with ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    try:
-        write(Path(temp))
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
 
 
 def _json_ready(value):
@@ -100,9 +86,9 @@ def save_checkpoint(model, out_dir, cohort, split_seed: int, metrics: dict, trai
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     card = _json_ready(card)
-    _atomic_write(out_dir / WEIGHTS_NAME,
+    atomic_write(out_dir / WEIGHTS_NAME,
                   lambda temp: save_file(tensors, str(temp), metadata={"model_type": model.model_type}))
-    _atomic_write(out_dir / CARD_NAME,
+    atomic_write(out_dir / CARD_NAME,
                   lambda temp: temp.write_text(json.dumps(card, indent=2) + "\n"))
     return out_dir
 

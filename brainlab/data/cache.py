@@ -18,10 +18,11 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 import uuid
 from pathlib import Path
 from typing import Callable
+
+from brainlab.atomic import atomic_write
 
 MANIFEST = "manifest.json"
 SAMPLE_BLOCKS = 64
@@ -67,12 +68,13 @@ def write_manifest(folder: Path, extra: dict | None = None) -> dict:
 
 
 def write_json_atomic(path: Path, value) -> None:
-    handle, tmp = tempfile.mkstemp(dir=Path(path).parent, suffix=".tmp")
-    with os.fdopen(handle, "w") as stream:
-        json.dump(value, stream, indent=1, sort_keys=True)
-        stream.flush()
-        os.fsync(stream.fileno())
-    os.replace(tmp, path)
+    def write(temporary: Path) -> None:
+        with open(temporary, "w") as stream:
+            json.dump(value, stream, indent=1, sort_keys=True)
+            stream.flush()
+            os.fsync(stream.fileno())
+
+    atomic_write(path, write)
 
 
 def verify(folder: Path, full: bool = False) -> tuple[bool, str]:

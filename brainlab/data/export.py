@@ -19,15 +19,14 @@ into place, so an interrupted export never leaves a half-written file.
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pandas as pd
 
+from brainlab.atomic import atomic_write
 from brainlab.data.cohort import Cohort
 from brainlab.data.nifti import BRAINLAB_UNIT_DESCRIPTION
 from brainlab.data.progress import ProgressCallback, report
@@ -42,19 +41,6 @@ def bids_label(subject_id: str) -> str:
     if text.startswith("sub-"):
         text = text[4:]
     return re.sub(r"[^A-Za-z0-9]", "", text)
-
-
-def _atomic_write(path: Path, write) -> None:
-    """Call ``write(temporary_path)`` then rename onto ``path``; never leaves partial files."""
-    suffix = ".nii.gz" if path.name.endswith(".nii.gz") else path.suffix
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
-    os.close(handle)
-    try:
-        write(Path(temporary))
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def export_cohort(cohort: Cohort, out_dir: str | Path, progress: ProgressCallback = None) -> Path:
@@ -83,7 +69,7 @@ def export_cohort(cohort: Cohort, out_dir: str | Path, progress: ProgressCallbac
             image.set_sform(affine, code=MNI_XFORM_CODE)
             image.header.set_xyzt_units("mm")
             image.header["descrip"] = BRAINLAB_UNIT_DESCRIPTION.encode()
-            _atomic_write(out_dir / f"sub-{label}_T1w.nii.gz",
+            atomic_write(out_dir / f"sub-{label}_T1w.nii.gz",
                           lambda temporary, image=image: nib.save(image, str(temporary)))
             report(progress, (i + 1) / len(labels), f"wrote sub-{label}")
 
@@ -96,14 +82,14 @@ def export_cohort(cohort: Cohort, out_dir: str | Path, progress: ProgressCallbac
         "age_bin_label": [bin_labels[b] if 0 <= b < len(bin_labels) else "" for b in table["age_bin"]],
         "subject_id": table["subject_id"].to_numpy(),
     })
-    _atomic_write(out_dir / "participants.tsv",
+    atomic_write(out_dir / "participants.tsv",
                   lambda t: participants.to_csv(t, sep="\t", index=False, na_rep="n/a"))
     morphometry = table[["subject_id", *cohort.morphometry_columns]]
-    _atomic_write(out_dir / "morphometry.csv", lambda t: morphometry.to_csv(t, index=False))
+    atomic_write(out_dir / "morphometry.csv", lambda t: morphometry.to_csv(t, index=False))
     if cohort.truth is not None:
-        _atomic_write(out_dir / "truth.csv", lambda t: cohort.truth.to_csv(t, index=False))
+        atomic_write(out_dir / "truth.csv", lambda t: cohort.truth.to_csv(t, index=False))
     summary = cohort_summary(cohort)
-    _atomic_write(out_dir / "cohort.json", lambda t: Path(t).write_text(json.dumps(summary, indent=1)))
+    atomic_write(out_dir / "cohort.json", lambda t: Path(t).write_text(json.dumps(summary, indent=1)))
     report(progress, 1.0, f"exported {len(table)} subjects")
     return out_dir
 
