@@ -60,6 +60,21 @@ def make_small_cohort(n: int = 24, grid=(12, 14, 16), seed: int = 0, name: str =
     return Cohort(name=name, table=table, affine=mni_affine(grid), images=ImageArray(images))
 
 
+@pytest.fixture
+def one_torch_thread():
+    """Run the test on one torch thread (restored afterwards).
+
+    The test machine is shared: two spinning OpenMP threads per process slow tiny
+    models down by 10-50x under load. Use with ``pytest.mark.usefixtures``.
+    """
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def small_cohort():
     """24 subjects on a 12x14x16 grid (see ``make_small_cohort``)."""

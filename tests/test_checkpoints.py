@@ -11,25 +11,19 @@ import torch
 from brainlab.checkpoints import (CARD_NAME, WEIGHTS_NAME, available, load_checkpoint,
                                   quality_verdict, save_checkpoint)
 from brainlab.errors import CheckpointMismatchError
-from brainlab.models import model_class
 from conftest import make_small_cohort
-from test_models import TINY_CONFIGS
+from test_models import TINY_CONFIGS, tiny_model
 
 TRAINING = {"seconds": 1.0, "steps": 3, "epochs": 1, "device": "cpu", "bf16": False}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see conftest
 
 
 def _trained_a_little(model_type, cohort):
     """A model whose weights and statistics differ from a fresh one."""
     torch.manual_seed(1)
-    model = model_class(model_type).from_cohort(cohort, TINY_CONFIGS[model_type])
+    model = tiny_model(model_type, cohort)
     model.fit_statistics(cohort, np.arange(8))
     with torch.no_grad():
         for parameter in model.parameters():

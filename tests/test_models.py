@@ -29,14 +29,12 @@ TINY_CONFIGS = {
 }
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # The test machine is shared: two spinning OpenMP threads per process slow tiny
-    # models down by 10-50x under load, so every test here runs on one thread.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see conftest
+
+
+def tiny_model(model_type, cohort):
+    """A fresh ``model_type`` built for ``cohort`` with its ``TINY_CONFIGS`` entry."""
+    return model_class(model_type).from_cohort(cohort, TINY_CONFIGS[model_type])
 
 
 @pytest.fixture(scope="module", params=GRIDS, ids=lambda g: "x".join(map(str, g)))
@@ -109,7 +107,7 @@ def test_morphometry_autoencoder_ignores_missing_values(small_cohort):
 
 @pytest.mark.parametrize("model_type", ["mri-ae", "sex-clf", "age-model"])
 def test_wrong_grid_is_a_clear_error(model_type, small_cohort):
-    model = model_class(model_type).from_cohort(small_cohort, TINY_CONFIGS[model_type])
+    model = tiny_model(model_type, small_cohort)
     forward = model.encode if model_type == "mri-ae" else model
     with pytest.raises(BrainlabInputError, match=r"expected a batch of shape \(B, 1, 12, 14, 16\)"):
         forward(torch.rand(2, 1, 16, 14, 12))
@@ -134,7 +132,7 @@ def test_image_models_need_images(small_cohort):
     ("mri-ae", 150), ("morph-ae", 60), ("sex-clf", 30), ("age-model", 200)])
 def test_overfits_four_subjects(model_type, steps, small_cohort):
     torch.manual_seed(0)
-    model = model_class(model_type).from_cohort(small_cohort, TINY_CONFIGS[model_type])
+    model = tiny_model(model_type, small_cohort)
     rows = np.array([0, 1, 2, 3])
     model.fit_statistics(small_cohort, rows)
     model.set_precision(False)

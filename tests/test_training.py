@@ -15,21 +15,12 @@ from brainlab.errors import BrainlabInputError
 from brainlab.models import model_class
 from brainlab.training import CohortBatches, evaluate_checkpoint, fit, read_events
 from conftest import make_small_cohort
-from test_models import TINY_CONFIGS
+from test_models import TINY_CONFIGS, tiny_model
 
 FAST = TrainConfig(epochs=2, batch_size=4, num_threads=1, log_every=1, seed=3)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def _model(model_type, cohort):
-    return model_class(model_type).from_cohort(cohort, TINY_CONFIGS[model_type])
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see conftest
 
 
 def test_batches_have_documented_fields(small_cohort):
@@ -80,7 +71,7 @@ def test_batches_check_inputs(small_cohort):
 @pytest.mark.parametrize("model_type", sorted(TINY_CONFIGS))
 def test_fit_writes_events_checkpoint_and_test_metrics(model_type, small_cohort, tmp_path):
     seen = []
-    summary = fit(_model(model_type, small_cohort), small_cohort, None, FAST,
+    summary = fit(tiny_model(model_type, small_cohort), small_cohort, None, FAST,
                   callbacks=[seen.append], out_dir=tmp_path)
     assert summary["steps"] == 8 and summary["epochs"] == 2 and summary["stopped"] == "epochs"
     events = read_events(tmp_path)
@@ -104,15 +95,15 @@ def test_fit_is_reproducible(small_cohort):
     results = []
     for _ in range(2):
         seed_everything(0)  # the initial weights are the caller's to seed
-        results.append(fit(_model("morph-ae", small_cohort), small_cohort, None, FAST))
+        results.append(fit(tiny_model("morph-ae", small_cohort), small_cohort, None, FAST))
     assert results[0]["metrics"]["mse"] == results[1]["metrics"]["mse"]
 
 
 def test_resume_continues_step_count(small_cohort, tmp_path):
-    model = _model("mri-ae", small_cohort)
+    model = tiny_model("mri-ae", small_cohort)
     fit(model, small_cohort, None, FAST, out_dir=tmp_path)
     longer = TrainConfig(**{**FAST.__dict__, "epochs": 3})
-    summary = fit(_model("mri-ae", small_cohort), small_cohort, None, longer,
+    summary = fit(tiny_model("mri-ae", small_cohort), small_cohort, None, longer,
                   resume_from=tmp_path, out_dir=tmp_path)
     assert summary["steps"] == 12 and summary["epochs"] == 3
     steps = [e["step"] for e in read_events(tmp_path) if e["type"] == "step"]
@@ -123,15 +114,15 @@ def test_resume_continues_step_count(small_cohort, tmp_path):
 def test_resume_without_state_is_a_clear_error(small_cohort, tmp_path):
     from brainlab.checkpoints import save_checkpoint
 
-    model = _model("sex-clf", small_cohort)
+    model = tiny_model("sex-clf", small_cohort)
     save_checkpoint(model, tmp_path, small_cohort, 0, {}, {})
     with pytest.raises(BrainlabInputError, match="no train_state.pt"):
-        fit(_model("sex-clf", small_cohort), small_cohort, None, FAST, resume_from=tmp_path)
+        fit(tiny_model("sex-clf", small_cohort), small_cohort, None, FAST, resume_from=tmp_path)
 
 
 def test_time_budget_stops_training(small_cohort, tmp_path):
     config = TrainConfig(epochs=1000, minutes=0.5 / 60, batch_size=4, num_threads=1)
-    summary = fit(_model("mri-ae", small_cohort), small_cohort, None, config, out_dir=tmp_path)
+    summary = fit(tiny_model("mri-ae", small_cohort), small_cohort, None, config, out_dir=tmp_path)
     assert summary["stopped"] == "time"
     assert summary["epochs"] < 1000
     assert read_card(tmp_path)["metrics"]["split"] == "test"
@@ -142,7 +133,7 @@ def test_morphometry_autoencoder_trains_on_table_only_cohort(fixture_csv, tmp_pa
 
     cohort = load(fixture_csv)
     assert cohort.images is None
-    model = _model("morph-ae", cohort)
+    model = tiny_model("morph-ae", cohort)
     summary = fit(model, cohort, None, TrainConfig(epochs=3, batch_size=64, num_threads=1),
                   out_dir=tmp_path)
     assert summary["metrics"]["mean_r2"] is not None
@@ -187,7 +178,7 @@ def test_train_and_evaluate_cli(tensor_folder, tmp_path, capsys):
 def test_evaluate_cli_needs_a_cohort_for_non_presets(small_cohort, tmp_path, capsys):
     from brainlab.checkpoints import save_checkpoint
 
-    save_checkpoint(_model("sex-clf", small_cohort), tmp_path, small_cohort, 0, {}, {})
+    save_checkpoint(tiny_model("sex-clf", small_cohort), tmp_path, small_cohort, 0, {}, {})
     assert main(["evaluate", str(tmp_path)]) == 2
     assert "not a preset" in capsys.readouterr().err
 
@@ -195,7 +186,7 @@ def test_evaluate_cli_needs_a_cohort_for_non_presets(small_cohort, tmp_path, cap
 def test_evaluate_checkpoint_on_other_grid_raises(small_cohort, tmp_path):
     from brainlab.errors import CheckpointMismatchError
 
-    fit(_model("sex-clf", small_cohort), small_cohort, None, FAST, out_dir=tmp_path)
+    fit(tiny_model("sex-clf", small_cohort), small_cohort, None, FAST, out_dir=tmp_path)
     result = evaluate_checkpoint(tmp_path, small_cohort, max_subjects=2)
     assert result["metrics"]["n"] == 2 and result["cohort_match"] is True
     with pytest.raises(CheckpointMismatchError, match="expects grid"):
@@ -210,7 +201,7 @@ def test_train_cli_rejects_resume_without_run(tensor_folder, tmp_path):
 
 def test_fresh_run_in_used_folder_starts_a_fresh_log(small_cohort, tmp_path):
     for _ in range(2):
-        fit(_model("morph-ae", small_cohort), small_cohort, None, FAST, out_dir=tmp_path)
+        fit(tiny_model("morph-ae", small_cohort), small_cohort, None, FAST, out_dir=tmp_path)
     steps = [e["step"] for e in read_events(tmp_path) if e["type"] == "step"]
     assert steps == list(range(1, 9))
 
@@ -220,7 +211,7 @@ def test_resume_with_other_architecture_is_a_clear_error(small_cohort, tmp_path)
 
     from brainlab.errors import CheckpointMismatchError
 
-    fit(_model("morph-ae", small_cohort), small_cohort, None, FAST, out_dir=tmp_path)
+    fit(tiny_model("morph-ae", small_cohort), small_cohort, None, FAST, out_dir=tmp_path)
     wider = model_class("morph-ae").from_cohort(
         small_cohort, replace(TINY_CONFIGS["morph-ae"], hidden=(32,)))
     with pytest.raises(CheckpointMismatchError, match="cannot resume from .*hidden"):
