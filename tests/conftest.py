@@ -108,3 +108,41 @@ def tiny_checkpoints() -> Path:
                                 batch_size=8, seed=0)
         TRAINERS[model_type](cohort, options)
     return root
+
+
+# ---- page tests (AppTest) on the ``tiny`` phantom; helpers are in app_helpers.py
+
+@pytest.fixture(scope="module")
+def tiny():
+    try:
+        from brainlab.data import load
+        return load("tiny")
+    except ImportError:
+        pytest.skip("the phantom generator is not available")
+
+
+@pytest.fixture
+def with_models(tiny, tiny_checkpoints, monkeypatch, tmp_path):
+    """Only the fixture's tiny checkpoints are listed (not shipped ones for other cohorts)."""
+    import streamlit as st
+
+    from brainlab import paths
+
+    monkeypatch.setattr(paths, "SHIPPED_CHECKPOINTS", tmp_path / "no-shipped")
+    st.cache_data.clear()
+    yield tiny_checkpoints
+    st.cache_data.clear()
+
+
+@pytest.fixture
+def without_models(tiny, monkeypatch, tmp_path):
+    """No checkpoint anywhere: both listing folders are empty."""
+    import streamlit as st
+
+    from brainlab import paths
+
+    monkeypatch.setattr(paths, "SHIPPED_CHECKPOINTS", tmp_path / "no-shipped")
+    monkeypatch.setattr(paths, "user_checkpoints", lambda: tmp_path / "no-user-checkpoints")
+    st.cache_data.clear()
+    yield
+    st.cache_data.clear()

@@ -7,18 +7,15 @@ and the shared HCP CSV fixture (table only, so pages must cope without images).
 
 from __future__ import annotations
 
-import base64
-import json
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-APP = REPO_ROOT / "app.py"
+import app_helpers  # noqa: E402
+from app_helpers import APP, array, chart_specs, widget  # noqa: E402
+
 SHAPE = (12, 14, 16)
 TIMEOUT = 180
 
@@ -60,34 +57,7 @@ def image_source(request, tensor_folder) -> str:
 
 def open_page(source: str, page: str, **params) -> AppTest:
     """Run app.py with ``?cohort=source&...`` and switch to ``pages/<page>.py``."""
-    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
-    at.query_params["cohort"] = source
-    for name, value in params.items():
-        at.query_params[name] = str(value)
-    at.run()
-    if page != "home":
-        at.switch_page(f"pages/{page}.py").run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def widget(elements, label):
-    matches = [e for e in elements if e.label == label]
-    assert matches, f"no widget labelled {label!r}; found {[e.label for e in elements]}"
-    return matches[0]
-
-
-def chart_specs(at: AppTest) -> list[dict]:
-    return [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
-
-
-def array(value) -> np.ndarray:
-    """A plotly JSON array: a list, or plotly>=6's base64 typed array."""
-    if isinstance(value, dict) and "bdata" in value:
-        flat = np.frombuffer(base64.b64decode(value["bdata"]), dtype=np.dtype(value["dtype"]))
-        shape = tuple(int(n) for n in str(value.get("shape", len(flat))).split(","))
-        return flat.reshape(shape)
-    return np.asarray(value)
+    return app_helpers.open_page(source, page, timeout=TIMEOUT, **params)
 
 
 def load_cohort(source: str):

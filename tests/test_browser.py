@@ -10,26 +10,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = Path(os.environ.get("BRAINLAB_CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from app_helpers import CHROMIUM, CHROMIUM_ARGS, serve_app, wait_until_idle
 
 
 def cohort_source(tmp_path: Path) -> str:
@@ -46,53 +32,13 @@ def cohort_source(tmp_path: Path) -> str:
         return str(tmp_path)
 
 
-def wait_until_idle(page, timeout_s: float) -> None:
-    """Wait until Streamlit's running indicator has been gone for a moment."""
-    deadline = time.monotonic() + timeout_s
-    quiet_since = None
-    while time.monotonic() < deadline:
-        if page.locator('[data-testid="stStatusWidget"]').count() == 0:
-            quiet_since = quiet_since or time.monotonic()
-            if time.monotonic() - quiet_since > 1.5:
-                return
-        else:
-            quiet_since = None
-        time.sleep(0.25)
-    raise AssertionError(f"the app was still running after {timeout_s:.0f} s")
-
-
 @pytest.fixture
 def served_app(tmp_path):
     if not CHROMIUM.exists():
         pytest.skip(f"chromium not found at {CHROMIUM} (apt-get install chromium)")
     pytest.importorskip("playwright.sync_api", reason="playwright (pip) is not installed")
-    port = free_port()
-    env = dict(os.environ, BRAINLAB_DEFAULT_COHORT=cohort_source(tmp_path))
-    log_path = tmp_path / "streamlit.log"
-    with open(log_path, "w") as log:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-             "--server.address", "127.0.0.1", "--server.headless", "true",
-             "--browser.gatherUsageStats", "false"],
-            cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/_stcore/health", timeout=2)
-                break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"streamlit did not start:\n{log_path.read_text()[-2000:]}")
-                time.sleep(0.5)
+    with serve_app(cohort_source(tmp_path), tmp_path / "streamlit.log") as url:
         yield url
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
 
 
 def test_cohort_page_renders_in_chromium(served_app, tmp_path):

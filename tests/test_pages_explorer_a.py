@@ -8,10 +8,6 @@ what the page shows and the URL.
 
 from __future__ import annotations
 
-import base64
-import json
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -19,82 +15,16 @@ pytest.importorskip("streamlit")
 import streamlit as st  # noqa: E402
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-APP = REPO_ROOT / "app.py"
+import app_helpers  # noqa: E402
+from app_helpers import (  # noqa: E402
+    APP, CHROMIUM, CHROMIUM_ARGS, array, chart_specs, query, rerun, serve_app, wait_until_idle, widget,
+)
+
 TIMEOUT = 240
 
 
-@pytest.fixture(scope="module")
-def tiny():
-    try:
-        from brainlab.data import load
-        return load("tiny")
-    except ImportError:
-        pytest.skip("the phantom generator is not available")
-
-
-@pytest.fixture
-def with_models(tiny, tiny_checkpoints, monkeypatch, tmp_path):
-    """Only the fixture's tiny checkpoints are listed (not shipped ones for other cohorts)."""
-    from brainlab import paths
-
-    monkeypatch.setattr(paths, "SHIPPED_CHECKPOINTS", tmp_path / "no-shipped")
-    st.cache_data.clear()
-    yield tiny_checkpoints
-    st.cache_data.clear()
-
-
-@pytest.fixture
-def without_models(tiny, monkeypatch, tmp_path):
-    """No checkpoint anywhere: both listing folders are empty."""
-    from brainlab import paths
-
-    monkeypatch.setattr(paths, "SHIPPED_CHECKPOINTS", tmp_path / "no-shipped")
-    monkeypatch.setattr(paths, "user_checkpoints", lambda: tmp_path / "no-user-checkpoints")
-    st.cache_data.clear()
-    yield
-    st.cache_data.clear()
-
-
 def open_page(page: str, **params) -> AppTest:
-    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
-    at.query_params["cohort"] = "tiny"
-    for name, value in params.items():
-        at.query_params[name] = str(value)
-    at.run()
-    at.switch_page(f"pages/{page}.py").run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def rerun(at: AppTest) -> AppTest:
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def widget(elements, label):
-    matches = [e for e in elements if e.label == label]
-    assert matches, f"no widget labelled {label!r}; found {[e.label for e in elements]}"
-    return matches[0]
-
-
-def query(at: AppTest, name: str):
-    value = at.query_params.get(name)
-    return value[0] if isinstance(value, list) else value
-
-
-def array(value) -> np.ndarray:
-    """A plotly JSON array: a list, or plotly>=6's base64 typed array."""
-    if isinstance(value, dict) and "bdata" in value:
-        flat = np.frombuffer(base64.b64decode(value["bdata"]), dtype=np.dtype(value["dtype"]))
-        shape = tuple(int(n) for n in str(value.get("shape", len(flat))).split(","))
-        return flat.reshape(shape)
-    return np.asarray(value, dtype=float)
-
-
-def chart_specs(at: AppTest) -> list[dict]:
-    return [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+    return app_helpers.open_page("tiny", page, timeout=TIMEOUT, **params)
 
 
 def chart_titled(at: AppTest, start: str) -> dict:
@@ -152,8 +82,9 @@ def test_reconstructions_with_models(with_models, tiny):
     origin, spacing = grid_geometry(tiny.affine)
     assert viewer["layout"]["annotations"][0]["text"] == f"axial z = {origin[2] + 2 * spacing[2]:.0f} mm"
     expected = plane_slice(tiny.images[tiny.index_of(other)], "axial", 2)
-    np.testing.assert_allclose(array(viewer["data"][0]["z"]), expected, rtol=1e-5)
-    assert array(viewer["data"][3]["z"]).shape == array(viewer["data"][6]["z"]).shape == expected.shape
+    np.testing.assert_allclose(array(viewer["data"][0]["z"], float), expected, rtol=1e-5)
+    assert (array(viewer["data"][3]["z"], float).shape == array(viewer["data"][6]["z"], float).shape
+            == expected.shape)
 
     # "any subject" offers every subject.
     widget(at.radio, "Subjects").set_value("all")
@@ -283,36 +214,11 @@ def test_table_only_cohort_shows_the_morphometry_part(fixture_csv, monkeypatch, 
 
 def test_latent_map_click_opens_subject_in_chromium(with_models, tiny):
     """Clicking a point of the 2D map (a real plotly click in chromium) opens that subject."""
-    import os
-    import subprocess
-    import sys
-    import time
-    import urllib.request
-
-    from test_browser import CHROMIUM, CHROMIUM_ARGS, free_port, wait_until_idle
-
     if not CHROMIUM.exists():
         pytest.skip(f"chromium not found at {CHROMIUM}")
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (pip) is not installed")
-    port = free_port()
     # The server finds the fixture's checkpoints through the same BRAINLAB_CACHE.
-    env = dict(os.environ, BRAINLAB_DEFAULT_COHORT="tiny")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true",
-         "--browser.gatherUsageStats", "false"],
-        cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/_stcore/health", timeout=2)
-                break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail("streamlit did not start")
-                time.sleep(0.5)
+    with serve_app("tiny") as url:
         with sync_api.sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
             try:
@@ -341,9 +247,3 @@ def test_latent_map_click_opens_subject_in_chromium(with_models, tiny):
                 assert point["id"] in strong
             finally:
                 browser.close()
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()

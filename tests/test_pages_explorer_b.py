@@ -8,77 +8,20 @@ URL, and moving a slider changes what the page shows.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
 pytest.importorskip("streamlit")
-import streamlit as st  # noqa: E402
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-APP = REPO_ROOT / "app.py"
+import app_helpers  # noqa: E402
+from app_helpers import query, rerun, widget  # noqa: E402
+
 TIMEOUT = 300
 
 
-@pytest.fixture(scope="module")
-def tiny():
-    try:
-        from brainlab.data import load
-        return load("tiny")
-    except ImportError:
-        pytest.skip("the phantom generator is not available")
-
-
-@pytest.fixture
-def with_models(tiny, tiny_checkpoints, monkeypatch, tmp_path):
-    """Only the fixture's tiny checkpoints are listed (not shipped ones for other cohorts)."""
-    from brainlab import paths
-
-    monkeypatch.setattr(paths, "SHIPPED_CHECKPOINTS", tmp_path / "no-shipped")
-    st.cache_data.clear()
-    yield tiny_checkpoints
-    st.cache_data.clear()
-
-
-@pytest.fixture
-def without_models(tiny, monkeypatch, tmp_path):
-    """No checkpoint anywhere: both listing folders are empty."""
-    from brainlab import paths
-
-    monkeypatch.setattr(paths, "SHIPPED_CHECKPOINTS", tmp_path / "no-shipped")
-    monkeypatch.setattr(paths, "user_checkpoints", lambda: tmp_path / "no-user-checkpoints")
-    st.cache_data.clear()
-    yield
-    st.cache_data.clear()
-
-
 def open_page(page: str, **params) -> AppTest:
-    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
-    at.query_params["cohort"] = "tiny"
-    for name, value in params.items():
-        at.query_params[name] = str(value)
-    at.run()
-    at.switch_page(f"pages/{page}.py").run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def rerun(at: AppTest) -> AppTest:
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def widget(elements, label):
-    matches = [e for e in elements if e.label == label]
-    assert matches, f"no widget labelled {label!r}; found {[e.label for e in elements]}"
-    return matches[0]
-
-
-def query(at: AppTest, name: str):
-    value = at.query_params.get(name)
-    return value[0] if isinstance(value, list) else value
+    return app_helpers.open_page("tiny", page, timeout=TIMEOUT, **params)
 
 
 def charts(at: AppTest) -> dict[str, dict]:

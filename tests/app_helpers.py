@@ -1,0 +1,147 @@
+"""Driving the app in tests: AppTest helpers, and app.py served for a real browser.
+
+Imported by the page tests (``from app_helpers import open_page, ...``) the way they
+import ``conftest``. Streamlit is imported only where it is needed, so browser tests
+can skip cleanly without it.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterator
+
+import numpy as np
+import pytest
+
+if TYPE_CHECKING:
+    from streamlit.testing.v1 import AppTest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+APP = REPO_ROOT / "app.py"
+CHROMIUM = Path(os.environ.get("BRAINLAB_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+# ---------------------------------------------------------------- AppTest
+
+def open_page(source: str, page: str, *, timeout: float, **params) -> AppTest:
+    """Run app.py with ``?cohort=source&...`` and switch to ``pages/<page>.py``.
+
+    ``timeout`` is AppTest's default per-run timeout in seconds.
+    """
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(APP), default_timeout=timeout)
+    at.query_params["cohort"] = source
+    for name, value in params.items():
+        at.query_params[name] = str(value)
+    at.run()
+    if page != "home":
+        at.switch_page(f"pages/{page}.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def rerun(at: AppTest) -> AppTest:
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def widget(elements, label):
+    matches = [e for e in elements if e.label == label]
+    assert matches, f"no widget labelled {label!r}; found {[e.label for e in elements]}"
+    return matches[0]
+
+
+def query(at: AppTest, name: str):
+    value = at.query_params.get(name)
+    return value[0] if isinstance(value, list) else value
+
+
+def chart_specs(at: AppTest) -> list[dict]:
+    return [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+
+
+def array(value, dtype=None) -> np.ndarray:
+    """A plotly JSON array: a list (read as ``dtype``), or plotly>=6's base64 typed array."""
+    if isinstance(value, dict) and "bdata" in value:
+        flat = np.frombuffer(base64.b64decode(value["bdata"]), dtype=np.dtype(value["dtype"]))
+        shape = tuple(int(n) for n in str(value.get("shape", len(flat))).split(","))
+        return flat.reshape(shape)
+    return np.asarray(value, dtype=dtype)
+
+
+# ---------------------------------------------------------------- real browser
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until_idle(page, timeout_s: float) -> None:
+    """Wait until Streamlit's running indicator has been gone for a moment."""
+    deadline = time.monotonic() + timeout_s
+    quiet_since = None
+    while time.monotonic() < deadline:
+        if page.locator('[data-testid="stStatusWidget"]').count() == 0:
+            quiet_since = quiet_since or time.monotonic()
+            if time.monotonic() - quiet_since > 1.5:
+                return
+        else:
+            quiet_since = None
+        time.sleep(0.25)
+    raise AssertionError(f"the app was still running after {timeout_s:.0f} s")
+
+
+@contextmanager
+def serve_app(default_cohort: str, log_path: Path | None = None) -> Iterator[str]:
+    """``streamlit run app.py`` on a free local port; yields its URL once it is healthy.
+
+    The server opens ``default_cohort`` (``BRAINLAB_DEFAULT_COHORT``) and shares this
+    process's environment, so it sees the same ``BRAINLAB_CACHE``. Its output goes to
+    ``log_path`` (quoted when it fails to start) or nowhere. Stopped on exit.
+    """
+    port = free_port()
+    env = dict(os.environ, BRAINLAB_DEFAULT_COHORT=default_cohort)
+    command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+               "--server.address", "127.0.0.1", "--server.headless", "true",
+               "--browser.gatherUsageStats", "false"]
+    if log_path is None:
+        server = subprocess.Popen(command, cwd=REPO_ROOT, env=env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    else:
+        with open(log_path, "w") as log:
+            server = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log,
+                                      stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/_stcore/health", timeout=2)
+                break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    if log_path is None:
+                        pytest.fail("streamlit did not start")
+                    pytest.fail(f"streamlit did not start:\n{log_path.read_text()[-2000:]}")
+                time.sleep(0.5)
+        yield url
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
