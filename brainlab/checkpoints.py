@@ -48,18 +48,18 @@ def save_checkpoint(model, out_dir, cohort, split_seed: int, metrics: dict, trai
                     storage: str = "float32", split_sizes: dict | None = None) -> Path:
     """Write ``model.safetensors`` and ``model_card.json`` into ``out_dir``; return it.
 
-    ``storage="float16"`` stores large float parameters as fp16 (half the size; they
-    are restored to fp32 on load, so outputs change slightly). Each file is written
+    ``storage="float16"`` stores large float tensors (parameters and buffers such as
+    the autoencoder's PCA basis) as fp16: half the size; they are restored to fp32 on
+    load, so outputs change slightly. Each file is written
     to a temporary name and moved into place; the card is written last.
     """
     if storage not in ("float32", "float16"):
         raise ValueError(f"storage must be 'float32' or 'float16'; found {storage!r}")
     out_dir = Path(out_dir)
-    parameter_names = {name for name, _ in model.named_parameters()}
     tensors = {}
     for name, tensor in model.state_dict().items():
         tensor = tensor.detach().to("cpu").contiguous()
-        if (storage == "float16" and name in parameter_names and tensor.is_floating_point()
+        if (storage == "float16" and tensor.is_floating_point()
                 and tensor.numel() >= HALF_STORAGE_MIN_NUMEL):
             tensor = tensor.half()
         tensors[name] = tensor.clone()
