@@ -46,19 +46,27 @@ else:
     for card in models:
         level, sentence = quality_verdict(card)
         metrics = card.get("metrics") or {}
+        scalars = [(k, v) for k, v in metrics.items()
+                   if isinstance(v, (int, float, str)) and not isinstance(v, bool)]
         shown = ", ".join(f"{k} {v:.3g}" if isinstance(v, (int, float)) else f"{k} {v}"
-                          for k, v in list(metrics.items())[:4])
+                          for k, v in scalars[:4])
         rows.append({
             "model": card.get("model_type", "?"),
+            "quality": level,
+            "verdict": sentence,
             "trained on": card.get("cohort", "?"),
             "this cohort": "yes" if str(card.get("fingerprint") or card.get("cohort", "")) in
                            (cohort.fingerprint, cohort.name, source) else "",
             "held-out metrics": shown or "—",
-            "quality": {"good": "🟢 good", "fair": "🟡 fair", "poor": "🔴 poor"}.get(level, f"⚪ {level}"),
-            "verdict": sentence,
             "checkpoint": str(card.get("path", "")),
         })
-    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+    # Coloured text rather than emoji: emoji fonts are missing on many Linux browsers.
+    colours = {"good": "#1a7f37", "fair": "#9a6700", "poor": "#cf222e"}
+    table = pd.DataFrame(rows).style.map(
+        lambda level: f"color: {colours.get(level, 'inherit')}; font-weight: bold",
+        subset=["quality"])
+    st.dataframe(table, hide_index=True, width="stretch",
+                 column_config={"verdict": st.column_config.TextColumn(width="large")})
     st.caption("Quality is judged on held-out data; a poor verdict is shown as poor, "
                "not hidden. Retrain with `python -m brainlab train <model>`.")
 

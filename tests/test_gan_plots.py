@@ -42,6 +42,13 @@ def test_sample_grid_and_strip():
     fig = sample_grid_figure(stack(5), labels=list("abcde"), columns=3, highlight=[0, 1, 0, 0, 0])
     assert len(fig.data) == 1 and [a.text for a in fig.layout.annotations] == list("abcde")
     assert len(fig.layout.shapes) == 1
+    # Two-line labels get a band above each slice instead of covering the brain.
+    one_line = np.asarray(sample_grid_figure(stack(3), labels=list("abc"), columns=3).data[0].z)
+    two_lines = np.asarray(sample_grid_figure(stack(3), labels=["a<br>b"] * 3, columns=3,
+                                              tile_px=40).data[0].z)
+    assert two_lines.shape[0] > one_line.shape[0] and two_lines.shape[1] == one_line.shape[1]
+    band = two_lines[one_line.shape[0]:]
+    assert np.all((band == 0) | np.isnan(band))
     strip = thumbnail_strip_figure(stack(4), current=2)
     assert len(strip.layout.shapes) == 1
     with pytest.raises(BrainlabInputError, match="current frame 4 is outside 0..3"):

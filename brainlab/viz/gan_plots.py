@@ -77,6 +77,14 @@ def sample_grid_figure(volumes, labels: Sequence[str] | None = None, plane: str 
     volumes = _check_stack(volumes)
     slices = mid_slices(volumes, plane)
     columns = max(1, min(int(columns), len(slices)))
+    # Labels of two or more lines would cover the top of the brain: give each tile a
+    # black band above the slice, about 13 px (one 10 px text line) per line.
+    lines = max((str(label).count("<br>") + 1 for label in labels), default=1) if labels else 1
+    if lines > 1:
+        band = int(np.ceil(lines * 13 * slices[0].shape[1] / max(tile_px, 1)))
+        # Heatmaps draw row 0 at the bottom, so the band goes after the last row.
+        slices = [np.vstack([tile, np.full((band, tile.shape[1]), value_range[0], tile.dtype)])
+                  for tile in slices]
     canvas = mosaic(slices, columns)
     height, width = slices[0].shape
     rows_n = int(np.ceil(len(slices) / columns))

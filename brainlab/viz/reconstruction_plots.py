@@ -123,6 +123,12 @@ def compact_triplanar(volumes: dict, affine: np.ndarray, value_range=None,
         if len(words) == 2 and words[0] in PLANES:
             annotation.text = words[1]
             annotation.font = dict(size=10)
+    # A narrow column has no room for L/R/P/A letters and a colour bar per row: they
+    # cover the small images. One shared range needs only one bar, and none fits.
+    fig.layout.annotations = [a for a in fig.layout.annotations
+                              if (a.text or "") not in ("L", "R", "P", "A", "S", "I")]
+    if value_range is not None:
+        fig.update_coloraxes(showscale=False)
     return _lift_plane_titles(fig)
 
 
