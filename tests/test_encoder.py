@@ -13,7 +13,7 @@ from brainlab.models.autoencoder import MriAutoencoder
 from brainlab.models.encoder import LatentEncoder
 from brainlab.models.gan import LatentGan
 from brainlab.models.seed_reference import SeedLatentEncoder
-from test_gan import GRID, toy_cohort
+from test_gan import GRID, fitted_autoencoder, toy_cohort
 
 TINY_AE = MriAutoencoderConfig(latent_dim=8, base_channels=4, max_channels=8, levels=2)
 TINY_ENCODER = EncoderConfig(hidden_dim=32, pair_batch=32, image_pair_batch=1)
@@ -29,7 +29,7 @@ def trained_encoder(cohort) -> LatentEncoder:
     """A briefly trained AE -> GAN -> encoder chain (seconds)."""
     torch.manual_seed(0)
     images = torch.from_numpy(cohort.images[np.arange(16)])[:, None]
-    autoencoder = MriAutoencoder.from_cohort(cohort, TINY_AE)
+    autoencoder = fitted_autoencoder(cohort)
     autoencoder.configure_optimizers(TrainConfig(lr=3e-3))
     for _ in range(15):
         autoencoder.training_step({"image": images})
@@ -70,8 +70,9 @@ def test_encoder_shapes(trained_encoder, cohort):
 
 def test_training_reduces_latent_error(cohort):
     torch.manual_seed(1)
-    autoencoder = MriAutoencoder.from_cohort(cohort, TINY_AE)
-    gan = LatentGan.from_autoencoder(autoencoder, GanConfig(hidden_dim=32),
+    autoencoder = fitted_autoencoder(cohort)
+    # z as wide as the 8-entry code: every latent entry shows in G(z), so it can be recovered.
+    gan = LatentGan.from_autoencoder(autoencoder, GanConfig(hidden_dim=32, latent_dim=8),
                                      cohort=cohort, indices=np.arange(16))
     encoder = LatentEncoder.from_gan(gan, TINY_ENCODER)
     encoder.configure_optimizers(TrainConfig(lr=3e-3))

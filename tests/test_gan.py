@@ -39,6 +39,14 @@ def toy_cohort(n: int = 24, grid=GRID, seed: int = 0) -> Cohort:
     return Cohort(f"toy{grid}", table, mni_affine(grid), ImageArray(images))
 
 
+def fitted_autoencoder(cohort: Cohort) -> MriAutoencoder:
+    """An untrained tiny MRI AE with its mean brain and PCA basis fitted, as training does
+    before the first step (so decoded codes differ between subjects)."""
+    autoencoder = MriAutoencoder.from_cohort(cohort, TINY_AE)
+    autoencoder.fit_statistics(cohort, np.arange(16))
+    return autoencoder
+
+
 @pytest.fixture(scope="module")
 def cohort() -> Cohort:
     return toy_cohort()
@@ -47,7 +55,7 @@ def cohort() -> Cohort:
 @pytest.fixture(scope="module")
 def tiny_gan(cohort) -> LatentGan:
     torch.manual_seed(0)
-    autoencoder = MriAutoencoder.from_cohort(cohort, TINY_AE)
+    autoencoder = fitted_autoencoder(cohort)
     return LatentGan.from_autoencoder(autoencoder, TINY_GAN, cohort=cohort,
                                       indices=np.arange(16))
 
