@@ -37,6 +37,7 @@ def register(subparsers) -> None:
 
 def run_probe(args) -> int:
     from brainlab.analysis.probe_runs import cohort_probe_table
+    from brainlab.analysis.probes import with_seed_reference
     from brainlab.checkpoints import load_checkpoint
     from brainlab.data import load
 
@@ -44,7 +45,9 @@ def run_probe(args) -> int:
     model = None
     if args.model:
         model, _ = load_checkpoint(args.model, cohort=cohort)
-    table = cohort_probe_table(cohort, model, n_splits=args.folds, seed=args.seed)
+    # The seed study's published figures ride along in their own labelled column.
+    table = with_seed_reference(cohort_probe_table(cohort, model, n_splits=args.folds,
+                                                   seed=args.seed))
     if args.json:
         print(json.dumps(table.to_dict(orient="records"), indent=2, default=float))
     else:
