@@ -110,20 +110,6 @@ def new_pick(name: str, value) -> object | None:
     return value if value is not None and value != previous else None
 
 
-def pick_model(model_type: str, cohort, source: str):
-    """``model_picker`` that turns an unloadable checkpoint (e.g. one saved by an older
-    architecture) into a message with the command that retrains it, not a traceback."""
-    from brainlab.errors import BrainlabInputError
-    from pages._models import MODEL_NAMES, model_picker, train_command
-
-    try:
-        return model_picker(model_type, cohort, source)
-    except (BrainlabInputError, OSError) as error:
-        st.error(f"The {MODEL_NAMES.get(model_type, model_type)} checkpoint could not be loaded: "
-                 f"{error}\n\nRetrain it with:\n\n```\n{train_command(model_type, source)}\n```")
-        return None, None
-
-
 def url_choice(widget: Callable, label: str, options: list, name: str, default, **kwargs):
     """A keyed selectbox/radio whose first value comes from ``?name=`` and whose choice
     is written back to the URL.

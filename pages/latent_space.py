@@ -15,10 +15,11 @@ from brainlab.errors import BrainlabInputError
 from brainlab.viz.reconstruction_plots import compact_triplanar
 from brainlab.viz.latent_plots import latent_scatter, probe_comparison, probe_table_view
 from pages._explorer import (
-    cached_result, checkpoint_key, new_pick, peek_result, pick_model, subject_choice, url_choice,
+    cached_result, checkpoint_key, new_pick, peek_result, subject_choice, url_choice,
     url_slider,
 )
 from pages._models import checkpoints_for, load_model, train_command
+from pages._models import model_picker
 from pages._shared import cohort_sidebar, intensity_range, sync_query
 
 PROJECTIONS = {"pca": "PCA", "umap": "UMAP"}
@@ -68,7 +69,7 @@ sync_query(nn=neighbors if method == "umap" else None, md=min_dist if method == 
 rep = REPRESENTATIONS[rep_key]
 model, card = None, None
 if rep.model_type is not None:
-    model, card = pick_model(rep.model_type, cohort, source)
+    model, card = model_picker(rep.model_type, cohort, source)
     if model is None:
         st.stop()
 feature_key = (rep_key, checkpoint_key(card), cohort.fingerprint)

@@ -12,8 +12,9 @@ from brainlab.viz.reconstruction_plots import (
     error_by_subject, feature_comparison, r2_bars, reconstruction_triplanar,
 )
 from pages._explorer import (
-    cached_result, checkpoint_key, new_pick, pick_model, slice_cursor, subject_choice, url_choice,
+    cached_result, checkpoint_key, new_pick, slice_cursor, subject_choice, url_choice,
 )
+from pages._models import model_picker
 from pages._shared import cohort_sidebar, intensity_range
 
 SCOPES = {"test": "held-out (test split)", "all": "any subject"}
@@ -53,7 +54,7 @@ if not has_images:
     st.info(f"Cohort **{cohort.name}** is table-only (no images), so there is no MRI "
             "reconstruction to show; the morphometry autoencoder below still works.")
 else:
-    model, card = pick_model("mri-ae", cohort, source)
+    model, card = model_picker("mri-ae", cohort, source)
     if model is not None:
         split_seed = int(card.get("cohort", {}).get("split_seed", 0))
         heldout = heldout_indices(cohort, split_seed, "test")
@@ -110,7 +111,7 @@ else:
 
 # ---------------------------------------------------------------- morphometry autoencoder
 st.header("Morphometry autoencoder")
-morph_model, morph_card = pick_model("morph-ae", cohort, source)
+morph_model, morph_card = model_picker("morph-ae", cohort, source)
 if morph_model is not None:
     split_seed = int(morph_card.get("cohort", {}).get("split_seed", 0))
     heldout = heldout_indices(cohort, split_seed, "test")
