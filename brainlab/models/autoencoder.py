@@ -164,10 +164,14 @@ class MriAutoencoder(BrainlabModel):
         from sklearn.decomposition import PCA
 
         indices = np.sort(np.asarray(train_indices))
-        halves = np.concatenate([
-            self._half(torch.from_numpy(cohort.images[indices[start:start + chunk]])[:, None])
-            .flatten(1).numpy() for start in range(0, len(indices), chunk)])
-        self.mean.copy_(torch.from_numpy(_streamed_mean(cohort.images, indices, chunk))[None, None])
+        total = torch.zeros(1, 1, *self.grid_shape, dtype=torch.float64)
+        halves = []
+        for start in range(0, len(indices), chunk):  # one pass over the memmap
+            volumes = torch.from_numpy(cohort.images[indices[start:start + chunk]])[:, None]
+            total += volumes.sum(dim=0, keepdim=True, dtype=torch.float64)
+            halves.append(self._half(volumes).flatten(1).numpy())
+        halves = np.concatenate(halves)
+        self.mean.copy_((total / len(indices)).float())
         self.half_mean.copy_(self._half(self.mean))
         centred = halves - self.half_mean.flatten().numpy()
         k = int(min(self.linear_dim, len(indices) - 1, centred.shape[1]))
@@ -250,11 +254,3 @@ class MriAutoencoder(BrainlabModel):
         return metrics
 
 
-
-def _streamed_mean(images, indices: np.ndarray, chunk: int) -> np.ndarray:
-    """Mean (D, H, W) of ``images[indices]`` read ``chunk`` volumes at a time."""
-    total = None
-    for start in range(0, len(indices), chunk):
-        block = images[indices[start:start + chunk]].sum(axis=0, dtype=np.float64)
-        total = block if total is None else total + block
-    return (total / len(indices)).astype(np.float32)
