@@ -68,14 +68,13 @@ def walk(gan, z_start: np.ndarray, z_end: np.ndarray, n_frames: int,
     return path, render_frames(gan, path)
 
 
-def frames_to_nifti_bytes(frames: np.ndarray, affine: np.ndarray) -> bytes:
-    """A gzipped 4D NIfTI (D, H, W, n_frames) with ``affine``, as bytes."""
+def frames_to_nifti_bytes(frames: np.ndarray, affine: np.ndarray, compress: bool = True) -> bytes:
+    """A 4D NIfTI (D, H, W, n_frames) with ``affine``, as bytes (gzipped unless told not to)."""
     data = np.moveaxis(np.asarray(frames, dtype=np.float32), 0, -1)
     image = nib.Nifti1Image(data, affine)
     image.header.set_xyzt_units("mm", "sec")
-    raw = io.BytesIO()
-    raw.write(image.to_bytes())
-    return gzip.compress(raw.getvalue(), compresslevel=5)
+    raw = image.to_bytes()
+    return gzip.compress(raw, compresslevel=5) if compress else raw
 
 
 def frames_to_png_strip(frames: np.ndarray, axis: int = 2, index: int | None = None,

@@ -56,6 +56,7 @@ def run_probe(args) -> int:
 
 
 def run_interpolate(args) -> int:
+    from brainlab.atomic import atomic_write
     from brainlab.analysis.gan_walks import (frames_to_nifti_bytes, frames_to_png_strip,
                                              parse_endpoint, walk)
     from brainlab.checkpoints import load_checkpoint
@@ -79,18 +80,10 @@ def run_interpolate(args) -> int:
     z_end = parse_endpoint(args.end, gan, cohort, encoder, args.refine_steps)
     _, frames = walk(gan, z_start, z_end, args.frames, args.method)
     affine = mni_affine(tuple(card["cohort"]["grid_shape"]))
-    payload = frames_to_nifti_bytes(frames, affine)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    temporary = out.with_name(out.name + ".partial")
-    temporary.write_bytes(payload if out.name.endswith(".gz") else _gunzip(payload))
-    temporary.replace(out)
+    payload = frames_to_nifti_bytes(frames, affine, compress=out.name.endswith(".gz"))
+    atomic_write(out, lambda temporary: temporary.write_bytes(payload))
     if args.png:
         Path(args.png).write_bytes(frames_to_png_strip(frames))
     print(f"wrote {len(frames)} frames of shape {frames.shape[1:]} to {out}")
     return 0
 
-
-def _gunzip(payload: bytes) -> bytes:
-    import gzip
-
-    return gzip.decompress(payload)
