@@ -1,97 +1,73 @@
 """Mixed precision for 3D convolutions: bf16 autocast and channels_last_3d.
 
 On CPUs with AVX-512 BF16 / AMX, bf16 autocast plus the channels_last_3d memory
-format is 2-3x faster for 3D convs (MEASURED.md). CPUs without BF16 support
-either fail or emulate it slowly, so support is detected once per device by
-running a tiny bf16 convolution, and everything falls back cleanly to fp32.
-Losses and metrics are always computed in fp32 (callers cast with ``.float()``).
+format is 2-3x faster for 3D convs (MEASURED.md); CPUs without those instructions
+emulate bf16 2-3x slower than fp32. Whether bf16 is used is decided from the CPU's
+flags (or CUDA's capability), the setting (``"auto"|"on"|"off"``) and the
+``BRAINLAB_BF16`` environment override -- never from a timing, so one commit
+trains the same way on every run of one machine. Losses, norms and metrics are
+always computed in fp32 (callers cast with ``.float()``).
 """
 
 from __future__ import annotations
 
 import contextlib
-import time
+import os
+import warnings
 
 import torch
 
 from brainlab.errors import BrainlabInputError
 
-_BF16_SUPPORT: dict[str, bool] = {}
-
 BF16_SETTINGS = ("auto", "on", "off")
+BF16_ENV = "BRAINLAB_BF16"
 
 
 def bf16_supported(device: str | torch.device = "cpu") -> bool:
-    """Whether a bf16 autocast Conv3d runs (and is not slower than fp32) on ``device``.
-
-    Tried once per device type and cached for the process.
-    """
+    """Whether ``device`` has native bf16 arithmetic (CPU flags or CUDA capability)."""
     kind = torch.device(device).type
-    if kind in _BF16_SUPPORT:
-        return _BF16_SUPPORT[kind]
-    supported = False
-    try:
-        if kind == "cuda":
-            supported = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-        elif kind == "cpu":
-            supported = _cpu_bf16_conv_is_fast()
-    except (RuntimeError, AssertionError):
-        supported = False
-    _BF16_SUPPORT[kind] = supported
-    return supported
+    if kind == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if kind == "cpu":
+        return bool(cpu_has_bf16_instructions())
+    return False
 
 
-def _cpu_has_bf16_instructions() -> bool | None:
-    """AVX-512 BF16 or AMX present (None when this torch cannot tell)."""
+def cpu_has_bf16_instructions() -> bool:
+    """AVX-512 BF16 or AMX present, read from the CPU flags torch reports."""
     checks = [getattr(torch.cpu, name, None)
               for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
-    checks = [check for check in checks if check is not None]
-    if not checks:
-        return None
-    return any(check() for check in checks)
+    return any(check() for check in checks if check is not None)
 
 
-def _cpu_bf16_conv_is_fast() -> bool:
-    """bf16 counts as supported on a CPU with bf16 instructions (AVX-512 BF16 / AMX)
-    where a tiny bf16 conv runs, gives finite values and is not slower than fp32.
-    Without those instructions oneDNN emulates bf16, 2-3x slower than fp32 for 3D
-    convs (measured on an AVX-512 CPU without BF16), so fp32 is used."""
-    if _cpu_has_bf16_instructions() is False:
-        return False
-    conv = torch.nn.Conv3d(8, 8, 3, padding=1)
-    x = torch.rand(2, 8, 16, 16, 16)
-    with torch.no_grad():
-        conv(x)  # warm-up, fp32
-        start = time.perf_counter()
-        conv(x)
-        fp32_seconds = time.perf_counter() - start
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            out = conv(x)  # warm-up, bf16
-            start = time.perf_counter()
-            out = conv(x)
-            bf16_seconds = time.perf_counter() - start
-    if out.dtype != torch.bfloat16 or not torch.isfinite(out.float()).all():
-        return False
-    return bf16_seconds <= 1.2 * fp32_seconds + 1e-3
+def bf16_setting(setting: str | bool = "auto") -> str:
+    """The effective 'auto'/'on'/'off': ``BRAINLAB_BF16`` when set, else ``setting``."""
+    override = os.environ.get(BF16_ENV, "").strip().lower()
+    if override:
+        if override not in BF16_SETTINGS:
+            raise BrainlabInputError(
+                f"{BF16_ENV} must be one of {BF16_SETTINGS}; found {override!r}")
+        return override
+    if isinstance(setting, bool):
+        return "on" if setting else "off"
+    if setting not in BF16_SETTINGS:
+        raise BrainlabInputError(f"bf16 setting must be one of {BF16_SETTINGS}; found {setting!r}")
+    return setting
 
 
 def resolve_bf16(setting: str | bool, device: str | torch.device = "cpu") -> bool:
     """Turn a 'auto'/'on'/'off' (or bool) setting into whether to use bf16 on ``device``.
 
-    'on' on a device without bf16 support falls back to fp32 with a warning,
-    so a config written on one machine still trains on another.
+    ``BRAINLAB_BF16`` overrides the setting. 'on' on a device without native bf16
+    falls back to fp32 with a warning, so a config written on one machine still
+    trains on another.
     """
-    if isinstance(setting, bool):
-        setting = "on" if setting else "off"
-    if setting not in BF16_SETTINGS:
-        raise BrainlabInputError(f"bf16 setting must be one of {BF16_SETTINGS}; found {setting!r}")
+    setting = bf16_setting(setting)
     if setting == "off":
         return False
     supported = bf16_supported(device)
     if setting == "on" and not supported:
-        import warnings
-
-        warnings.warn(f"bf16 requested but not supported on {device}; training in fp32",
+        warnings.warn(f"bf16 requested but {device} has no native bf16; using fp32",
                       stacklevel=2)
     return supported
 

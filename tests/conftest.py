@@ -20,6 +20,15 @@ def pytest_configure(config):
     os.environ.setdefault("OMP_NUM_THREADS", "2")
 
 
+def pytest_report_header(config):
+    from brainlab.precision import BF16_ENV, cpu_has_bf16_instructions, resolve_bf16
+
+    flags = "has" if cpu_has_bf16_instructions() else "has no"
+    return (f"brainlab precision: this CPU {flags} AVX-512 BF16/AMX; "
+            f"{BF16_ENV}={os.environ.get(BF16_ENV, '(unset)')} -> "
+            f"bf16 {'on' if resolve_bf16('auto') else 'off'} for training")
+
+
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
     if not SHARED_DIR.exists():

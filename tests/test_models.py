@@ -15,7 +15,6 @@ from brainlab.models.blocks import (DepthToSpace, DownBlock, ResidualBlock, Spac
                                     crop_to, pad_to_shape, padded_shape)
 from brainlab.models.classifiers import BrainAgeModel, SexClassifier
 from brainlab.models.morphometry import MorphometryAutoencoder
-from brainlab.precision import resolve_bf16
 from brainlab.training import CohortBatches
 from conftest import make_small_cohort
 
@@ -162,14 +161,6 @@ def test_blocks_change_resolution_as_documented():
     assert UpBlock(4, 2)(x).shape == (2, 2, 8, 12, 16)
     assert ResidualBlock(4)(x).shape == x.shape
     assert ResidualBlock(4, 8, stride=2)(x).shape == (2, 8, 2, 3, 4)
-
-
-def test_precision_settings():
-    assert resolve_bf16("off") is False
-    assert resolve_bf16(False) is False
-    assert isinstance(resolve_bf16("auto"), bool)
-    with pytest.raises(BrainlabInputError, match="bf16 setting must be one of"):
-        resolve_bf16("maybe")
 
 
 def test_autoencoder_starts_from_the_pca_of_its_training_subjects(small_cohort):

@@ -38,7 +38,7 @@ from torch import nn
 
 from brainlab.config import MriAutoencoderConfig
 from brainlab.models.base import BrainlabModel
-from brainlab.models.blocks import (ConvNormAct, DepthToSpace, DownBlock, SpaceToDepth, UpBlock,
+from brainlab.models.blocks import (Conv3d, ConvNormAct, DepthToSpace, DownBlock, SpaceToDepth, UpBlock,
                                     check_volume_batch, crop_to, level_channels, pad_to_shape,
                                     padded_shape)
 from brainlab.errors import BrainlabInputError
@@ -95,7 +95,7 @@ class MriDecoder(nn.Module):
         self.from_latent = nn.Linear(latent_dim, channels[-1] * math.prod(bottom_shape))
         self.up = nn.Sequential(*[UpBlock(channels[i + 1], channels[i])
                                   for i in reversed(range(len(channels) - 1))])
-        self.head = nn.Sequential(nn.Conv3d(channels[0], 8, 3, padding=1), DepthToSpace())
+        self.head = nn.Sequential(Conv3d(channels[0], 8, 3, padding=1), DepthToSpace())
         nn.init.zeros_(self.head[0].weight)
         nn.init.zeros_(self.head[0].bias)
 

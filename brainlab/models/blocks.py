@@ -29,6 +29,25 @@ def level_channels(base: int, levels: int, cap: int) -> list[int]:
     return [min(base * 2 ** level, cap) for level in range(levels + 1)]
 
 
+class Conv3d(nn.Conv3d):
+    """``nn.Conv3d`` that computes in fp32 under bf16 autocast wherever the input is
+    smaller than the kernel on some side (e.g. a 3x3x3 kernel over a 2x2x2 bottleneck).
+
+    There, oneDNN's bf16 weight gradient on CPU is garbage (NaN or ~1e38; measured on
+    torch 2.13 with AVX-512 BF16 for sides of 2), which turned tiny models to NaN.
+    Such layers are a few voxels wide, so fp32 costs nothing measurable.
+    (B, in_channels, D, H, W) -> (B, out_channels, D', H', W'), as ``nn.Conv3d``.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        kind = x.device.type
+        if torch.is_autocast_enabled(kind) and any(
+                side < k for side, k in zip(x.shape[2:], self.kernel_size)):
+            with torch.autocast(kind, enabled=False):
+                return super().forward(x.float())
+        return super().forward(x)
+
+
 class ConvNormAct(nn.Sequential):
     """Conv3d(k=3, ``stride``) -> GroupNorm -> SiLU.
 
@@ -37,7 +56,7 @@ class ConvNormAct(nn.Sequential):
 
     def __init__(self, in_channels: int, out_channels: int, stride: int = 1):
         super().__init__(
-            nn.Conv3d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False),
+            Conv3d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False),
             nn.GroupNorm(group_count(out_channels), out_channels),
             nn.SiLU(),
         )
@@ -86,12 +105,12 @@ class ResidualBlock(nn.Module):
         out_channels = out_channels or in_channels
         self.body = nn.Sequential(
             ConvNormAct(in_channels, out_channels, stride=stride),
-            nn.Conv3d(out_channels, out_channels, 3, padding=1, bias=False),
+            Conv3d(out_channels, out_channels, 3, padding=1, bias=False),
             nn.GroupNorm(group_count(out_channels), out_channels),
         )
         self.shortcut = (
             nn.Identity() if in_channels == out_channels and stride == 1
-            else nn.Conv3d(in_channels, out_channels, 1, stride=stride, bias=False)
+            else Conv3d(in_channels, out_channels, 1, stride=stride, bias=False)
         )
         self.act = nn.SiLU()
 

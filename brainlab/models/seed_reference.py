@@ -29,6 +29,7 @@ from torch import nn
 from brainlab.config import SeedGanConfig
 from brainlab.errors import BrainlabInputError
 from brainlab.models.base import BrainlabModel
+from brainlab.models.blocks import Conv3d
 
 SEED_LATENT_DIM = 100
 SEED_IMAGE_SIZE = 64
@@ -121,7 +122,7 @@ class SeedDiscriminator(nn.Module):
         layers: list[nn.Module] = []
         channels = [1] + list(widths)
         for c_in, c_out in zip(channels[:-1], channels[1:]):
-            layers += [nn.Conv3d(c_in, c_out, kernel_size=4, stride=2, padding=1),
+            layers += [Conv3d(c_in, c_out, kernel_size=4, stride=2, padding=1),
                        nn.BatchNorm3d(c_out), nn.LeakyReLU(0.2, inplace=True)]
         self.features = nn.Sequential(*layers)
         self.head = nn.Sequential(nn.Flatten(), nn.Linear(widths[-1] * base ** 3, 1), nn.Sigmoid())
@@ -139,10 +140,10 @@ class SeedResidualBlock(nn.Module):
     def __init__(self, c_in: int, c_out: int):
         super().__init__()
         self.body = nn.Sequential(
-            nn.Conv3d(c_in, c_out, 3, padding=1), nn.BatchNorm3d(c_out), nn.ReLU(inplace=True),
-            nn.Conv3d(c_out, c_out, 3, padding=1), nn.BatchNorm3d(c_out),
+            Conv3d(c_in, c_out, 3, padding=1), nn.BatchNorm3d(c_out), nn.ReLU(inplace=True),
+            Conv3d(c_out, c_out, 3, padding=1), nn.BatchNorm3d(c_out),
         )
-        self.shortcut = nn.Conv3d(c_in, c_out, 1)
+        self.shortcut = Conv3d(c_in, c_out, 1)
         self.pool = nn.MaxPool3d(2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -157,7 +158,7 @@ class SeedLatentEncoder(nn.Module):
         super().__init__()
         widths = tuple(int(w) for w in widths)
         side = _levels(image_size, len(widths))
-        self.stem = nn.Conv3d(1, stem_channels, kernel_size=1)
+        self.stem = Conv3d(1, stem_channels, kernel_size=1)
         channels = [stem_channels] + list(widths)
         self.blocks = nn.Sequential(*[SeedResidualBlock(a, b)
                                       for a, b in zip(channels[:-1], channels[1:])])
