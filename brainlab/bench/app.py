@@ -1,0 +1,233 @@
+"""``python -m brainlab bench app``: the served app as a user meets it, in a real browser.
+
+Serves ``streamlit run app.py`` exactly as README command 1 does (repository root,
+``.streamlit/config.toml``), drives Debian's ``chromium`` with Playwright from pip
+(browsers are never downloaded) and measures:
+
+- **first usable page**: from the server's start to the Home page drawn and settled,
+  once with the cache as it is (warm) and, with ``--cold``, once with an empty cache;
+- **page first render**: each page of the navigation, opened fresh, until settled;
+- **control settle**: one slider nudge and one select change per page, until settled;
+- **idle CPU**: the server's share of one core over ``--idle-seconds`` with the browser
+  connected and doing nothing.
+
+"Settled" means Streamlit's running indicator has been gone for ``QUIET_S``, which is
+added to nothing: the figures are the time until the indicator went away.
+Goals (issue 9): first page <= 60 s cold, pages <= 3 s, controls <= 1 s, idle <= 2 %.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+from brainlab.errors import BrainlabInputError
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = Path(os.environ.get("BRAINLAB_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-dev-shm-usage"]
+QUIET_S = 1.0
+GOALS = {"first_page_cold_s": 60.0, "page_s": 3.0, "control_s": 1.0, "idle_cpu_percent": 2.0}
+RUNNING = '[data-testid="stStatusWidget"]'
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _process_tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of ``pid`` and its descendants (Linux /proc)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    children: dict[int, list[int]] = {}
+    times: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        child, parent = int(entry.name), int(fields[1])
+        children.setdefault(parent, []).append(child)
+        times[child] = (int(fields[11]) + int(fields[12])) / ticks
+    total, todo = 0.0, [pid]
+    while todo:
+        current = todo.pop()
+        total += times.get(current, 0.0)
+        todo += children.get(current, [])
+    return total
+
+
+@contextmanager
+def _served(cache: str | None, log_path: Path):
+    """README command 1's server on a free port; yields (url, pid, start time)."""
+    if not (REPO_ROOT / "app.py").exists():
+        raise BrainlabInputError(f"bench app needs the repository's app.py; not found in {REPO_ROOT}")
+    port = _free_port()
+    env = dict(os.environ)
+    if cache is not None:
+        env["BRAINLAB_CACHE"] = cache
+    command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+               "--server.address", "127.0.0.1", "--server.headless", "true"]
+    started = time.monotonic()
+    with open(log_path, "w") as log:
+        server = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log,
+                                  stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/_stcore/health", timeout=2)
+                break
+            except OSError:
+                if server.poll() is not None or time.monotonic() - started > 120:
+                    raise BrainlabInputError(
+                        f"streamlit did not start; log tail:\n{log_path.read_text()[-1500:]}")
+                time.sleep(0.2)
+        yield url, server.pid, started
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
+def _settle(page, timeout_s: float, since: float | None = None) -> float:
+    """Seconds from ``since`` (default: now) until the running indicator is gone for QUIET_S."""
+    start = since if since is not None else time.monotonic()
+    deadline = time.monotonic() + timeout_s
+    page.wait_for_timeout(150)  # let a rerun the action triggered show its indicator
+    quiet_since = None
+    while time.monotonic() < deadline:
+        if page.locator(RUNNING).count() == 0:
+            quiet_since = quiet_since or time.monotonic()
+            if time.monotonic() - quiet_since >= QUIET_S:
+                return quiet_since - start
+        else:
+            quiet_since = None
+        page.wait_for_timeout(50)
+    raise BrainlabInputError(f"the app was still running after {timeout_s:.0f} s")
+
+
+def _first_page(url: str, started: float, browser, timeout_s: float) -> float:
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(url, wait_until="domcontentloaded", timeout=int(timeout_s * 1000))
+    page.wait_for_selector("h1", timeout=int(timeout_s * 1000))
+    seconds = _settle(page, timeout_s, since=started)
+    page.close()
+    return seconds
+
+
+def _page_paths(page) -> list[tuple[str, str]]:
+    links = page.locator('[data-testid="stSidebarNav"] a')
+    found = []
+    for i in range(links.count()):
+        link = links.nth(i)
+        found.append((link.inner_text().strip(), link.get_attribute("href") or ""))
+    return found
+
+
+def _nudge_controls(page, timeout_s: float) -> dict[str, float]:
+    """Settle times of one slider step and one selectbox change (the first of each)."""
+    figures: dict[str, float] = {}
+    slider = page.locator('[data-testid="stSlider"] [role="slider"]')
+    if slider.count():
+        slider.first.focus()
+        start = time.monotonic()
+        slider.first.press("ArrowRight")
+        figures["slider"] = _settle(page, timeout_s, since=start)
+    select = page.locator('[data-testid="stSelectbox"]')
+    if select.count():
+        select.first.click()
+        options = page.locator('[role="option"]')
+        if options.count() > 1:
+            start = time.monotonic()
+            options.nth(1).click()
+            figures["select"] = _settle(page, timeout_s, since=start)
+        else:
+            page.keyboard.press("Escape")
+    return figures
+
+
+def run(cold: bool = False, idle_seconds: float = 60.0, timeout_s: float = 600.0) -> dict:
+    """Serve the app and measure it in chromium; returns seconds and percentages."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError as missing:
+        raise BrainlabInputError("bench app needs Playwright from pip "
+                                 "(pip install -r requirements-dev.txt)") from missing
+    if not CHROMIUM.exists():
+        raise BrainlabInputError(f"bench app needs Debian's chromium at {CHROMIUM} "
+                                 "(apt-get install chromium); browsers are never downloaded")
+    result: dict = {"goals": GOALS, "pages": {}, "controls": {}}
+    logs = Path(tempfile.mkdtemp(prefix="brainlab-bench-app-"))
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            if cold:
+                with tempfile.TemporaryDirectory(prefix="brainlab-cold-cache-") as cache:
+                    with _served(cache, logs / "cold.log") as (url, _, started):
+                        result["first_page_cold_s"] = _first_page(url, started, browser, timeout_s)
+            with _served(None, logs / "warm.log") as (url, pid, started):
+                result["first_page_warm_s"] = _first_page(url, started, browser, timeout_s)
+                page = browser.new_page(viewport={"width": 1400, "height": 1000})
+                page.goto(url, wait_until="domcontentloaded")
+                _settle(page, timeout_s)
+                for title, href in _page_paths(page):
+                    start = time.monotonic()
+                    page.goto(href if href.startswith("http") else url + href,
+                              wait_until="domcontentloaded")
+                    page.wait_for_selector("h1", timeout=int(timeout_s * 1000))
+                    result["pages"][title] = _settle(page, timeout_s, since=start)
+                    result["controls"][title] = _nudge_controls(page, timeout_s)
+                page.goto(url, wait_until="domcontentloaded")
+                _settle(page, timeout_s)
+                before, clock = _process_tree_cpu_seconds(pid), time.monotonic()
+                page.wait_for_timeout(int(idle_seconds * 1000))
+                spent = _process_tree_cpu_seconds(pid) - before
+                result["idle_cpu_percent"] = 100.0 * spent / (time.monotonic() - clock)
+                result["idle_seconds"] = idle_seconds
+        finally:
+            browser.close()
+    result["logs"] = str(logs)
+    return result
+
+
+def _mark(value: float, goal: float) -> str:
+    return "met" if value <= goal else "MISSED"
+
+
+def format_report(result: dict) -> str:
+    """The figures beside their goals, one line each."""
+    goals = result["goals"]
+    lines = ["brainlab app in chromium (README command 1's server)"]
+    for name in ("first_page_cold_s", "first_page_warm_s"):
+        if name in result:
+            goal = goals["first_page_cold_s"]
+            lines.append(f"  {name.replace('_', ' ')[:-2]}: {result[name]:.1f} s "
+                         f"(goal <= {goal:.0f} s: {_mark(result[name], goal)})")
+    for title, seconds in result["pages"].items():
+        lines.append(f"  page {title!s}: first render {seconds:.2f} s "
+                     f"(goal <= {goals['page_s']:.0f} s: {_mark(seconds, goals['page_s'])})")
+        for control, settle in result["controls"].get(title, {}).items():
+            lines.append(f"      {control}: settles in {settle:.2f} s "
+                         f"(goal <= {goals['control_s']:.0f} s: "
+                         f"{_mark(settle, goals['control_s'])})")
+    idle = result["idle_cpu_percent"]
+    lines.append(f"  idle server: {idle:.1f} % of one core over {result['idle_seconds']:.0f} s "
+                 f"(goal <= {goals['idle_cpu_percent']:.0f} %: "
+                 f"{_mark(idle, goals['idle_cpu_percent'])})")
+    lines.append(f"  server logs: {result['logs']}")
+    return "\n".join(lines)
