@@ -13,7 +13,7 @@ import sys
 
 from brainlab.errors import BrainlabInputError
 
-COMMAND_MODULES = ("cohort", "train", "evaluate", "explore", "compare", "bench")
+COMMAND_MODULES = ("cohort", "train", "evaluate", "explore", "compare", "bench", "jobs")
 
 
 def build_parser() -> argparse.ArgumentParser:
