@@ -1,4 +1,5 @@
-"""``python -m brainlab cohort {build,info,export}``: build, describe and export cohorts.
+"""``python -m brainlab cohort {build,info,export,validate}``: build, describe, export
+and validate cohorts (``validate``: every PHANTOM.md v2 target beside its measured value).
 
 SOURCE is a phantom preset (``hcp-ya``, ``lifespan``, ``tiny``) or a path: a
 folder of HCP tensors, a folder of NIfTI volumes with ``participants.tsv``, or
@@ -47,6 +48,19 @@ def register(subparsers) -> None:
     _add_source(export)
     export.add_argument("--out", required=True, help="output folder (created if needed)")
     export.set_defaults(run=run_export)
+
+    validate = actions.add_parser(
+        "validate", help="every PHANTOM.md v2 target (HCP-YA figures) beside its measured value")
+    _add_source(validate)
+    validate.add_argument("--json", action="store_true", help="print the rows as JSON")
+    validate.add_argument("--strict", action="store_true",
+                          help="exit with status 1 when any target fails")
+    validate.add_argument("--no-images", action="store_true",
+                          help="skip the mean-image checks (they read every volume once)")
+    validate.add_argument("--column", action="append", default=[], metavar="MEASURE=COLUMN",
+                          help="read a named measure from this table column, e.g. icv=eTIV "
+                               "(repeatable)")
+    validate.set_defaults(run=run_validate)
 
 
 def _add_source(parser) -> None:
@@ -184,6 +198,67 @@ def run_export(args) -> int:
     volumes = len(cohort) if cohort.images is not None else 0
     print(f"exported {len(cohort)} subjects ({volumes} NIfTI volumes) to {folder}")
     return 0
+
+
+def _parse_columns(items: list[str]) -> dict[str, str]:
+    columns = {}
+    for item in items:
+        measure, sep, column = item.partition("=")
+        if not sep or not measure.strip() or not column.strip():
+            raise BrainlabInputError(f"--column {item!r}; expected MEASURE=COLUMN such as icv=eTIV")
+        columns[measure.strip()] = column.strip()
+    return columns
+
+
+def run_validate(args) -> int:
+    from brainlab.analysis.cohort_validation import summary, validate_cohort
+
+    columns = _parse_columns(args.column)
+    cohort = _load(args)
+    rows = validate_cohort(cohort, columns=columns, images=not args.no_images)
+    counts = summary(rows)
+    if args.json:
+        print(json.dumps({"cohort": cohort.name, "source": cohort.source or args.source,
+                          "n_subjects": len(cohort), "summary": counts,
+                          "rows": [row.as_dict() for row in rows]}, indent=2))
+    else:
+        print(format_validation(cohort.name, len(cohort), rows, counts))
+    return 1 if args.strict and counts["failed"] else 0
+
+
+def _result_word(row) -> str:
+    if row.measured is None and row.passed is None:
+        return "n/a"
+    return {True: "PASS", False: "FAIL", None: "-"}[row.passed]
+
+
+def _pass_range(row) -> str:
+    if row.low is None and row.high is None:
+        return ""
+    if row.low is None:
+        return f"<= {row.high:.3g}"
+    if row.high is None:
+        return f">= {row.low:.3g}"
+    return f"{row.low:.3g} .. {row.high:.3g}"
+
+
+def format_validation(name: str, n_subjects: int, rows, counts: dict) -> str:
+    """Rows grouped as printed by ``cohort validate``: measured value, pass range, result."""
+    width = max(len(row.name) for row in rows)
+    target_width = max(len(row.target) for row in rows)
+    lines = [f"cohort {name}: {n_subjects} subjects; targets from PHANTOM.md (v2, real HCP-YA)"]
+    group = None
+    for row in rows:
+        if row.group != group:
+            group = row.group
+            lines += ["", f"## {group}"]
+        measured = "" if row.measured is None else f"{row.measured:.3f}"
+        lines.append(f"  {_result_word(row):4}  {row.name:<{width}}  {row.target:<{target_width}}  "
+                     f"{measured:>9}  {_pass_range(row):<16}  {row.note}".rstrip())
+    lines += ["", f"{counts['passed']} passed, {counts['failed']} failed, "
+                  f"{counts['reported']} reported without a range, {counts['not_available']} n/a "
+                  f"(of {counts['total']})"]
+    return "\n".join(lines)
 
 
 def _format_summary(summary: dict) -> str:
