@@ -1,9 +1,11 @@
-"""brainlab app: page config and navigation only; each page lives in pages/."""
+"""brainlab app: page config, navigation, and the cohort picker shared by every page."""
 
 import streamlit as st
 
-from pages._shared import existing_pages
+from app_pages._catalog import navigation_pages
+from app_pages._cohort_picker import cohort_sidebar
 
 st.set_page_config(page_title="brainlab", page_icon=":material/neurology:", layout="wide")
-st.navigation([st.Page(page.path, title=page.title, icon=page.icon, default=(n == 0))
-               for n, page in enumerate(existing_pages())]).run()
+page = st.navigation(navigation_pages())
+cohort_sidebar()
+page.run()

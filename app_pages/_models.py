@@ -13,7 +13,9 @@ import warnings
 
 import streamlit as st
 
-from brainlab.checkpoints import available, check_cohort_compatible, load_checkpoint, read_card
+from brainlab.checkpoints import (
+    available, check_cohort_compatible, load_checkpoint, quality_verdict, read_card,
+)
 from brainlab.data import Cohort
 from brainlab.errors import BrainlabInputError
 
@@ -116,3 +118,44 @@ def show_quality(card: dict, entry: dict, cohort: Cohort) -> None:
                  "training": {k: training.get(k) for k in ("seconds", "steps", "epochs", "device")},
                  "cohort": card.get("cohort", {}), "config": card.get("config", {}),
                  "parameters": card.get("n_parameters")}, expanded=False)
+
+
+def _verdict(card: dict) -> tuple[str, str]:
+    """``(level, sentence)`` of a listed card, never raising."""
+    if isinstance(card.get("quality"), str) and card.get("quality_sentence") is not None:
+        return card["quality"], str(card["quality_sentence"])
+    try:
+        level, sentence = quality_verdict(card)
+        return str(level), str(sentence)
+    except Exception:  # a broken card must not take the Home page down
+        return "unknown", "no quality check recorded"
+
+
+def metric_summary(metrics: dict, limit: int = 4) -> str:
+    """``"ssim 0.91, psnr 27.3"``: the first ``limit`` scalar metrics of a card."""
+    scalars = [(k, v) for k, v in (metrics or {}).items()
+               if isinstance(v, (int, float, str)) and not isinstance(v, bool)]
+    return ", ".join(f"{k} {v:.3g}" if isinstance(v, (int, float)) else f"{k} {v}"
+                     for k, v in scalars[:limit])
+
+
+def model_rows(cohort: Cohort, source: str) -> tuple[list[dict], str | None]:
+    """``(rows, problem)``: one table row per checkpoint found; ``problem`` when listing failed."""
+    try:
+        cards = list(_listing())
+    except Exception as error:  # a broken card must not take the Home page down
+        return [], f"Could not list checkpoints: {error}"
+    rows = []
+    for card in cards:
+        level, sentence = _verdict(card)
+        rows.append({
+            "model": card.get("model_type", "?"),
+            "quality": level,
+            "verdict": sentence,
+            "trained on": card.get("cohort", "?"),
+            "this cohort": "yes" if str(card.get("fingerprint") or card.get("cohort", "")) in
+                           (cohort.fingerprint, cohort.name, source) else "",
+            "held-out metrics": metric_summary(card.get("metrics")) or "—",
+            "checkpoint": str(card.get("path", "")),
+        })
+    return rows, None

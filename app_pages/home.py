@@ -3,11 +3,11 @@
 import pandas as pd
 import streamlit as st
 
-from pages._shared import (
-    available_models, cohort_sidebar, existing_pages, page_link, quality_verdict, source_label,
-)
+from app_pages._catalog import existing_pages, page_link
+from app_pages._cohort_picker import current_cohort, source_label
+from app_pages._models import model_rows
 
-cohort, source = cohort_sidebar()
+cohort, source = current_cohort()
 
 st.title("brainlab")
 st.markdown(
@@ -35,44 +35,24 @@ for note in cohort.notes:
     st.info(note)
 
 st.subheader("Models")
-models, problem = available_models()
+rows, problem = model_rows(cohort, source)
 if problem:
     st.warning(problem)
-if not models:
+if not rows:
     st.info("No models yet. Train them with `python -m brainlab train all` "
             "(or use the shipped checkpoints once they are in `checkpoints/`).")
 else:
-    rows = []
-    for card in models:
-        level, sentence = quality_verdict(card)
-        metrics = card.get("metrics") or {}
-        scalars = [(k, v) for k, v in metrics.items()
-                   if isinstance(v, (int, float, str)) and not isinstance(v, bool)]
-        shown = ", ".join(f"{k} {v:.3g}" if isinstance(v, (int, float)) else f"{k} {v}"
-                          for k, v in scalars[:4])
-        rows.append({
-            "model": card.get("model_type", "?"),
-            "quality": level,
-            "verdict": sentence,
-            "trained on": card.get("cohort", "?"),
-            "this cohort": "yes" if str(card.get("fingerprint") or card.get("cohort", "")) in
-                           (cohort.fingerprint, cohort.name, source) else "",
-            "held-out metrics": shown or "—",
-            "checkpoint": str(card.get("path", "")),
-        })
     # Coloured text rather than emoji: emoji fonts are missing on many Linux browsers.
     colours = {"good": "#1a7f37", "fair": "#9a6700", "poor": "#cf222e"}
-    table = pd.DataFrame(rows).style.map(
+    styled = pd.DataFrame(rows).style.map(
         lambda level: f"color: {colours.get(level, 'inherit')}; font-weight: bold",
         subset=["quality"])
-    st.dataframe(table, hide_index=True, width="stretch",
+    st.dataframe(styled, hide_index=True, width="stretch",
                  column_config={"verdict": st.column_config.TextColumn(width="large")})
     st.caption("Quality is judged on held-out data; a poor verdict is shown as poor, "
                "not hidden. Retrain with `python -m brainlab train <model>`.")
 
 st.subheader("Pages")
-for page in existing_pages():
-    if page.path == "pages/home.py":
-        continue
-    page_link(page.path)
+for page in existing_pages()[1:]:
+    page_link(page, cohort=source)
     st.caption(page.blurb)

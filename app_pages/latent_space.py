@@ -1,7 +1,5 @@
 """Latent space: maps of each representation, and how well it encodes sex and age."""
 
-import numpy as np
-import pandas as pd
 import streamlit as st
 
 from brainlab.analysis.latent_maps import (
@@ -9,31 +7,27 @@ from brainlab.analysis.latent_maps import (
     representation_features, representation_probe_table,
 )
 from brainlab.analysis.probes import SEED_STUDY_REFERENCE
-from brainlab.analysis.projections import project, warm_umap
-from brainlab.analysis.reconstructions import reconstruct_subjects
 from brainlab.errors import BrainlabInputError
-from brainlab.viz.reconstruction_plots import compact_triplanar
 from brainlab.viz.latent_plots import latent_scatter, probe_comparison, probe_table_view
-from pages._explorer import (
-    cached_result, checkpoint_key, new_pick, peek_result, subject_choice, url_choice,
-    url_slider,
-)
-from pages._models import checkpoints_for, load_model, train_command
-from pages._models import model_picker
-from pages._shared import cohort_sidebar, intensity_range, sync_query
+from app_pages._checkpoint_identity import checkpoint_key
+from app_pages._cohort_picker import current_cohort
+from app_pages._models import checkpoints_for, model_picker
+from app_pages._projections import projection
+from app_pages._results import cached_result, peek_result
+from app_pages._state import sync_query, url_choice, url_slider
+from app_pages._subject_panel import subject_panel
+from app_pages._subjects import new_pick, subject_choice
 
 PROJECTIONS = {"pca": "PCA", "umap": "UMAP"}
 
-cohort, source = cohort_sidebar()
+cohort, source = current_cohort()
 table = cohort.table
 has_images = cohort.images is not None
-
 st.title("Latent space")
 st.markdown("Each subject as a point: raw data or a model's latent code, projected to 2D or "
             "3D. Do sex and age organise the map, and does the latent keep what the raw "
             "data knows? The probe table below answers with numbers.")
 
-# ---------------------------------------------------------------- sidebar controls
 model_types = {t for t in ("mri-ae", "morph-ae", "encoder") if checkpoints_for(t, cohort)}
 keys = available_representations(cohort, model_types)
 missing = [r for k, r in REPRESENTATIONS.items() if k not in keys
@@ -41,7 +35,6 @@ missing = [r for k, r in REPRESENTATIONS.items() if k not in keys
 if not keys:
     st.info(f"Cohort **{cohort.name}** has neither images nor morphometry columns to map.")
     st.stop()
-
 colours = colour_variables(cohort)
 with st.sidebar:
     st.markdown("### Map")
@@ -57,8 +50,7 @@ with st.sidebar:
                                help="Small: local detail; large: global layout.")
         min_dist = url_slider("UMAP min distance", 0.0, 1.0, "md", 0.1, step=0.05,
                               help="How tightly points may pack.")
-    names = list(colours)
-    colour = url_choice(st.selectbox, "Colour by", names, "colour",
+    colour = url_choice(st.selectbox, "Colour by", list(colours), "colour",
                         "age" if "age" in colours else "sex",
                         format_func=lambda n: n if colours[n] == "subject" else f"{n} ({colours[n]})")
     if missing:
@@ -67,37 +59,20 @@ with st.sidebar:
 sync_query(nn=neighbors if method == "umap" else None, md=min_dist if method == "umap" else None)
 
 rep = REPRESENTATIONS[rep_key]
-model, card = None, None
-if rep.model_type is not None:
-    model, card = model_picker(rep.model_type, cohort, source)
-    if model is None:
-        st.stop()
+model, card = model_picker(rep.model_type, cohort, source) if rep.model_type else (None, None)
+if rep.model_type is not None and model is None:
+    st.stop()
 feature_key = (rep_key, checkpoint_key(card), cohort.fingerprint)
 features = cached_result("features", feature_key,
                          lambda progress: representation_features(rep_key, cohort, model, progress),
                          f"Computing {rep.label} for {len(cohort)} subjects (once) …")
+try:
+    coords = projection(feature_key, features, method, dims, neighbors, min_dist)
+except (BrainlabInputError, ValueError) as error:
+    st.error(f"Could not project {len(features)} subjects with {PROJECTIONS[method]}: {error}. "
+             "Choose PCA, or a cohort with more subjects.")
+    st.stop()
 
-
-@st.cache_resource(show_spinner="Warming up UMAP (once per server) …")
-def umap_ready() -> bool:
-    warm_umap()
-    return True
-
-
-@st.cache_data(show_spinner=False, max_entries=32)
-def projection(key: tuple, method: str, dims: int, neighbors: int, min_dist: float,
-               _features: np.ndarray) -> np.ndarray:
-    """Coordinates per (representation, checkpoint, cohort fingerprint, settings)."""
-    return project(_features, method=method, n_components=dims, umap_neighbors=neighbors,
-                   umap_min_dist=min_dist)
-
-
-if method == "umap":
-    umap_ready()
-with st.spinner(f"{PROJECTIONS[method]} of {len(features)} subjects …"):
-    coords = projection(feature_key, method, dims, neighbors, min_dist, features)
-
-# ---------------------------------------------------------------- map and subject
 ids = cohort.subject_ids
 variable = colour_values(cohort, colour)
 map_key = f"map_{rep_key}_{method}"
@@ -108,13 +83,11 @@ points = selection["selection"]["points"] if selection else []
 clicked = new_pick("map_point", points[0]["customdata"][0]
                    if points and points[0].get("customdata") else None)
 map_column, subject_column = st.columns([3, 2]) if has_images else (st.container(), st.container())
-with subject_column:
-    subject = subject_choice(ids, picked=clicked)
+subject = subject_choice(ids, picked=clicked, container=subject_column)
 with map_column:
-    axis_title = "PC" if method == "pca" else "UMAP"
     fig = latent_scatter(coords, ids, table["sex"].to_numpy(), table["age"].to_numpy(),
                          variable.values, colour, variable.kind == "categorical",
-                         axis_title=axis_title, highlight=subject,
+                         axis_title="PC" if method == "pca" else "UMAP", highlight=subject,
                          title=f"{rep.label} · {PROJECTIONS[method]} {dims}D")
     if dims == 2:
         st.plotly_chart(fig, on_select="rerun", selection_mode="points", width="stretch",
@@ -125,34 +98,10 @@ with map_column:
                "that follow the colour (the representation encodes it) and for outliers. "
                + ("Click a point to open that subject." if dims == 2 else
                   "Drag to rotate; pick a subject with the Subject box."))
-
 with subject_column:
-    row = table.iloc[cohort.index_of(subject)]
-    value = variable.values[cohort.index_of(subject)]
-    colour_text = f"{value:.4g}" if variable.kind == "continuous" else str(value)
-    age = f"{row['age']:.1f} y" if pd.notna(row["age"]) else "age n/a"
-    st.markdown(f"**{subject}** · {'female' if row['sex'] == 'F' else 'male'} · {age} · "
-                f"{colour}: {colour_text}")
-    if has_images:
-        index = cohort.index_of(subject)
-        volumes = {"MRI": cohort.images[index]}
-        ae_entries = checkpoints_for("mri-ae", cohort)
-        if ae_entries:
-            try:
-                ae_model = model if rep_key == "mri-ae" else load_model(ae_entries[0]["path"])[0]
-                volumes["MRI-AE reconstruction"] = reconstruct_subjects(ae_model, cohort, [index])[1][0]
-            except BrainlabInputError as error:  # e.g. saved by an older architecture
-                st.warning(f"No reconstruction: {error}")
-        st.plotly_chart(compact_triplanar(volumes, cohort.affine, value_range=intensity_range(cohort)),
-                        width="stretch", key="subject_views")
-        if len(volumes) > 1:
-            st.caption("The subject's axial, coronal and sagittal centre slices above its MRI-AE "
-                       "reconstruction: look for what the code keeps (size, ventricles) and blurs.")
-        else:
-            st.caption("The subject's axial, coronal and sagittal centre slices. No MRI "
-                       f"autoencoder yet: `{train_command('mri-ae', source)}`.")
+    subject_panel(cohort, source, subject, colour, variable,
+                  model if rep_key == "mri-ae" else None)
 
-# ---------------------------------------------------------------- probes
 st.header("Probes: what the representation encodes")
 pairing = (f"**{REPRESENTATIONS[rep.raw_pair].label}** vs **{rep.label}**"
            if rep.raw_pair else f"**{rep.label}** alone (choose a latent to compare with it)")
@@ -162,26 +111,20 @@ st.markdown("Logistic regression, random forest, KNN and a decision tree predict
             "for reference; they were not computed here.")
 probe_key = (rep_key, checkpoint_key(card), cohort.fingerprint)
 probes = peek_result("probes", probe_key)
-
-
-def request_probes() -> None:
-    # A callback (not the button's return value) so the request survives any rerun.
-    st.session_state["_probe_request"] = probe_key
-
-
 if probes is None and st.session_state.get("_probe_request") == probe_key:
     st.session_state.pop("_probe_request", None)
     try:
-        probes = cached_result("probes", probe_key,
-                               lambda progress: representation_probe_table(rep_key, cohort, model,
-                                                                           progress=progress),
-                               "Running probes …")
-    except ValueError as error:  # e.g. a class with a single subject
-        st.error(f"Could not run the probes: {error}")
+        probes = cached_result("probes", probe_key, lambda progress: representation_probe_table(
+            rep_key, cohort, model, progress=progress), "Running probes …")
+    except (BrainlabInputError, ValueError) as error:  # e.g. a class with a single subject
+        st.error(f"Could not run the probes on {len(cohort)} subjects: {error}")
 if probes is None:
-    st.button("Run probes", type="primary", on_click=request_probes,
+    # A callback (not the button's return value) so the request survives any rerun.
+    st.button("Run probes", type="primary",
+              on_click=lambda: st.session_state.update(_probe_request=probe_key),
               help="Takes seconds; the result is kept for this cohort and model.")
-if probes is not None:
+    st.caption("Press **Run probes** to fill the table.")
+else:
     view = probe_table_view(probes)
     st.dataframe(view, hide_index=True, width="stretch", height=min(36 * (len(view) + 1) + 4, 560))
     st.caption("Compare each raw row with its latent row: a latent close to raw keeps the "
@@ -192,8 +135,6 @@ if probes is not None:
         st.plotly_chart(probe_comparison(probes), width="stretch", key="probe_bars")
         st.caption("Logistic-regression accuracy per target (± sd over folds): bars well above "
                    "the chance dash mean the representation encodes that variable.")
-else:
-    st.caption("Press **Run probes** to fill the table.")
 with st.expander("Seed study reference figures"):
     st.dataframe(SEED_STUDY_REFERENCE[["data", "representation", "target", "model", "reference"]],
                  hide_index=True, width="stretch")

@@ -35,7 +35,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 # ---------------------------------------------------------------- AppTest
 
 def open_page(source: str, page: str, *, timeout: float, **params) -> AppTest:
-    """Run app.py with ``?cohort=source&...`` and switch to ``pages/<page>.py``.
+    """Run app.py with ``?cohort=source&...`` and switch to ``app_pages/<page>.py``.
 
     ``timeout`` is AppTest's default per-run timeout in seconds.
     """
@@ -47,7 +47,7 @@ def open_page(source: str, page: str, *, timeout: float, **params) -> AppTest:
         at.query_params[name] = str(value)
     at.run()
     if page != "home":
-        at.switch_page(f"pages/{page}.py").run()
+        at.switch_page(f"app_pages/{page}.py").run()
     assert not at.exception, [e.value for e in at.exception]
     return at
 

@@ -56,7 +56,7 @@ def image_source(request, tensor_folder) -> str:
 
 
 def open_page(source: str, page: str, **params) -> AppTest:
-    """Run app.py with ``?cohort=source&...`` and switch to ``pages/<page>.py``."""
+    """Run app.py with ``?cohort=source&...`` and switch to ``app_pages/<page>.py``."""
     return app_helpers.open_page(source, page, timeout=TIMEOUT, **params)
 
 

@@ -1,33 +1,44 @@
 """Uploaded files (from the app) turned into a path that ``brainlab.data.load`` reads.
 
-A ``.csv``/``.tsv`` is written to a fresh temporary folder. A ``.zip`` (NIfTI
-volumes + ``participants.tsv``, or HCP ``images.npy``/``sex.npy``/``age.npy``,
-or one table) is extracted member by member into a fresh temporary folder,
-refusing absolute paths, ``..`` components, symbolic links and other special
-entries, more than ``max_files`` members, and more than ``max_unpacked_bytes``
-in total (counted while extracting, not trusted from the zip header). Nothing
-is ever written inside the repository.
+Every upload lives in one cache folder, ``<cache>/uploads/<content hash>/``
+(``upload_root()``), so the same file uploaded twice is stored once and the path is
+a real one that the CLI accepts (``--cohort <cache>/uploads/<hash>/study``). A
+``.csv``/``.tsv`` is written there as is. A ``.zip`` (NIfTI volumes +
+``participants.tsv``, or HCP ``images.npy``/``sex.npy``/``age.npy``, or one table) is
+extracted member by member, refusing absolute paths, ``..`` components, symbolic
+links and other special entries, more than ``max_files`` members, and more than
+``max_unpacked_bytes`` in total (counted while extracting, not trusted from the zip
+header). Extraction goes to a temporary folder renamed into place, so a half-written
+upload is never offered. ``prune_uploads`` keeps the folder under a size cap and an
+age limit; ``remove_upload`` deletes one upload. Nothing is ever written inside the
+repository.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
+import os
 import re
 import shutil
 import stat
 import tempfile
+import time
 import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
 
 from brainlab.errors import BrainlabInputError
-from brainlab.paths import REPO_ROOT
+from brainlab.paths import REPO_ROOT, cache_root
 
 MAX_UPLOAD_BYTES = 512 * 1024**2      # what the app accepts in one upload
 MAX_UNPACKED_BYTES = 4 * 1024**3      # a zip may hold at most this much once extracted
 MAX_FILES = 10_000                    # members in one zip
+MAX_CACHE_BYTES = 8 * 1024**3        # all uploads together; the oldest go first beyond it
+MAX_AGE_S = 7 * 24 * 3600             # uploads untouched for a week are removed
 TABLE_SUFFIXES = (".csv", ".tsv")
 _COPY_CHUNK = 1024**2
+_COMPLETE = ".complete"               # written last: marks a fully extracted upload
 
 
 def _safe_name(filename: str) -> str:
@@ -36,17 +47,22 @@ def _safe_name(filename: str) -> str:
     return name or "upload"
 
 
-def _fresh_folder(dest: str | Path | None) -> Path:
-    """A new folder from ``tempfile.mkdtemp`` (under ``dest``), never inside the repository."""
+def upload_root() -> Path:
+    """The one folder holding every upload: ``<cache>/uploads``."""
+    return cache_root() / "uploads"
+
+
+def _checked_parent(dest: str | Path | None) -> Path:
+    """``dest`` (default ``upload_root()``), refused when inside the repository."""
     repo = REPO_ROOT.resolve()
-    parent = Path(dest if dest is not None else tempfile.gettempdir()).resolve()
+    parent = Path(dest if dest is not None else upload_root()).resolve()
     if parent == repo or repo in parent.parents:
         raise BrainlabInputError(
             f"upload folder {parent} is inside the repository {repo}; expected a "
-            f"folder outside it (default: the system temp folder)"
+            f"folder outside it (default: {upload_root()})"
         )
     parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix="brainlab-upload-", dir=parent))
+    return parent
 
 
 def extract_upload(data: bytes, filename: str, max_bytes: int = MAX_UPLOAD_BYTES,
@@ -54,10 +70,10 @@ def extract_upload(data: bytes, filename: str, max_bytes: int = MAX_UPLOAD_BYTES
                    max_files: int = MAX_FILES) -> Path:
     """Store an uploaded ``.csv``/``.tsv`` or ``.zip`` safely; return the path to load.
 
-    The result lives in a new folder made by ``tempfile.mkdtemp`` (under ``dest``
-    when given, which must be outside the repository). For a zip the returned path
-    is the folder holding ``participants.tsv`` or ``images.npy``, or the single
-    table inside it.
+    The result lives in ``<dest>/<content hash>/`` (``dest`` defaults to
+    ``upload_root()`` and must be outside the repository); the same content is
+    extracted once and reused. For a zip the returned path is the folder holding
+    ``participants.tsv`` or ``images.npy``, or the single table inside it.
     """
     name = _safe_name(filename)
     lowered = name.lower()
@@ -67,28 +83,104 @@ def extract_upload(data: bytes, filename: str, max_bytes: int = MAX_UPLOAD_BYTES
         )
     if len(data) == 0:
         raise BrainlabInputError(f"upload {name} is empty; expected a .csv, .tsv or .zip file")
-    if lowered.endswith(TABLE_SUFFIXES):
-        folder = _fresh_folder(dest)
-        target = folder / name
-        target.write_bytes(data)
-        return target
-    if not lowered.endswith(".zip"):
+    is_table = lowered.endswith(TABLE_SUFFIXES)
+    if not is_table and not lowered.endswith(".zip"):
         raise BrainlabInputError(
             f"upload {name}: expected a .csv, .tsv or .zip (NIfTI + participants.tsv) file"
         )
-    try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
-    except zipfile.BadZipFile as error:
-        raise BrainlabInputError(f"upload {name} is not a valid zip file ({error})") from None
-    with archive:
-        members = _checked_members(archive, name, max_files)
-        folder = _fresh_folder(dest)
+    parent = _checked_parent(dest)
+    final = parent / hashlib.sha256(data + name.encode()).hexdigest()[:16]
+    if (final / _COMPLETE).is_file():
+        os.utime(final)  # recently used: pruned last
+        return _stored_path(final, name, is_table)
+    if is_table:
+        members = None
+    else:
         try:
-            _extract(archive, members, folder, name, max_unpacked_bytes)
-            return _cohort_root(folder, name)
-        except BaseException:
+            archive = zipfile.ZipFile(io.BytesIO(data))
+        except zipfile.BadZipFile as error:
+            raise BrainlabInputError(f"upload {name} is not a valid zip file ({error})") from None
+        members = _checked_members(archive, name, max_files)
+    staging = Path(tempfile.mkdtemp(prefix=".incoming-", dir=parent))
+    try:
+        if is_table:
+            (staging / name).write_bytes(data)
+        else:
+            with archive:
+                _extract(archive, members, staging, name, max_unpacked_bytes)
+            _cohort_root(staging, name)  # refuse a zip holding no cohort before keeping it
+        (staging / _COMPLETE).write_text(name)
+        os.chmod(staging, 0o755)  # mkdtemp makes 0700; uploads are shared like other outputs
+        try:
+            os.replace(staging, final)
+        except OSError:  # another session stored the same upload meanwhile
+            if not (final / _COMPLETE).is_file():
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return _stored_path(final, name, is_table)
+
+
+def _stored_path(folder: Path, name: str, is_table: bool) -> Path:
+    return folder / name if is_table else _cohort_root(folder, name)
+
+
+def upload_folder(path: str | Path, root: str | Path | None = None) -> Path | None:
+    """The ``<root>/<hash>`` folder holding ``path``, or None when ``path`` is no upload."""
+    base = Path(root if root is not None else upload_root()).resolve()
+    resolved = Path(path).resolve()
+    if base not in resolved.parents:
+        return None
+    return base / resolved.relative_to(base).parts[0]
+
+
+def remove_upload(path: str | Path, root: str | Path | None = None) -> bool:
+    """Delete the upload holding ``path``; True when something was removed."""
+    folder = upload_folder(path, root)
+    if folder is None or not folder.exists():
+        return False
+    shutil.rmtree(folder, ignore_errors=True)
+    return True
+
+
+def _folder_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def prune_uploads(max_bytes: int = MAX_CACHE_BYTES, max_age_s: float = MAX_AGE_S,
+                  keep=(), root: str | Path | None = None) -> list[Path]:
+    """Remove uploads older than ``max_age_s``, then the oldest until under ``max_bytes``.
+
+    Age is the folder's modification time (refreshed when an upload is reused).
+    Folders holding a path in ``keep`` (uploads in use) are never removed; neither
+    are staging folders of an extraction in progress younger than an hour.
+    Returns the removed folders.
+    """
+    base = Path(root if root is not None else upload_root())
+    if not base.is_dir():
+        return []
+    kept = {upload_folder(path, base) for path in keep} - {None}
+    now = time.time()
+    folders = []
+    for folder in base.iterdir():
+        if not folder.is_dir():
+            continue
+        age = now - folder.stat().st_mtime
+        if folder.name.startswith(".incoming-"):
+            if age > 3600:
+                shutil.rmtree(folder, ignore_errors=True)
+            continue
+        folders.append((folder.stat().st_mtime, folder, _folder_bytes(folder), age))
+    removed = []
+    total = sum(size for _, _, size, _ in folders)
+    for _, folder, size, age in sorted(folders, key=lambda item: item[0]):
+        if folder.resolve() in kept:
+            continue
+        if age > max_age_s or total > max_bytes:
             shutil.rmtree(folder, ignore_errors=True)
-            raise
+            removed.append(folder)
+            total -= size
+    return removed
 
 
 def _checked_members(archive: zipfile.ZipFile, name: str, max_files: int) -> list[zipfile.ZipInfo]:

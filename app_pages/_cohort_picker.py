@@ -1,0 +1,205 @@
+"""The sidebar cohort picker, drawn once by ``app.py`` before the page runs.
+
+``cohort_sidebar()`` shows the picker (presets, uploads, a server path), loads the
+chosen cohort and keeps ``?cohort=`` in the URL; pages read the result with
+``current_cohort()``. Loading is shared by the whole server process: one lock per
+source, so a build in one session never blocks pages of other sessions, and two
+requests for the same build wait on that one build. Uploads are stored by
+``brainlab.data.upload`` under ``<cache>/uploads/<hash>/``: the source of an upload
+is that real path, so a suggested CLI command works when copied. A session's
+uploads are released when it uploads another file or ends; the cache is pruned to
+its size cap and age limit on start and on each new upload.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import weakref
+
+import streamlit as st
+
+from brainlab.data import DEFAULT_PRESET, PRESET_NAMES, Cohort, load
+from brainlab.data.upload import extract_upload, prune_uploads, remove_upload, upload_folder
+from brainlab.errors import BrainlabInputError
+from app_pages._state import query_value, sync_query
+
+PRESET_DESCRIPTIONS = {
+    "hcp-ya": "HCP-YA phantom (22–37 y)",
+    "lifespan": "lifespan phantom (20–90 y)",
+    "tiny": "tiny phantom (for tests)",
+}
+_SOURCE_KEY = "brainlab_source"
+_PICKER_KEY = "brainlab_cohort_picker"
+_LOADED_KEY = "brainlab_cohort"
+_UPLOADS_KEY = "brainlab_uploads"     # {path: original file name} of this session
+_LEASE_KEY = "brainlab_upload_lease"
+
+
+def default_source() -> str:
+    """The cohort shown when the URL names none: ``$BRAINLAB_DEFAULT_COHORT`` or hcp-ya."""
+    return os.environ.get("BRAINLAB_DEFAULT_COHORT", "").strip() or DEFAULT_PRESET
+
+
+# ---------------------------------------------------------------- loading, shared by sessions
+
+@st.cache_resource(show_spinner=False)
+def _store() -> dict:
+    """Process-wide: loaded cohorts, one lock per source, upload use counts."""
+    prune_uploads()  # on start: anything beyond the cap or age limit left by earlier runs
+    return {"cohorts": {}, "locks": {}, "guard": threading.Lock(), "uploads_in_use": {}}
+
+
+def get_cohort(source: str) -> Cohort:
+    """Load ``source`` once per server process; the building session shows a progress bar."""
+    store = _store()
+    with store["guard"]:
+        cohort = store["cohorts"].get(source)
+        lock = store["locks"].setdefault(source, threading.Lock())
+    if cohort is not None:
+        return cohort
+    if not lock.acquire(blocking=False):  # another session is building it: wait for that one
+        with st.spinner(f"Another session is building cohort {source} …"):
+            lock.acquire()
+    try:
+        cohort = store["cohorts"].get(source)
+        if cohort is None:
+            bar = st.progress(0.0, text=f"Loading cohort {source} …")
+
+            def progress(fraction: float, message: str = "") -> None:
+                bar.progress(min(1.0, max(0.0, fraction)), text=f"{source}: {message or 'building'}")
+
+            try:
+                cohort = load(source, progress=progress)
+            finally:
+                bar.empty()
+            store["cohorts"][source] = cohort
+        return cohort
+    finally:
+        lock.release()
+
+
+# ---------------------------------------------------------------- uploads
+
+class _UploadLease:
+    """Held in a session's state; when the session ends its uploads are released."""
+
+    def __init__(self, store: dict) -> None:
+        self.paths: set[str] = set()
+        weakref.finalize(self, _release_all, self.paths, store)
+
+
+def _release(path: str, store: dict) -> None:
+    """One session stops using ``path``; the last user removes it and drops the cohort."""
+    with store["guard"]:
+        users = store["uploads_in_use"].get(path, 0) - 1
+        if users > 0:
+            store["uploads_in_use"][path] = users
+            return
+        store["uploads_in_use"].pop(path, None)
+        store["cohorts"].pop(path, None)
+    remove_upload(path)
+
+
+def _release_all(paths: set[str], store: dict) -> None:
+    for path in list(paths):
+        _release(path, store)
+    paths.clear()
+
+
+def _store_upload(uploaded) -> str | None:
+    """Extract an upload into the cache, release this session's previous one; its path."""
+    try:
+        path = str(extract_upload(uploaded.getvalue(), uploaded.name))
+    except (BrainlabInputError, OSError) as error:
+        st.sidebar.error(f"Could not read {uploaded.name}: {error}")
+        return None
+    store = _store()
+    lease = st.session_state.setdefault(_LEASE_KEY, _UploadLease(store))
+    if path not in lease.paths:
+        for old in list(lease.paths):  # replaced: the previous upload of this session goes
+            lease.paths.discard(old)
+            st.session_state.get(_UPLOADS_KEY, {}).pop(old, None)
+            _release(old, store)
+        with store["guard"]:
+            store["uploads_in_use"][path] = store["uploads_in_use"].get(path, 0) + 1
+        lease.paths.add(path)
+        with store["guard"]:
+            in_use = list(store["uploads_in_use"])
+        prune_uploads(keep=in_use)
+    st.session_state.setdefault(_UPLOADS_KEY, {})[path] = uploaded.name
+    return path
+
+
+def source_label(source: str) -> str:
+    """Human-readable name of a picker source."""
+    if source in PRESET_DESCRIPTIONS:
+        return PRESET_DESCRIPTIONS[source]
+    name = st.session_state.get(_UPLOADS_KEY, {}).get(source)
+    if name is not None or upload_folder(source) is not None:
+        return f"upload · {name or os.path.basename(source)}"
+    return f"path · {source}"
+
+
+# ---------------------------------------------------------------- the picker
+
+def _set_source(source: str) -> None:
+    """Switch this session to another cohort; per-cohort selections and slices reset."""
+    if source != st.session_state.get(_SOURCE_KEY):
+        if _SOURCE_KEY in st.session_state:
+            for name in ("subject", "x", "y", "z"):
+                st.query_params.pop(name, None)
+        st.session_state[_SOURCE_KEY] = source
+        st.session_state.pop("explorer_subject", None)
+
+
+def cohort_sidebar() -> None:
+    """Draw the picker, load the cohort for this run; on a load error explain and stop."""
+    if _SOURCE_KEY not in st.session_state:
+        st.session_state[_SOURCE_KEY] = query_value("cohort", default_source())
+    with st.sidebar:
+        st.markdown("### Cohort")
+        # Drawn above the upload box but decided after it, so that a new upload or path
+        # can set the picker's value before the picker is instantiated.
+        picker_slot = st.container()
+        with st.expander("Upload or open your own data"):
+            uploaded = st.file_uploader(
+                "A CSV table, or a .zip of NIfTI volumes with participants.tsv",
+                type=["csv", "zip"])
+            path_text = st.text_input("…or a path on the server",
+                                      placeholder="/data/hcp_tensors or table.csv")
+    if uploaded is not None and st.session_state.get("_brainlab_last_upload") != uploaded.file_id:
+        st.session_state["_brainlab_last_upload"] = uploaded.file_id
+        new_source = _store_upload(uploaded)
+    elif path_text and st.session_state.get("_brainlab_last_path") != path_text:
+        st.session_state["_brainlab_last_path"] = path_text
+        new_source = path_text.strip()
+    else:
+        new_source = None
+    if new_source:
+        _set_source(new_source)
+    elif st.session_state.get(_PICKER_KEY, st.session_state[_SOURCE_KEY]) != st.session_state[_SOURCE_KEY]:
+        _set_source(st.session_state[_PICKER_KEY])  # the user changed the picker
+    source = st.session_state[_SOURCE_KEY]
+    options = list(PRESET_NAMES) + list(st.session_state.get(_UPLOADS_KEY, {}))
+    if source not in options:
+        options.append(source)
+    st.session_state[_PICKER_KEY] = source
+    with picker_slot:
+        st.selectbox("Cohort", options, key=_PICKER_KEY, format_func=source_label,
+                     label_visibility="collapsed",
+                     help="Phantom presets are synthetic brains with known ground truth.")
+    sync_query(cohort=source)
+    try:
+        cohort = get_cohort(source)
+    except (BrainlabInputError, ValueError, OSError) as error:
+        st.error(f"Could not load cohort **{source_label(source)}**: {error}")
+        st.stop()
+    st.session_state[_LOADED_KEY] = (cohort, source)
+    with st.sidebar:
+        st.caption(f"{len(cohort)} subjects · fingerprint `{cohort.fingerprint[:10]}`")
+
+
+def current_cohort() -> tuple[Cohort, str]:
+    """``(cohort, source)`` chosen by the picker in this run (``app.py`` draws it first)."""
+    return st.session_state[_LOADED_KEY]
