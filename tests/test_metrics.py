@@ -208,3 +208,174 @@ def test_group_means_stream_in_chunks():
         group_mean_images(images, groups[:5])
     with pytest.raises(BrainlabInputError, match="same shape"):
         difference_map(means["M"], means["F"][:, :, :-1])
+
+
+# ---------------------------------------------------------------- calibrated metrics
+
+def _brains(n, seed):
+    """Smooth random 'brains' inside an ellipsoid on the 12x14x16 grid, background 0."""
+    axes = np.meshgrid(*[np.linspace(-1, 1, s) for s in GRID], indexing="ij")
+    inside = sum(a ** 2 for a in axes) < 0.7
+    return _volumes(n, seed) * inside
+
+
+def test_mean_brain_mask_and_masked_ssim_psnr():
+    from brainlab.analysis.metrics import mean_brain_mask, psnr_masked, ssim3d_masked
+
+    brains = _brains(6, 30)
+    mask = mean_brain_mask(ImageArray(brains), chunk=4)
+    assert mask.shape == GRID and 0 < mask.mean() < 0.6
+    np.testing.assert_array_equal(mask, mean_brain_mask(brains.mean(axis=0)))
+    a = brains[0]
+    noisy = np.clip(a + 0.05 * np.random.default_rng(2).normal(size=GRID), 0, 1) * mask
+    # Background agrees exactly, so the whole-box SSIM flatters; inside the brain it is lower.
+    assert ssim3d_masked(a, noisy, mask) < ssim3d(a, noisy)
+    assert ssim3d_masked(a, a, mask) == pytest.approx(1.0)
+    assert psnr_masked(a, noisy, mask) < psnr(a, noisy)
+    with pytest.raises(BrainlabInputError, match="expected the volume shape"):
+        ssim3d_masked(a, noisy, mask[:, :, :-1])
+    with pytest.raises(BrainlabInputError, match="mask is empty"):
+        psnr_masked(a, noisy, np.zeros(GRID, bool))
+    with pytest.raises(BrainlabInputError, match="no voxel of the mean image exceeds"):
+        mean_brain_mask(np.zeros((2, *GRID)))
+
+
+def test_reconstruction_baselines_rank_mean_below_pca():
+    from brainlab.analysis.metrics import masked_reconstruction_metrics, reconstruction_baselines
+
+    train, test = _brains(30, 31), _brains(6, 32)
+    baselines = reconstruction_baselines(train, test, code_size=8)
+    assert baselines["pca_components"] == 8 and baselines["n_train_fit"] == 30
+    assert baselines["pca"]["ssim"] > baselines["mean_brain"]["ssim"]
+    assert baselines["pca"]["psnr"] > baselines["mean_brain"]["psnr"]
+    perfect = masked_reconstruction_metrics(test, test, baselines_mask(train))
+    assert perfect["ssim"] == pytest.approx(1.0) and perfect["ssim"] > baselines["pca"]["ssim"]
+    capped = reconstruction_baselines(train, test, code_size=64, max_train=10)
+    assert capped["pca_components"] == 9 and capped["n_train_fit"] == 10
+    with pytest.raises(BrainlabInputError, match="code_size must be >= 1"):
+        reconstruction_baselines(train, test, code_size=0)
+
+
+def baselines_mask(train):
+    from brainlab.analysis.metrics import mean_brain_mask
+
+    return mean_brain_mask(train)
+
+
+def test_normalised_frechet_held_out_real_scores_about_one():
+    from brainlab.analysis.metrics import mean_sd_over_seeds, normalised_frechet
+
+    train = _volumes(60, 40)
+    heldout, more_real = _volumes(40, 41), _volumes(40, 42)
+    collapsed = np.clip(train[0] + 0.02 * np.random.default_rng(43).normal(size=(40, *GRID)), 0, 1)
+    real = mean_sd_over_seeds(
+        lambda seed: normalised_frechet(train, heldout, _volumes(40, 100 + seed), n_components=6,
+                                        seed=seed))
+    assert real["n_seeds"] == 5 and len(real["normalised_frechet"]["values"]) == 5
+    assert 0.7 < real["normalised_frechet"]["mean"] < 1.4
+    assert real["normalised_frechet"]["sd"] > 0
+    bad = normalised_frechet(train, heldout, collapsed, n_components=6)
+    assert bad["normalised_frechet"] > 3
+    # Unequal set sizes are subsampled to the smaller one.
+    uneven = normalised_frechet(train, heldout, more_real[:15], n_components=6)
+    assert uneven["n_each"] == 15 and uneven["n_components"] == 6
+    with pytest.raises(BrainlabInputError, match=">= 5 seeds"):
+        mean_sd_over_seeds(lambda seed: 1.0, seeds=[0, 1])
+
+
+def test_auc_confidence_interval_matches_sklearn_and_covers():
+    from sklearn.metrics import roc_auc_score
+
+    from brainlab.analysis.metrics import auc_confidence_interval, two_sample_auc_ci
+
+    rng = np.random.default_rng(50)
+    y = np.r_[np.zeros(60, int), np.ones(40, int)]
+    scores = rng.normal(size=100) + 1.0 * y
+    scores[:5] = scores[60:65]  # some ties
+    result = auc_confidence_interval(y, scores)
+    assert result["auc"] == pytest.approx(roc_auc_score(y, scores))
+    assert result["low"] < result["auc"] < result["high"] and result["se"] > 0
+    wide = auc_confidence_interval(y[::4], scores[::4])
+    assert wide["high"] - wide["low"] > result["high"] - result["low"]
+    same = two_sample_auc_ci(_volumes(30, 51), _volumes(30, 52))
+    assert same["low"] < 0.6 and same["n_real"] == same["n_generated"] == 30
+    different = two_sample_auc_ci(_volumes(30, 51), _volumes(30, 53, smooth=0.7, offset=0.2))
+    assert different["low"] > 0.8
+    with pytest.raises(BrainlabInputError, match=">= 2 of each class"):
+        auc_confidence_interval([0, 1, 1], [0.1, 0.2, 0.3])
+
+
+def test_calibrated_memorisation_finds_planted_copies_not_new_brains():
+    from brainlab.analysis.memorisation import calibrated_memorisation
+
+    train, heldout = _volumes(40, 60), _volumes(30, 61)
+    unseen = _volumes(20, 62)
+    copies = np.clip(train[[3, 9, 27]] + 0.01 * np.random.default_rng(63).normal(size=(3, *GRID)),
+                     0, 1).astype(np.float32)
+    generated = np.concatenate([unseen, copies])
+    report = calibrated_memorisation(generated, ImageArray(train), heldout, n_planted=10)
+    assert report["planted_recall"] == pytest.approx(1.0) and report["n_planted"] == 10
+    assert report["flagged"][-3:].all()
+    np.testing.assert_array_equal(report["generated_nearest_train"][-3:], [3, 9, 27])
+    assert report["flagged"][:20].mean() <= 0.2
+    assert report["n_train"] == 40 and report["heldout_flagged"] <= 0.1
+    assert 0 <= report["heldout_smoothed_flagged"] <= 1
+    with pytest.raises(BrainlabInputError, match="n_planted must be >= 1"):
+        calibrated_memorisation(generated, train, heldout, n_planted=0)
+
+
+def test_is_poor_calls_a_constant_predictor_poor():
+    from brainlab.analysis.metrics import (is_poor, majority_baseline, mean_predictor_baseline,
+                                           regression_metrics)
+
+    rng = np.random.default_rng(70)
+    y_train, y_test = rng.integers(0, 2, 80), np.r_[np.zeros(12, int), np.ones(8, int)]
+    constant = classifier_metrics(y_test, np.full(len(y_test), 0.4))
+    majority = majority_baseline(y_train, y_test)
+    assert majority["balanced_accuracy"] == pytest.approx(0.5)
+    assert majority["majority_rate"] == pytest.approx(0.6)
+    assert is_poor("balanced_accuracy", constant["balanced_accuracy"], majority["balanced_accuracy"])
+    good = classifier_metrics(y_test, np.where(y_test == 1, 0.8, 0.2))
+    assert not is_poor("balanced_accuracy", good["balanced_accuracy"], majority["balanced_accuracy"])
+    ages_train, ages_test = rng.uniform(22, 37, 80), rng.uniform(22, 37, 20)
+    mean_only = mean_predictor_baseline(ages_train, ages_test)
+    flat_model = regression_metrics(ages_test, np.full(20, 29.8))
+    assert is_poor("mae", flat_model["mae"], mean_only["mae"])
+    assert not is_poor("mae", regression_metrics(ages_test, ages_test + 0.5)["mae"], mean_only["mae"])
+    assert is_poor("roc_auc", None, 0.5)
+    with pytest.raises(BrainlabInputError, match="unknown metric 'f1'"):
+        is_poor("f1", 0.9, 0.5)
+
+
+def test_morphometry_baselines_on_the_small_cohort(small_cohort):
+    from brainlab.analysis.metrics import morphometry_baselines
+
+    split = small_cohort.split(seed=0)
+    train, test = np.r_[split.train, split.val], split.test
+    sex = morphometry_baselines(small_cohort, train, test, target="sex")
+    assert sex["icv_only"] is None and "no ICV column" in sex["note"]
+    assert sex["all_features"]["n"] == len(test) and sex["n_features"] == 3
+    age = morphometry_baselines(small_cohort, train, test, target="age")
+    assert np.isfinite(age["all_features"]["mae"])
+    with pytest.raises(BrainlabInputError, match="target must be 'sex' or 'age'"):
+        morphometry_baselines(small_cohort, train, test, target="iq")
+
+
+def test_age_bin_metrics_beside_majority_rate():
+    from brainlab.analysis.metrics import age_bin_metrics
+
+    y = np.array([0, 0, 1, 1, 0, 1, 2, 2, 0, 2, 1, 1])
+    sex = np.array(list("FFFFMMMMMMFF"))
+    informative = np.eye(3)[y] * 0.7 + 0.1
+    result = age_bin_metrics(y, informative, sex)
+    assert result["balanced_accuracy"] == pytest.approx(1.0)
+    assert result["majority_rate"] == pytest.approx(5 / 12)
+    assert result["auc_youngest_vs_oldest_M"] == pytest.approx(1.0)
+    assert result["auc_youngest_vs_oldest_F"] is None  # no F subject in the oldest bin
+    always_middle = np.tile([0.2, 0.6, 0.2], (12, 1))
+    flat = age_bin_metrics(y, always_middle, sex)
+    assert flat["accuracy"] == pytest.approx(flat["majority_rate"])
+    assert flat["balanced_accuracy"] == pytest.approx(1 / 3)
+    assert flat["auc_youngest_vs_oldest_M"] == pytest.approx(0.5)
+    with pytest.raises(BrainlabInputError, match="bin codes 0..2"):
+        age_bin_metrics(y + 1, informative, sex)

@@ -317,3 +317,432 @@ def regression_metrics(y_true, y_pred) -> dict:
         result["r"] = float(pearsonr(y, pred).statistic)
     result["n"] = int(len(y))
     return result
+
+
+# ---------------------------------------------------------------- calibrated metrics
+# Every quality number beside its baseline (issue 10): metrics inside the brain mask,
+# the trivial baselines they are read against, and the rule that calls a model poor.
+
+# Mean-brain intensity above which a voxel is "brain" (images in [0, 1], background 0).
+BRAIN_MASK_THRESHOLD = 0.05
+
+
+def mean_brain_mask(images, threshold: float = BRAIN_MASK_THRESHOLD, chunk: int = 64) -> np.ndarray:
+    """Brain mask (D, H, W) bool: voxels where the mean of ``images`` exceeds ``threshold``.
+
+    ``images`` is an (n, D, H, W) array or ImageArray (read ``chunk`` at a time), or
+    one (D, H, W) mean image. Use the training images, so the mask is fixed per cohort.
+    """
+    if np.ndim(images) == 3 and not hasattr(images, "grid_shape"):
+        mean = np.asarray(images, dtype=np.float64)
+    else:
+        n = len(images)
+        if n == 0:
+            raise BrainlabInputError("mean_brain_mask needs at least one image; found none")
+        total = None
+        for start in range(0, n, chunk):
+            block = np.asarray(images[start:start + chunk], dtype=np.float64)
+            if block.ndim != 4:
+                raise BrainlabInputError(
+                    f"images must be (n, D, H, W) or one (D, H, W) mean; found a block of "
+                    f"shape {block.shape}")
+            total = block.sum(axis=0) if total is None else total + block.sum(axis=0)
+        mean = total / n
+    mask = mean > threshold
+    if not mask.any():
+        raise BrainlabInputError(
+            f"no voxel of the mean image exceeds {threshold}; expected intensities in [0, 1] "
+            f"(mean image max {float(mean.max()):.3g})")
+    return mask
+
+
+def _check_mask(mask, shape) -> np.ndarray:
+    mask = np.asarray(mask, dtype=bool)
+    if mask.shape != tuple(shape):
+        raise BrainlabInputError(f"mask has shape {mask.shape}; expected the volume shape {tuple(shape)}")
+    if not mask.any():
+        raise BrainlabInputError("mask is empty; expected at least one brain voxel")
+    return mask
+
+
+def ssim3d_masked(a, b, mask, data_range: float = 1.0, sigma: float = 1.5) -> float:
+    """SSIM of two volumes averaged over ``mask`` voxels only (the brain, not the box).
+
+    Local statistics are those of ``ssim3d`` (Gaussian window over the whole volume);
+    only the average is restricted, so background voxels do not inflate the score.
+    """
+    a, b = _volume_pair(a, b)
+    mask = _check_mask(mask, a.shape)
+    if data_range <= 0 or sigma <= 0:
+        raise BrainlabInputError(f"data_range and sigma must be > 0; found {data_range}, {sigma}")
+
+    def local_mean(x):
+        return gaussian_filter(x, sigma=sigma, truncate=SSIM_TRUNCATE, mode="reflect")
+
+    mu_a, mu_b = local_mean(a), local_mean(b)
+    var_a = local_mean(a * a) - mu_a**2
+    var_b = local_mean(b * b) - mu_b**2
+    cov_ab = local_mean(a * b) - mu_a * mu_b
+    c1 = (SSIM_K1 * data_range) ** 2
+    c2 = (SSIM_K2 * data_range) ** 2
+    ssim_map = ((2 * mu_a * mu_b + c1) * (2 * cov_ab + c2)) / (
+        (mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
+    return float(ssim_map[mask].mean())
+
+
+def psnr_masked(a, b, mask, data_range: float = 1.0) -> float:
+    """PSNR in dB from the mean squared error over ``mask`` voxels; ``inf`` if identical there."""
+    a, b = _volume_pair(a, b)
+    mask = _check_mask(mask, a.shape)
+    mse = float(np.mean((a[mask] - b[mask]) ** 2))
+    if mse == 0.0:
+        return float("inf")
+    return float(10.0 * np.log10(data_range**2 / mse))
+
+
+def masked_reconstruction_metrics(originals, reconstructions, mask, data_range: float = 1.0) -> dict:
+    """Per-subject SSIM and PSNR inside the brain ``mask`` (keys as ``reconstruction_metrics``),
+    plus ``ssim_whole_box`` for comparison with the unmasked figure."""
+    n = len(originals)
+    if n == 0 or len(reconstructions) != n:
+        raise BrainlabInputError(
+            f"expected equal, non-zero numbers of originals and reconstructions; "
+            f"found {n} and {len(reconstructions)}")
+    ssims = np.array([ssim3d_masked(originals[i], reconstructions[i], mask, data_range)
+                      for i in range(n)])
+    psnrs = np.array([psnr_masked(originals[i], reconstructions[i], mask, data_range)
+                      for i in range(n)])
+    whole = np.array([ssim3d(originals[i], reconstructions[i], data_range) for i in range(n)])
+    finite_psnr = psnrs[np.isfinite(psnrs)]
+    return {
+        "ssim": float(ssims.mean()), "ssim_sd": _sd(ssims),
+        "psnr": float(finite_psnr.mean()) if len(finite_psnr) else float("inf"),
+        "psnr_sd": _sd(psnrs), "ssim_whole_box": float(whole.mean()),
+        "mask_voxels": int(np.count_nonzero(mask)), "n": int(n),
+        "per_subject_ssim": ssims.tolist(), "per_subject_psnr": psnrs.tolist(),
+    }
+
+
+def _subset(images, max_n: int | None, seed: int):
+    if max_n is None or len(images) <= max_n:
+        return images
+    chosen = np.sort(np.random.default_rng(seed).choice(len(images), max_n, replace=False))
+    return images[chosen]
+
+
+def reconstruction_baselines(real_train, real_test, code_size: int, mask=None,
+                             data_range: float = 1.0, max_train: int | None = 400,
+                             seed: int = 0) -> dict:
+    """What a reconstruction score means: the same masked metrics for two trivial coders.
+
+    - ``mean_brain``: every test image "reconstructed" as the training mean brain;
+    - ``pca``: PCA with ``code_size`` components (the model's code size), fitted on
+      the training images (a fixed subset of ``max_train`` when there are more),
+      test images projected and reconstructed.
+    ``mask`` defaults to ``mean_brain_mask(real_train)``. Returns {"mean_brain": metrics,
+    "pca": metrics, "code_size", "pca_components", "n_train_fit"}.
+    """
+    if code_size < 1:
+        raise BrainlabInputError(f"code_size must be >= 1; found {code_size}")
+    train = flatten_volumes(_subset(real_train, max_train, seed), "real_train")
+    test = np.asarray(real_test, dtype=np.float32)
+    test_flat = flatten_volumes(test, "real_test")
+    if train.shape[1] != test_flat.shape[1]:
+        raise BrainlabInputError(
+            f"train images have {train.shape[1]} voxels, test images {test_flat.shape[1]}; "
+            f"expected one grid")
+    if mask is None:
+        mask = mean_brain_mask(train.mean(axis=0).reshape(test.shape[1:]))
+    mean = train.mean(axis=0)
+    mean_images = np.broadcast_to(mean.reshape(test.shape[1:]), test.shape)
+    k = int(min(code_size, len(train) - 1, train.shape[1]))
+    if k < 1:
+        raise BrainlabInputError(f"PCA baseline needs >= 2 training images; found {len(train)}")
+    pca = PCA(n_components=k, svd_solver="randomized" if k < min(train.shape) // 2 else "full",
+              random_state=seed).fit(train)
+    pca_images = pca.inverse_transform(pca.transform(test_flat)).reshape(test.shape)
+    return {
+        "mean_brain": masked_reconstruction_metrics(test, mean_images, mask, data_range),
+        "pca": masked_reconstruction_metrics(test, pca_images, mask, data_range),
+        "code_size": int(code_size), "pca_components": k, "n_train_fit": int(len(train)),
+    }
+
+
+def _equal_n(a: np.ndarray, b: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    n = min(len(a), len(b))
+    rng = np.random.default_rng(seed)
+    pick = (lambda x: x if len(x) == n else x[np.sort(rng.choice(len(x), n, replace=False))])
+    return pick(a), pick(b)
+
+
+def normalised_frechet(real_train, real_heldout, generated, n_components: int = 32,
+                       seed: int = 0) -> dict:
+    """Fréchet(generated, train) / Fréchet(held-out real, train): 1.0 = as real as unseen brains.
+
+    Both distances use the same PCA features (fitted on the flattened training
+    images) and the same number of images: the larger of held-out / generated is
+    subsampled (seeded) to the smaller, because Fréchet estimates grow as n shrinks.
+    A perfect generator (more unseen real brains) scores about 1; the spread of that
+    ratio over seeds is what ``mean_sd_over_seeds`` reports.
+    """
+    train = flatten_volumes(real_train, "real_train")
+    heldout = flatten_volumes(real_heldout, "real_heldout")
+    fake = flatten_volumes(generated, "generated")
+    if not train.shape[1] == heldout.shape[1] == fake.shape[1]:
+        raise BrainlabInputError(
+            f"voxel counts differ: train {train.shape[1]}, held-out {heldout.shape[1]}, "
+            f"generated {fake.shape[1]}; expected one grid")
+    heldout, fake = _equal_n(heldout, fake, seed)
+    n = len(fake)
+    if n < 3 or len(train) < 3:
+        raise BrainlabInputError(
+            f"need >= 3 images in each set; found train {len(train)}, held-out "
+            f"{len(real_heldout)}, generated {len(generated)}")
+    k = int(min(n_components, n - 1, len(train) - 1, train.shape[1]))
+    pca = PCA(n_components=k, random_state=seed).fit(train)
+    train_z, heldout_z, fake_z = pca.transform(train), pca.transform(heldout), pca.transform(fake)
+    generated_distance = _frechet_distance(fake_z, train_z)
+    heldout_distance = _frechet_distance(heldout_z, train_z)
+    return {
+        "normalised_frechet": (generated_distance / heldout_distance
+                               if heldout_distance > 0 else float("nan")),
+        "frechet_generated_train": generated_distance,
+        "frechet_heldout_train": heldout_distance,
+        "n_each": int(n), "n_train": int(len(train)), "n_components": k,
+    }
+
+
+MIN_SEEDS = 5
+
+
+def mean_sd_over_seeds(evaluate, seeds=range(MIN_SEEDS), min_seeds: int = MIN_SEEDS) -> dict:
+    """Run ``evaluate(seed)`` for each seed; mean and sd (ddof 1) of what it returns.
+
+    ``evaluate`` returns a float or a dict of floats (e.g. ``normalised_frechet``);
+    non-numeric entries are ignored. Returns {key: {"mean", "sd", "values"}} for a
+    dict, {"mean", "sd", "values"} for a float, with "n_seeds" in both.
+    """
+    seeds = list(seeds)
+    if len(seeds) < min_seeds:
+        raise BrainlabInputError(f"need >= {min_seeds} seeds for a mean ± sd; found {len(seeds)}")
+    results = [evaluate(int(seed)) for seed in seeds]
+
+    def spread(values):
+        values = np.asarray(values, dtype=np.float64)
+        return {"mean": float(values.mean()), "sd": float(values.std(ddof=1)),
+                "values": values.tolist()}
+
+    if isinstance(results[0], dict):
+        keys = [k for k, v in results[0].items()
+                if isinstance(v, (int, float, np.floating, np.integer)) and not isinstance(v, bool)]
+        out = {key: spread([r[key] for r in results]) for key in keys}
+        out["n_seeds"] = len(seeds)
+        return out
+    return {**spread(results), "n_seeds": len(seeds)}
+
+
+def auc_confidence_interval(y_true, scores, level: float = 0.95) -> dict:
+    """ROC AUC with DeLong's standard error and a normal ``level`` interval (clipped to [0, 1]).
+
+    DeLong, DeLong & Clarke-Pearson (1988): the variance of the AUC from the
+    per-positive and per-negative placement values; ties count one half.
+    """
+    from scipy.stats import norm
+
+    y = np.asarray(y_true)
+    s = np.asarray(scores, dtype=np.float64)
+    if y.ndim != 1 or s.shape != y.shape or not np.isin(y, [0, 1]).all():
+        raise BrainlabInputError(
+            f"y_true must be 0/1 and scores one per label; found shapes {y.shape} and {s.shape}")
+    if not 0 < level < 1:
+        raise BrainlabInputError(f"level must be in (0, 1); found {level}")
+    positives, negatives = s[y == 1], s[y == 0]
+    if len(positives) < 2 or len(negatives) < 2:
+        raise BrainlabInputError(
+            f"need >= 2 of each class for an AUC interval; found {len(positives)} positive "
+            f"and {len(negatives)} negative")
+    # psi(x, y) = 1 if x > y, 0.5 if tied: placement of each positive among the negatives.
+    greater = (positives[:, None] > negatives[None, :]).astype(np.float64)
+    greater += 0.5 * (positives[:, None] == negatives[None, :])
+    v10, v01 = greater.mean(axis=1), greater.mean(axis=0)
+    auc = float(v10.mean())
+    variance = v10.var(ddof=1) / len(positives) + v01.var(ddof=1) / len(negatives)
+    se = float(np.sqrt(variance))
+    z = float(norm.ppf(0.5 + level / 2))
+    return {"auc": auc, "se": se, "low": max(0.0, auc - z * se), "high": min(1.0, auc + z * se),
+            "level": float(level), "n_positive": int(len(positives)),
+            "n_negative": int(len(negatives))}
+
+
+def two_sample_auc_ci(real, generated, seed: int = 0, n_splits: int = 5, n_components: int = 32,
+                      level: float = 0.95) -> dict:
+    """Two-sample test AUC (real vs generated) with a DeLong confidence interval.
+
+    The classifier and folds are ``real_vs_generated_problem``'s; the AUC is that of
+    the pooled out-of-fold decision scores (so one interval covers all folds).
+    0.5 = indistinguishable.
+    """
+    from sklearn.model_selection import cross_val_predict
+
+    x, y, folds, model = real_vs_generated_problem(real, generated, seed, n_splits, n_components)
+    scores = cross_val_predict(model, x, y, cv=folds, method="decision_function")
+    result = auc_confidence_interval(y, scores, level)
+    result["n_real"], result["n_generated"] = int((y == 0).sum()), int((y == 1).sum())
+    return result
+
+
+# ---------------------------------------------------------------- trivial baselines
+
+# Direction of each metric and the margin by which a model must beat its trivial
+# baseline not to be "poor" (absolute, in the metric's unit; relative for MAE).
+METRIC_RULES = {
+    "accuracy": ("higher", 0.02), "balanced_accuracy": ("higher", 0.02),
+    "roc_auc": ("higher", 0.02), "auc": ("higher", 0.02), "r": ("higher", 0.05),
+    "ssim": ("higher", 0.01), "psnr": ("higher", 0.5),
+    "mae": ("lower_relative", 0.05), "normalised_frechet": ("lower", 0.0),
+}
+
+
+def is_poor(metric: str, model_value, baseline_value, margin: float | None = None) -> bool:
+    """True when a model is not clearly better than its trivial baseline.
+
+    "Clearly better" = beyond ``margin`` (default from ``METRIC_RULES``): e.g. balanced
+    accuracy at least 0.02 above the majority-class predictor's, MAE at least 5%
+    below the training-mean predictor's. A missing (None/NaN) model value is poor.
+    """
+    if metric not in METRIC_RULES:
+        raise BrainlabInputError(
+            f"unknown metric {metric!r} for is_poor; expected one of {', '.join(METRIC_RULES)}")
+    direction, default_margin = METRIC_RULES[metric]
+    margin = default_margin if margin is None else float(margin)
+    if model_value is None or not np.isfinite(model_value):
+        return True
+    if baseline_value is None or not np.isfinite(baseline_value):
+        raise BrainlabInputError(f"baseline value for {metric} is missing; cannot judge the model")
+    model_value, baseline_value = float(model_value), float(baseline_value)
+    if direction == "higher":
+        return not model_value >= baseline_value + margin
+    if direction == "lower":
+        return not model_value <= baseline_value - margin
+    return not model_value <= baseline_value * (1.0 - margin)
+
+
+def majority_baseline(y_train, y_test) -> dict:
+    """The majority-class predictor (fitted on ``y_train``) scored on ``y_test``:
+    accuracy (= the test majority rate when the classes agree), balanced accuracy,
+    and AUC 0.5 (a constant score carries no ranking)."""
+    y_train, y_test = np.asarray(y_train), np.asarray(y_test)
+    if len(y_train) == 0 or len(y_test) == 0:
+        raise BrainlabInputError("majority_baseline needs non-empty y_train and y_test")
+    values, counts = np.unique(y_train, return_counts=True)
+    majority = values[np.argmax(counts)]
+    predicted = np.full(len(y_test), majority)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        balanced = float(balanced_accuracy_score(y_test, predicted))
+    test_values, test_counts = np.unique(y_test, return_counts=True)
+    return {"accuracy": float(np.mean(predicted == y_test)), "balanced_accuracy": balanced,
+            "roc_auc": 0.5, "majority_class": majority.item() if hasattr(majority, "item") else majority,
+            "majority_rate": float(test_counts.max() / len(y_test)), "n": int(len(y_test))}
+
+
+def mean_predictor_baseline(y_train, y_test) -> dict:
+    """Predict the training mean for everyone: ``regression_metrics`` of that constant."""
+    y_train = np.asarray(y_train, dtype=np.float64)
+    if len(y_train) == 0 or not np.isfinite(y_train).all():
+        raise BrainlabInputError("mean_predictor_baseline needs finite, non-empty y_train")
+    constant = np.full(len(np.asarray(y_test)), y_train.mean())
+    result = regression_metrics(y_test, constant)
+    result["prediction"] = float(y_train.mean())
+    return result
+
+
+def morphometry_baselines(cohort, train_index, test_index, target: str = "sex") -> dict:
+    """Linear models on the morphometry table, fitted on train rows, scored on test rows.
+
+    ``target``: ``"sex"`` (logistic regression, P(male); ``classifier_metrics``) or
+    ``"age"`` (linear regression on years; ``regression_metrics``). Two feature sets:
+    ``icv_only`` and ``all_features`` (every numeric morphometry column), each with
+    StandardScaler. ICV is found as in ``cohort_validation.standard_measures``.
+    """
+    from sklearn.linear_model import LinearRegression
+
+    from brainlab.analysis.cohort_validation import feature_matrix, standard_measures
+
+    train_index, test_index = np.asarray(train_index), np.asarray(test_index)
+    features, names = feature_matrix(cohort)
+    if features.shape[1] == 0:
+        raise BrainlabInputError(f"cohort {cohort.name!r} has no numeric morphometry columns")
+    measures, _ = standard_measures(cohort)
+    if target == "sex":
+        y = cohort.male_mask().astype(int)
+    elif target == "age":
+        y = _column_as_float(cohort.table["age"])
+        if not np.isfinite(y[np.r_[train_index, test_index]]).all():
+            raise BrainlabInputError(
+                f"cohort {cohort.name!r} lacks ages in years for some subjects; age baselines "
+                f"need them")
+    else:
+        raise BrainlabInputError(f"target must be 'sex' or 'age'; found {target!r}")
+    sets = {"all_features": features}
+    if "icv" in measures:
+        sets["icv_only"] = measures[["icv"]].to_numpy(float)
+    result = {"n_features": int(features.shape[1])}
+    for label, x in sets.items():
+        if target == "sex":
+            model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000))
+            model.fit(x[train_index], y[train_index])
+            result[label] = classifier_metrics(y[test_index], model.predict_proba(x[test_index])[:, 1])
+        else:
+            model = make_pipeline(StandardScaler(), LinearRegression())
+            model.fit(x[train_index], y[train_index])
+            result[label] = regression_metrics(y[test_index], model.predict(x[test_index]))
+    if "icv_only" not in result:
+        result["icv_only"] = None
+        result["note"] = "no ICV column found (icv_cc or FS_IntraCranial_Vol)"
+    return result
+
+
+def _column_as_float(values) -> np.ndarray:
+    """A table column as float64 (non-numbers -> NaN)."""
+    import pandas as pd
+
+    return pd.to_numeric(values, errors="coerce").to_numpy(np.float64)
+
+
+def age_bin_metrics(y_true, probabilities, sex, youngest: int = 0, oldest: int = 2) -> dict:
+    """Age-bin classifier figures that do not hide the signal behind a 4-class accuracy.
+
+    ``probabilities`` (n, K) per ordinal bin; ``sex`` (n,) 'F'/'M'. Returns
+    balanced accuracy (beside ``majority_rate``, the share of the commonest true bin,
+    labelled as such), accuracy, and per sex the AUC of the expected bin
+    (sum_k k p_k) for ``youngest`` vs ``oldest`` bin subjects (None when either
+    group has < 2 subjects).
+    """
+    y = np.asarray(y_true)
+    p = np.asarray(probabilities, dtype=np.float64)
+    sex = np.asarray(sex)
+    if p.ndim != 2 or len(p) != len(y) or len(sex) != len(y) or len(y) == 0:
+        raise BrainlabInputError(
+            f"expected y_true (n,), probabilities (n, bins) and sex (n,); found {y.shape}, "
+            f"{p.shape} and {sex.shape}")
+    if not np.isin(y, np.arange(p.shape[1])).all():
+        raise BrainlabInputError(
+            f"y_true must hold bin codes 0..{p.shape[1] - 1}; found {np.unique(y).tolist()[:10]}")
+    predicted = p.argmax(axis=1)
+    expected_bin = p @ np.arange(p.shape[1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = {"balanced_accuracy": float(balanced_accuracy_score(y, predicted)),
+                  "accuracy": float(accuracy_score(y, predicted)),
+                  "majority_rate": float(np.bincount(y.astype(int)).max() / len(y)),
+                  "n": int(len(y))}
+    for label in ("F", "M"):
+        chosen = (sex == label) & np.isin(y, [youngest, oldest])
+        labels = (y[chosen] == oldest).astype(int)
+        key = f"auc_youngest_vs_oldest_{label}"
+        if min(labels.sum(), len(labels) - labels.sum()) < 2:
+            result[key] = None
+        else:
+            result[key] = float(roc_auc_score(labels, expected_bin[chosen]))
+    return result
