@@ -5,10 +5,12 @@ import sys
 import types
 
 import numpy as np
+import pandas as pd
 import pytest
 from threadpoolctl import threadpool_limits
 
-from brainlab.analysis.probes import (COLUMNS, SEED_STUDY_REFERENCE, probe_table, seed_reference,
+from brainlab.analysis.probes import (COLUMNS, SEED_STUDY_REFERENCE,
+                                      probe_table, reduce_wide_features, seed_reference,
                                       with_seed_reference)
 from brainlab.analysis.projections import explained_variance, project
 from brainlab.errors import BrainlabInputError
@@ -62,6 +64,39 @@ def test_probe_table_is_reproducible_and_reduces_wide_features():
     first = probe_table({"raw": wide}, {"sex": labels["sex"]}, n_splits=3, seed=7)
     second = probe_table({"raw": wide}, {"sex": labels["sex"]}, n_splits=3, seed=7)
     np.testing.assert_array_equal(first.accuracy_mean, second.accuracy_mean)
+
+
+def test_probe_table_rows_arrive_one_by_one_and_parallel_rows_match():
+    x, labels, rng = _planted(n=40)
+    wide = np.hstack([x, rng.normal(size=(40, 250))])
+    rows, fractions = [], []
+    fast = ("logistic regression", "KNN")
+    serial = probe_table({"raw": wide, "latent": x}, labels, n_splits=3, models=fast,
+                         on_row=rows.append,
+                         progress=lambda fraction, message="": fractions.append(fraction))
+    assert len(rows) == len(serial) == 2 * (2 + 4)
+    assert [r["model"] for r in rows] == serial.model.tolist()
+    assert fractions[-1] == 1.0 and fractions == sorted(fractions)
+    parallel = probe_table({"raw": wide, "latent": x}, labels, n_splits=3, models=fast, n_jobs=2)
+    pd.testing.assert_frame_equal(serial, parallel)
+    with pytest.raises(BrainlabInputError, match="n_jobs must be >= 1"):
+        probe_table({"raw": x}, labels, n_jobs=0)
+
+
+def test_wide_features_are_reduced_once_without_labels(monkeypatch):
+    from brainlab.analysis import probes
+
+    monkeypatch.setattr(probes, "PCA_ABOVE_DIMS", 20)
+    monkeypatch.setattr(probes, "PRE_PCA_COMPONENTS", 30)
+    rng = np.random.default_rng(0)
+    wide = rng.normal(size=(60, 50))
+    reduced = reduce_wide_features(wide)
+    assert reduced.shape == (60, 30)
+    np.testing.assert_allclose(reduced.mean(axis=0), 0, atol=1e-4)  # centred components
+    narrow = rng.normal(size=(60, 12))
+    np.testing.assert_array_equal(reduce_wide_features(narrow), narrow)
+    few = rng.normal(size=(18, 50))  # fewer subjects than a useful first step needs
+    np.testing.assert_array_equal(reduce_wide_features(few), few)
 
 
 def test_probe_table_lowers_folds_for_small_classes():

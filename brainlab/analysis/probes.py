@@ -5,18 +5,23 @@ tree, each a scikit-learn Pipeline with a StandardScaler, trained on raw feature
 and on a model's latent, scored with stratified 5-fold cross-validation. Every
 row of one target uses the same folds, so rows differ only by features and model.
 
-Features wider than ``PCA_ABOVE_DIMS`` (e.g. raw voxels) are reduced inside each
-pipeline to ``PCA_COMPONENTS`` principal components after scaling (fitted on the
-training folds only, so no held-out information leaks), which keeps the whole
-table to seconds on 1113 subjects. The scaler + PCA of one training fold is
-fitted once and shared by every model through the Pipeline's ``memory`` cache.
-The many small fits run with single-threaded BLAS: threads only add overhead at
-these sizes, and on a busy CPU they make it several times slower.
+Features wider than ``PCA_ABOVE_DIMS`` (e.g. raw voxels) are reduced in two steps:
+once for the whole table, standardised and projected on their first
+``PRE_PCA_COMPONENTS`` principal components (randomized SVD; it sees every
+subject's features but no label, so no label information leaks), then inside
+each pipeline to ``PCA_COMPONENTS`` components fitted on the training folds only.
+The expensive step (29k voxels) runs once instead of once per fold and model.
+
+Rows are independent jobs (one row = one model cross-validated on one
+representation and target), run by joblib over ``n_jobs`` processes, each fit
+single-threaded: threads only add overhead at these sizes and on a busy CPU they
+make it several times slower. Rows are reported as they finish (``on_row``), so a
+page can fill the table row by row.
 """
 
 from __future__ import annotations
 
-import tempfile
+import os
 
 import numpy as np
 import pandas as pd
@@ -31,11 +36,15 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.tree import DecisionTreeClassifier
 from threadpoolctl import threadpool_limits
 
+from brainlab.data.progress import ProgressCallback, report
 from brainlab.errors import BrainlabInputError
 
-# Wider features are reduced by PCA inside the pipeline (see module docstring).
+# Wider features are reduced by PCA (see module docstring).
 PCA_ABOVE_DIMS = 200
 PCA_COMPONENTS = 64
+# The once-per-table reduction of wide features: enough components that the
+# per-fold PCA to PCA_COMPONENTS loses nothing it would have kept from the voxels.
+PRE_PCA_COMPONENTS = 256
 
 COLUMNS = ["representation", "target", "model", "strategy", "accuracy_mean", "accuracy_sd",
            "balanced_accuracy_mean", "chance", "n", "n_splits"]
@@ -44,24 +53,49 @@ COLUMNS = ["representation", "target", "model", "strategy", "accuracy_mean", "ac
 MODEL_NAMES = ("logistic regression", "random forest", "KNN", "decision tree")
 
 
-def _models(seed: int) -> dict:
-    """Fresh estimators, by display name (fixed seeds; one thread each)."""
+def _estimator(model_name: str, strategy: str, seed: int):
+    """A fresh estimator (fixed seeds; one thread each)."""
+    if strategy == "one-vs-rest":
+        return OneVsRestClassifier(LogisticRegression(max_iter=2000))
+    if strategy == "one-vs-one":
+        return OneVsOneClassifier(LogisticRegression(max_iter=2000))
     return {
-        "logistic regression": LogisticRegression(max_iter=2000),
-        "random forest": RandomForestClassifier(n_estimators=100, random_state=seed, n_jobs=1),
-        "KNN": KNeighborsClassifier(n_neighbors=5),
-        "decision tree": DecisionTreeClassifier(random_state=seed),
-    }
+        "logistic regression": lambda: LogisticRegression(max_iter=2000),
+        "random forest": lambda: RandomForestClassifier(n_estimators=100, random_state=seed,
+                                                        n_jobs=1),
+        "KNN": lambda: KNeighborsClassifier(n_neighbors=5),
+        "decision tree": lambda: DecisionTreeClassifier(random_state=seed),
+    }[model_name]()
 
 
-def _pipeline(estimator, n_features: int, smallest_train: int, seed: int,
-              memory: str | None = None) -> Pipeline:
+def _pipeline(estimator, n_features: int, smallest_train: int, seed: int) -> Pipeline:
     steps = [("scale", StandardScaler())]
     if n_features > PCA_ABOVE_DIMS:
         k = int(min(PCA_COMPONENTS, smallest_train - 1, n_features))
         steps.append(("pca", PCA(n_components=k, random_state=seed)))
     steps.append(("model", estimator))
-    return Pipeline(steps, memory=memory if n_features > PCA_ABOVE_DIMS else None)
+    return Pipeline(steps)
+
+
+def reduce_wide_features(features, seed: int = 0) -> np.ndarray:
+    """Standardise (n, d) features and keep their first ``PRE_PCA_COMPONENTS``
+    principal components when d > ``PCA_ABOVE_DIMS``; narrower features unchanged.
+
+    Unsupervised and label-free, so it can run once for every fold and target.
+    The output stays wider than ``PCA_ABOVE_DIMS`` so each pipeline still fits its
+    own PCA on its training folds.
+    """
+    x = np.asarray(features)
+    if x.shape[1] <= PCA_ABOVE_DIMS:
+        return x.astype(np.float64)
+    k = int(min(PRE_PCA_COMPONENTS, x.shape[0], x.shape[1]))
+    if k <= PCA_ABOVE_DIMS:  # too few subjects for a useful first step: keep the features
+        return x.astype(np.float64)
+    with threadpool_limits(limits=max(1, min(2, os.cpu_count() or 1)), user_api="blas"):
+        scaled = StandardScaler().fit_transform(x.astype(np.float32))
+        reduced = PCA(n_components=k, svd_solver="randomized",
+                      random_state=seed).fit_transform(scaled)
+    return reduced.astype(np.float64)
 
 
 def _check_inputs(features_by_representation: dict, labels: dict) -> int:
@@ -73,7 +107,7 @@ def _check_inputs(features_by_representation: dict, labels: dict) -> int:
         if x.ndim != 2 or x.shape[1] == 0:
             raise BrainlabInputError(
                 f"features {name!r} must be 2D (n_subjects, n_features); found shape {x.shape}")
-        if not np.isfinite(x.astype(np.float64)).all():
+        if not np.isfinite(x).all():
             raise BrainlabInputError(f"features {name!r} contain NaN or infinite values")
         n = len(x) if n is None else n
         if len(x) != n:
@@ -92,14 +126,55 @@ def _check_inputs(features_by_representation: dict, labels: dict) -> int:
                 f"labels {target!r} have one class only ({classes.tolist()}); a probe needs >= 2")
         if counts.min() < 2:
             raise BrainlabInputError(
-                f"labels {target!r}: class {classes[counts.argmin()]!r} has {counts.min()} subject; "
-                f"stratified folds need >= 2 per class")
+                f"labels {target!r}: class {str(classes[counts.argmin()])!r} has "
+                f"{int(counts.min())} subject; stratified folds need >= 2 per class")
     return n
 
 
+def _row_plan(features_by_representation: dict, labels: dict, n: int, n_splits: int, seed: int,
+              models: tuple[str, ...]) -> list[dict]:
+    """Every row of the table, in order: which target, representation, model, strategy."""
+    plan = []
+    for target, y in labels.items():
+        y = np.asarray(y)
+        classes, counts = np.unique(y, return_counts=True)
+        splits = int(min(n_splits, counts.min()))
+        folds = list(StratifiedKFold(splits, shuffle=True, random_state=seed).split(np.zeros(n), y))
+        for representation in features_by_representation:
+            candidates = [(name, "binary" if len(classes) == 2 else "multiclass")
+                          for name in MODEL_NAMES if name in models]
+            if len(classes) > 2 and "logistic regression" in models:
+                candidates += [("logistic regression", "one-vs-rest"),
+                               ("logistic regression", "one-vs-one")]
+            for model_name, strategy in candidates:
+                plan.append({"target": target, "representation": representation,
+                             "model": model_name, "strategy": strategy, "folds": folds,
+                             "splits": splits, "chance": float(counts.max() / n)})
+    return plan
+
+
+def _score_row(x: np.ndarray, y: np.ndarray, spec: dict, n: int, seed: int) -> dict:
+    """One table row: the cross-validated scores of one model on one representation."""
+    smallest_train = min(len(train) for train, _ in spec["folds"])
+    pipeline = _pipeline(_estimator(spec["model"], spec["strategy"], seed), x.shape[1],
+                         smallest_train, seed)
+    with threadpool_limits(limits=1):
+        scores = cross_validate(pipeline, x, y, cv=spec["folds"],
+                                scoring=("accuracy", "balanced_accuracy"))
+    return {
+        "representation": spec["representation"], "target": spec["target"],
+        "model": spec["model"], "strategy": spec["strategy"],
+        "accuracy_mean": float(np.mean(scores["test_accuracy"])),
+        "accuracy_sd": float(np.std(scores["test_accuracy"], ddof=1)),
+        "balanced_accuracy_mean": float(np.mean(scores["test_balanced_accuracy"])),
+        "chance": spec["chance"], "n": int(n), "n_splits": spec["splits"],
+    }
+
+
 def probe_table(features_by_representation: dict[str, np.ndarray], labels: dict[str, np.ndarray],
-                n_splits: int = 5, seed: int = 0,
-                models: tuple[str, ...] = MODEL_NAMES) -> pd.DataFrame:
+                n_splits: int = 5, seed: int = 0, models: tuple[str, ...] = MODEL_NAMES,
+                n_jobs: int = 1, progress: ProgressCallback = None,
+                on_row=None) -> pd.DataFrame:
     """Cross-validated probe accuracies, one row per representation x target x model x strategy.
 
     ``features_by_representation``: name -> (n, d) features (e.g. "raw", "latent");
@@ -110,7 +185,9 @@ def probe_table(features_by_representation: dict[str, np.ndarray], labels: dict[
     same for every row; ``n_splits`` is lowered to the smallest class's size when
     that is smaller (the column says how many were used). ``chance`` is the
     majority-class rate (what always guessing it scores). ``models`` picks a subset
-    of ``MODEL_NAMES`` (the random forest is the slowest, ~1 s per fold at 1113).
+    of ``MODEL_NAMES``. ``n_jobs`` processes score rows in parallel (the numbers do
+    not depend on it); ``on_row(row_dict)`` is called as each row finishes and
+    ``progress(fraction, message)`` after it. Rows come back in table order.
     """
     n = _check_inputs(features_by_representation, labels)
     if n_splits < 2:
@@ -118,46 +195,29 @@ def probe_table(features_by_representation: dict[str, np.ndarray], labels: dict[
     unknown = sorted(set(models) - set(MODEL_NAMES))
     if unknown or not models:
         raise BrainlabInputError(f"models must be a non-empty subset of {MODEL_NAMES}; found {models}")
-    with tempfile.TemporaryDirectory(prefix="brainlab-probe-") as cache, threadpool_limits(limits=1):
-        rows = _probe_rows(features_by_representation, labels, n, n_splits, seed, models, cache)
-    return pd.DataFrame(rows, columns=COLUMNS)
+    if int(n_jobs) < 1:
+        raise BrainlabInputError(f"n_jobs must be >= 1; found {n_jobs}")
+    report(progress, 0.0, "reducing wide features")
+    features = {name: reduce_wide_features(x, seed) for name, x in features_by_representation.items()}
+    targets = {name: np.asarray(y) for name, y in labels.items()}
+    plan = _row_plan(features, targets, n, n_splits, seed, tuple(models))
+    jobs = ((features[spec["representation"]], targets[spec["target"]], spec, n, seed)
+            for spec in plan)
+    if int(n_jobs) == 1:
+        results = (_score_row(*job) for job in jobs)
+    else:
+        from joblib import Parallel, delayed
 
-
-def _probe_rows(features_by_representation, labels, n, n_splits, seed, models, cache) -> list:
+        results = Parallel(n_jobs=int(n_jobs), return_as="generator")(
+            delayed(_score_row)(*job) for job in jobs)
     rows = []
-    for target, y in labels.items():
-        y = np.asarray(y)
-        classes, counts = np.unique(y, return_counts=True)
-        splits = int(min(n_splits, counts.min()))
-        folds = list(StratifiedKFold(splits, shuffle=True, random_state=seed).split(np.zeros(n), y))
-        smallest_train = min(len(train) for train, _ in folds)
-        chance = float(counts.max() / n)
-        for representation, features in features_by_representation.items():
-            x = np.asarray(features, dtype=np.float64)
-            candidates = []
-            for model_name, estimator in _models(seed).items():
-                if model_name not in models:
-                    continue
-                strategy = "binary" if len(classes) == 2 else "multiclass"
-                candidates.append((model_name, strategy, estimator))
-            if len(classes) > 2 and "logistic regression" in models:
-                candidates.append(("logistic regression", "one-vs-rest",
-                                   OneVsRestClassifier(LogisticRegression(max_iter=2000))))
-                candidates.append(("logistic regression", "one-vs-one",
-                                   OneVsOneClassifier(LogisticRegression(max_iter=2000))))
-            for model_name, strategy, estimator in candidates:
-                pipeline = _pipeline(estimator, x.shape[1], smallest_train, seed, cache)
-                scores = cross_validate(pipeline, x, y, cv=folds,
-                                        scoring=("accuracy", "balanced_accuracy"))
-                rows.append({
-                    "representation": representation, "target": target, "model": model_name,
-                    "strategy": strategy,
-                    "accuracy_mean": float(np.mean(scores["test_accuracy"])),
-                    "accuracy_sd": float(np.std(scores["test_accuracy"], ddof=1)),
-                    "balanced_accuracy_mean": float(np.mean(scores["test_balanced_accuracy"])),
-                    "chance": chance, "n": int(n), "n_splits": splits,
-                })
-    return rows
+    for row in results:
+        rows.append(row)
+        if on_row is not None:
+            on_row(dict(row))
+        report(progress, len(rows) / len(plan),
+               f"{len(rows)} of {len(plan)} rows ({row['representation']}, {row['target']})")
+    return pd.DataFrame(rows, columns=COLUMNS)
 
 
 # The seed study's published probe accuracies (logistic regression, 5-fold CV),
