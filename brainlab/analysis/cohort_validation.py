@@ -55,11 +55,11 @@ YOUNGEST_AGES, OLDEST_AGES = (22.0, 26.0), (31.0, 36.0)
 HCP_FEMALE_COUNTS = (84, 265, 248, 9)
 HCP_MALE_COUNTS = (147, 221, 135, 4)
 
-# Today's (v1) hcp-ya phantom mean brain on the 58x70x58 grid, measured with
-# ``image_geometry`` on 2026-12-01; PHANTOM.md's extent / position targets are
-# relative to it.
-V1_EXTENT_MM = None  # filled in below once measured
-V1_CENTRE_Z_MM = None
+# The v1 hcp-ya phantom's mean brain on the 58x70x58 grid (``image_geometry``,
+# measured 2026-12-01, PHANTOM_VERSION 2): PHANTOM.md's extent and position
+# targets are relative to it.
+V1_EXTENT_MM = 153.3
+V1_CENTRE_Z_MM = 9.7
 
 
 @dataclass(frozen=True)
@@ -299,7 +299,7 @@ def _sex_effects(rows: _Rows, measures, male):
     rows.group = "sex beyond head size"
     icv = measures.get("icv")
     if icv is None:
-        rows.missing("ICV d (M vs F)", "≈ 1.6 (keep)", "icv", 1.3, 1.9)
+        rows.missing("ICV d (M vs F)", "≈ 1.6 (keep)", "icv volume", 1.3, 1.9)
     else:
         rows.check("ICV d (M vs F)", "≈ 1.6 (keep)", cohen_d(icv, male), 1.3, 1.9,
                    "Cohen's d, raw")
@@ -480,14 +480,14 @@ def _sex_classifiers(rows: _Rows, cohort, measures, male):
         p = cross_validated_probabilities(measures[["icv"]].to_numpy(float), y)
         rows.check(f"sex LR, {label}", target, _balanced_accuracy(y, p), low, high, note)
     else:
-        rows.missing(f"sex LR, {label}", target, "icv", low, high)
+        rows.missing(f"sex LR, {label}", target, "icv volume", low, high)
     label, target, low, high = specs[1]
     p = cross_validated_probabilities(features, y)
     rows.check(f"sex LR, {label}", target, _balanced_accuracy(y, p), low, high, note)
     for (label, target, low, high), covariates in zip(specs[2:], (("icv",), SIZE_MEASURES)):
         present = [m for m in covariates if m in measures]
         if "icv" not in present:
-            rows.missing(f"sex LR, {label}", target, "icv", low, high)
+            rows.missing(f"sex LR, {label}", target, "icv volume", low, high)
             continue
         size = measures[present].to_numpy(float)
         # Drop the table's own copies of the size measures from the features.
@@ -634,21 +634,105 @@ def validate_cohort(cohort, columns: dict[str, str] | None = None,
         raise BrainlabInputError(
             f"cohort {cohort.name!r} has no morphometry columns; validation needs a "
             f"morphometry table (phantom columns such as icv_cc, or FreeSurfer FS_* columns)")
-    measures, _ = standard_measures(cohort, columns)
-    measures = measures.loc[:, [c for c in measures.columns
-                                if measures[c].notna().all() and (c == "thickness"
-                                                                  or (measures[c] > 0).all())]]
     rows = _Rows()
     _counts_and_grid(rows, cohort, male)
-    _sex_effects(rows, measures, male)
-    _structure(rows, measures, male)
-    _levels(rows, measures, male)
-    _noise(rows, measures, male)
-    _sex_classifiers(rows, cohort, measures, male)
-    _ageing(rows, cohort, measures, male)
+    adults = young_adult_subset(cohort)
+    if adults is not cohort:
+        rows.rows.append(ValidationRow(
+            rows.group, "HCP-YA targets measured on ages 22-37 only", "", float(len(adults)), None,
+            f"{len(adults)} of {len(cohort)} subjects; the lifespan group uses all of them"))
+    measures = _usable(standard_measures(adults, columns)[0])
+    adult_male = adults.male_mask()
+    _sex_effects(rows, measures, adult_male)
+    _structure(rows, measures, adult_male)
+    _levels(rows, measures, adult_male)
+    _noise(rows, measures, adult_male)
+    _sex_classifiers(rows, adults, measures, adult_male)
+    _ageing(rows, adults, measures, adult_male)
+    _lifespan(rows, cohort, _usable(standard_measures(cohort, columns)[0]), male)
     if images:
         _image_checks(rows, cohort, male)
     return rows.rows
+
+
+def _usable(measures: pd.DataFrame) -> pd.DataFrame:
+    """Measures with a positive value for every subject (they are logged)."""
+    return measures.loc[:, [c for c in measures.columns
+                            if measures[c].notna().all() and (measures[c] > 0).all()]]
+
+
+# Subjects needed for the HCP-YA targets to be measured on the 22-37 subset alone.
+MIN_YOUNG_ADULTS = 40
+
+
+def young_adult_subset(cohort):
+    """The cohort's subjects aged 22-37 when ages in years reach outside that range
+    (and at least ``MIN_YOUNG_ADULTS`` are inside); otherwise the cohort itself."""
+    import dataclasses
+
+    years = pd.to_numeric(cohort.table["age"], errors="coerce").to_numpy(float)
+    known = np.isfinite(years)
+    inside = known & (years >= YOUNG_ADULT_AGES[0]) & (years < YOUNG_ADULT_AGES[1])
+    if known.sum() < 3 or inside.sum() == known.sum() or inside.sum() < MIN_YOUNG_ADULTS:
+        return cohort
+    sexes = cohort.table["sex"].to_numpy()[inside]
+    if min((sexes == "M").sum(), (sexes == "F").sum()) < 2:
+        return cohort
+    table = cohort.table.loc[inside].reset_index(drop=True)
+    return dataclasses.replace(cohort, name=f"{cohort.name} (22-37)", table=table, images=None,
+                               truth=None, fingerprint="subset", notes=[])
+
+
+# PHANTOM.md "subject variation" ageing figures, checked where ages reach 60+.
+LIFESPAN_RATES = [  # measure, label, ages, target text, low, high (% per year)
+    ("total_gm", "total GM, ages 35-60", (35.0, 60.0), "≈ −0.2%/y", -0.35, -0.05),
+    ("total_gm", "total GM, ages 60-90", (60.0, 91.0), "−0.5 to −0.9%/y", -0.9, -0.5),
+    ("hippocampus", "hippocampus, ages 60-90", (60.0, 91.0), "≈ −0.85%/y, accelerating", -1.2, -0.5),
+    ("ventricles", "lateral ventricles, ages 70-90", (70.0, 91.0), "≈ +3%/y at 73-79", 2.0, 4.0),
+]
+
+
+def _lifespan(rows: _Rows, cohort, measures, male):
+    rows.group = "lifespan ageing (PHANTOM.md subject variation; adjusted for sex and ICV)"
+    years = pd.to_numeric(cohort.table["age"], errors="coerce").to_numpy(float)
+    if not np.isfinite(years).any() or np.nanmax(years) < 60:
+        rows.missing("lifespan ageing rates", "large ageing effects (lifespan preset)",
+                     "ages in years reaching 60+")
+        return
+    for measure, label, (start, stop), target, low, high in LIFESPAN_RATES:
+        name = f"ageing rate, {label} (%/y)"
+        chosen = np.isfinite(years) & (years >= start) & (years < stop)
+        needs = _needs(measures, measure, "icv")
+        if needs or chosen.sum() < 10:
+            rows.missing(name, target, needs or f">= 10 subjects aged {start:g}-{stop - 1:g}",
+                         low, high)
+            continue
+        coef, _, _ = _ols(np.log(measures[measure].to_numpy(float)[chosen]),
+                          [years[chosen], np.asarray(male, float)[chosen],
+                           np.log(measures["icv"].to_numpy(float)[chosen])])
+        rows.check(name, target, 100.0 * (math.exp(coef[1]) - 1.0), low, high,
+                   f"n = {int(chosen.sum())}")
+    known = np.isfinite(years)
+    if _needs(measures, "thickness"):
+        rows.missing("thickness change (mm/decade)", "−0.08 to −0.10", "mean cortical thickness",
+                     -0.10, -0.08)
+    else:
+        coef, _, _ = _ols(measures["thickness"].to_numpy(float)[known],
+                          [years[known], np.asarray(male, float)[known]])
+        rows.check("thickness change (mm/decade)", "−0.08 to −0.10", 10.0 * coef[1], -0.10, -0.08,
+                   f"linear in age, with sex; n = {int(known.sum())}")
+    needs = _needs(measures, "cerebral_wm", "icv")
+    if needs:
+        rows.missing("WM peak age (y)", "inverted U, peak ≈ 29–45", needs, 29.0, 45.0)
+    else:
+        centred = years[known] - 50.0
+        coef, _, _ = _ols(np.log(measures["cerebral_wm"].to_numpy(float)[known]),
+                          [centred, centred**2, np.asarray(male, float)[known],
+                           np.log(measures["icv"].to_numpy(float)[known])])
+        peak = 50.0 - coef[1] / (2 * coef[2]) if coef[2] < 0 else float("nan")
+        rows.check("WM peak age (y)", "inverted U, peak ≈ 29–45", peak, 29.0, 45.0,
+                   "vertex of a quadratic in age" if coef[2] < 0 else "n/a (no inverted U: the "
+                   "quadratic term is not negative)")
 
 
 def image_geometry(cohort, chunk: int = 64) -> dict:

@@ -232,14 +232,20 @@ def _result_word(row) -> str:
     return {True: "PASS", False: "FAIL", None: "-"}[row.passed]
 
 
+def _number(value: float) -> str:
+    if abs(value) >= 100:
+        return f"{value:.0f}"
+    return f"{value:.1f}" if abs(value) >= 10 else f"{value:.3g}"
+
+
 def _pass_range(row) -> str:
     if row.low is None and row.high is None:
         return ""
     if row.low is None:
-        return f"<= {row.high:.3g}"
+        return f"<= {_number(row.high)}"
     if row.high is None:
-        return f">= {row.low:.3g}"
-    return f"{row.low:.3g} .. {row.high:.3g}"
+        return f">= {_number(row.low)}"
+    return f"{_number(row.low)} .. {_number(row.high)}"
 
 
 def format_validation(name: str, n_subjects: int, rows, counts: dict) -> str:
