@@ -3,6 +3,8 @@
 Each module in ``brainlab.cli`` exposes ``register(subparsers)``, adding its
 subcommands with ``set_defaults(run=function)``; ``function(args)`` returns an
 exit code. User errors (``BrainlabInputError``) print one clear line, no traceback.
+A command module listed in ``COMMAND_MODULES`` that is missing is a broken install:
+it stops the CLI with a clear message and exit code 1, never silently drops commands.
 """
 
 from __future__ import annotations
@@ -13,10 +15,15 @@ import sys
 
 from brainlab.errors import BrainlabInputError
 
-COMMAND_MODULES = ("cohort", "train", "evaluate", "explore", "compare", "bench", "jobs")
+COMMAND_MODULES = ("cohort", "train", "evaluate", "explore", "compare", "bench", "jobs", "warm")
+
+
+class MissingCommandModule(RuntimeError):
+    """A module in ``COMMAND_MODULES`` cannot be found (a broken or partial install)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every command group's subcommands."""
     parser = argparse.ArgumentParser(
         prog="python -m brainlab",
         description="Explore generative models of brain MRI on the command line.")
@@ -27,13 +34,21 @@ def build_parser() -> argparse.ArgumentParser:
         except ModuleNotFoundError as missing:
             if missing.name != f"brainlab.cli.{name}":
                 raise
-            continue
+            raise MissingCommandModule(
+                f"command module brainlab.cli.{name} is missing; expected one module per "
+                f"command group ({', '.join(COMMAND_MODULES)}) in brainlab/cli/") from None
         module.register(subparsers)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Run one command; returns its exit code."""
+    try:
+        parser = build_parser()
+    except MissingCommandModule as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    args = parser.parse_args(argv)
     try:
         return int(args.run(args) or 0)
     except BrainlabInputError as error:
