@@ -5,7 +5,8 @@ rebuild the architecture, versions, the cohort (name, fingerprint, grid, split),
 training time and steps, and held-out metrics with their n. Loading rebuilds the
 model from the card and checks model type, tensor names and shapes and (given a
 cohort) the grid; a mismatch raises ``CheckpointMismatchError`` naming expected vs
-found. ``quality_verdict`` compares a card's metrics with the project's targets.
+found. ``quality_verdict`` compares a card's metrics with the targets in
+``brainlab.registry``. Model classes are imported only when a checkpoint is loaded.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import brainlab
 from brainlab.atomic import atomic_write
 from brainlab.config import config_from_dict, config_to_dict
 from brainlab.errors import CheckpointMismatchError
-from brainlab.models import model_class
+from brainlab.registry import MODEL_TYPES, model_spec
 
 WEIGHTS_NAME = "model.safetensors"
 CARD_NAME = "model_card.json"
@@ -122,8 +123,13 @@ def load_checkpoint(path, expected_type: str | None = None, cohort=None, device=
     if expected_type is not None and found_type != expected_type:
         raise CheckpointMismatchError(
             f"checkpoint {folder} holds a {found_type!r} model; expected {expected_type!r}")
-    cls = model_class(found_type)
-    config = config_from_dict(cls.config_class, card.get("config", {}))
+    if found_type not in MODEL_TYPES:
+        raise CheckpointMismatchError(
+            f"checkpoint {folder} holds a {found_type!r} model; expected one of "
+            f"{sorted(MODEL_TYPES)}")
+    spec = model_spec(found_type)
+    cls = spec.model_class()
+    config = config_from_dict(spec.config_class, card.get("config", {}))
     model = cls.from_extra_state(config, card.get("extra_state", {}))
     stored = load_file(str(folder / WEIGHTS_NAME))
     expected = model.state_dict()
@@ -213,23 +219,6 @@ def available(dirs=None) -> list[dict]:
     return entries
 
 
-# Targets (issue 4): (metric, target, direction, fair bound, label).
-QUALITY_TARGETS = {
-    "mri-ae": [("ssim", 0.95, "min", 0.85, "held-out SSIM")],
-    "encoder": [("refined_ssim", 0.85, "min", 0.70, "held-out G(E(x)) SSIM after refinement")],
-    "gan": [("frechet_ratio", 2.0, "max", 5.0, "PCA-Fréchet / real-real floor"),
-            ("two_sample_auc", 0.75, "max", 0.90, "two-sample AUC")],
-    "dcgan-seed": [("frechet_ratio", 2.0, "max", 5.0, "PCA-Fréchet / real-real floor"),
-                   ("two_sample_auc", 0.75, "max", 0.90, "two-sample AUC")],
-    "sex-clf": [("balanced_accuracy", 0.90, "min", 0.75, "held-out balanced accuracy")],
-    "age-model": [("mae", 2.0, "max", 4.0, "held-out MAE (years)")],
-    # No project target for these two; brainlab's own bars.
-    "morph-ae": [("mean_r2", 0.90, "min", 0.70, "held-out mean R² (brainlab's bar)")],
-    "age-model-bin": [("balanced_accuracy", 0.60, "min", 0.40,
-                       "held-out age-bin balanced accuracy (brainlab's bar)")],
-}
-
-
 def quality_verdict(card: dict) -> tuple[str, str]:
     """('good'|'fair'|'poor', one sentence) from the card's held-out metrics vs targets.
 
@@ -238,16 +227,16 @@ def quality_verdict(card: dict) -> tuple[str, str]:
     """
     model_type = card.get("model_type", "")
     metrics = card.get("metrics") or {}
-    key = model_type
-    if model_type == "age-model" and metrics.get("mae") is None:
-        key = "age-model-bin"
-    targets = QUALITY_TARGETS.get(key)
+    spec = MODEL_TYPES.get(model_type)
+    targets = spec.targets_for(metrics) if spec is not None else ()
     if not targets:
         return "fair", f"no quality target defined for {model_type!r}."
     n = metrics.get("n")
     split = metrics.get("split", "held-out")
     levels, parts = [], []
-    for metric, target, direction, fair, label in targets:
+    for rule in targets:
+        metric, target, direction, fair, label = (rule.metric, rule.target, rule.direction,
+                                                  rule.fair, rule.label)
         value = metrics.get(metric)
         if value is None:
             return "poor", f"no {label} recorded in the card."

@@ -1,12 +1,13 @@
 """Training recipes: how ``python -m brainlab train <type>`` builds and fits each model.
 
-``TRAINERS`` maps a model type to ``trainer(cohort, options) -> Path`` (the checkpoint
-folder). ``options`` is a ``RecipeOptions``: ``out`` (this model's checkpoint folder),
+``train(model_type, cohort, options) -> Path`` (the checkpoint folder) runs the recipe
+named in the type's ``brainlab.registry`` entry: ``recipe(cohort, options, spec)``;
+``TRAINERS[type](cohort, options)`` is the same per type. ``options`` is a ``RecipeOptions``: ``out`` (this model's checkpoint folder),
 ``out_root`` (the folder of ``train all``, where e.g. the GAN finds ``mri-ae/``),
 ``epochs``, ``minutes``, ``batch_size``, ``seed``, ``device``, ``resume`` and
 ``callbacks`` (event callbacks, e.g. the CLI's tqdm bar); None = the recipe's default.
-A new model type registers itself with one line in ``TRAINERS`` (and, to join
-``train all``, one entry in ``ALL_ORDER``).
+A new model type needs only its registry entry (``train_default`` builds it from the
+cohort and fits it with the entry's default TrainConfig, steps and evaluation).
 
 Default budgets on the default ``hcp-ya`` phantom (1113 subjects, 779 train). Time
 budgets (not epochs) bound each run; evaluation on the 167 test subjects comes on top.
@@ -29,11 +30,16 @@ runs (mri-ae -> gan -> encoder, and sex-clf -> age-model -> morph-ae).
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
+from brainlab.checkpoints import load_checkpoint, read_card
 from brainlab.config import TrainConfig
 from brainlab.errors import BrainlabInputError
+from brainlab.registry import MODEL_TYPES, model_spec
+from brainlab.training import build_model, fit, seed_everything
+from brainlab.training.loop import TRAIN_STATE_NAME
 
 
 @dataclass
@@ -53,22 +59,10 @@ class RecipeOptions:
     callbacks: list = field(default_factory=list)
 
 
-# Default TrainConfig per model type (see the table in the module docstring).
-DEFAULT_TRAIN_CONFIGS: dict[str, TrainConfig] = {
-    # Batch 4 at lr 3e-3 reached held-out SSIM 0.71 in 5 loaded-CPU minutes where batch 8
-    # at lr 1e-3 reached 0.49 (same phantom, same wall time): more steps win early on.
-    "mri-ae": TrainConfig(epochs=60, minutes=12.0, batch_size=4, lr=3e-4, log_every=10),
-    "morph-ae": TrainConfig(epochs=300, minutes=1.0, batch_size=64, log_every=20,
-                            max_eval_subjects=None),
-    "sex-clf": TrainConfig(epochs=30, minutes=6.0, batch_size=16, log_every=5),
-    "age-model": TrainConfig(epochs=30, minutes=6.0, batch_size=16, log_every=5),
-}
-
-
 def train_config_for(model_type: str, options: RecipeOptions,
                      default: TrainConfig | None = None) -> TrainConfig:
     """The recipe's default TrainConfig with the options the user set on top."""
-    config = default or DEFAULT_TRAIN_CONFIGS.get(model_type, TrainConfig())
+    config = default or model_spec(model_type).default_train_config
     overrides = {name: getattr(options, name)
                  for name in ("epochs", "minutes", "batch_size", "seed")
                  if getattr(options, name) is not None}
@@ -83,8 +77,6 @@ def train_config_for(model_type: str, options: RecipeOptions,
 
 def _resume_folder(options: RecipeOptions) -> Path | None:
     """``options.out`` when ``options.resume`` (it must hold an earlier run), else None."""
-    from brainlab.training import TRAIN_STATE_NAME
-
     if not options.resume:
         return None
     out = Path(options.out)
@@ -97,41 +89,22 @@ def _resume_folder(options: RecipeOptions) -> Path | None:
 def train_model(model_type: str, cohort, options: RecipeOptions, model_config=None,
                 default: TrainConfig | None = None) -> Path:
     """Build ``model_type`` for ``cohort`` and fit it into ``options.out``; return the folder."""
-    from brainlab.models import model_class
-    from brainlab.training import fit, seed_everything
-
     config = train_config_for(model_type, options, default)
     seed_everything(config.seed)  # initial weights are reproducible too
-    model = model_class(model_type).from_cohort(cohort, model_config)
-    out = Path(options.out)
-    resume_from = _resume_folder(options)
-    fit(model, cohort, cohort.split(config.split_seed), config, callbacks=options.callbacks,
-        resume_from=resume_from, out_dir=out)
-    return out
+    model = build_model(model_type, cohort, model_config)
+    return _fit_built(model, cohort, cohort.split(config.split_seed), options, config)
 
 
-def _trainer(model_type: str) -> Callable:
-    def trainer(cohort, options: RecipeOptions) -> Path:
-        return train_model(model_type, cohort, options)
-
-    trainer.__doc__ = f"Train a {model_type} with the default recipe."
-    return trainer
+def train_default(cohort, options: RecipeOptions, spec) -> Path:
+    """The default recipe: a fresh model of ``spec``'s type, its default TrainConfig."""
+    return train_model(spec.model_type, cohort, options)
 
 
 # ---- GAN, seed DCGAN and latent encoder (they build on each other's checkpoints) ----
 
-GAN_TRAIN_CONFIG = TrainConfig(epochs=40, minutes=2.0, batch_size=64, log_every=5, eval_every=10)
-ENCODER_TRAIN_CONFIG = TrainConfig(epochs=20, minutes=3.0, batch_size=8, log_every=10,
-                                   eval_every=5, max_eval_subjects=16)
-SEED_GAN_TRAIN_CONFIG = TrainConfig(epochs=40, minutes=10.0, batch_size=10, log_every=5,
-                                    eval_every=5, bf16="off")
-
-
 def _dependency(model_type: str, cohort, options: RecipeOptions):
     """The trained ``model_type`` this recipe builds on: ``<out_root>/<type>`` (or next to
     ``out``); trained there with its default recipe when missing or made for another grid."""
-    from brainlab.checkpoints import load_checkpoint, read_card
-
     root = Path(options.out_root) if options.out_root else Path(options.out).parent
     if root.resolve() == Path(options.out).resolve():  # `train gan --out DIR`: look beside DIR
         root = root.parent
@@ -143,60 +116,43 @@ def _dependency(model_type: str, cohort, options: RecipeOptions):
     if not usable:
         print(f"note: no {model_type} checkpoint for cohort {cohort.name!r} in {folder}; "
               f"training one first")
-        TRAINERS[model_type](cohort, replace(options, out=folder, out_root=root, resume=False))
+        train(model_type, cohort, replace(options, out=folder, out_root=root, resume=False))
     model, _ = load_checkpoint(folder, expected_type=model_type, cohort=cohort,
                                device=options.device)
     return model
 
 
-def train_gan(cohort, options: RecipeOptions) -> Path:
+def train_gan(cohort, options: RecipeOptions, spec) -> Path:
     """brainlab's GAN: a code-space GAN on the frozen decoder of the cohort's MRI autoencoder."""
-    from brainlab.models.gan import LatentGan
-
     autoencoder = _dependency("mri-ae", cohort, options)
-    split = cohort.split(GAN_TRAIN_CONFIG.split_seed)
-    gan = LatentGan.from_autoencoder(autoencoder)
-    return _fit_built(gan, cohort, split, options, GAN_TRAIN_CONFIG)
+    gan = spec.model_class().from_autoencoder(autoencoder)
+    config = train_config_for(spec.model_type, options)
+    return _fit_built(gan, cohort, cohort.split(config.split_seed), options, config)
 
 
-def train_encoder(cohort, options: RecipeOptions) -> Path:
+def train_encoder(cohort, options: RecipeOptions, spec) -> Path:
     """brainlab's latent encoder for the cohort's GAN (trained first when missing)."""
-    from brainlab.models.encoder import LatentEncoder
-
     gan = _dependency("gan", cohort, options)
-    split = cohort.split(ENCODER_TRAIN_CONFIG.split_seed)
-    return _fit_built(LatentEncoder.from_gan(gan), cohort, split, options, ENCODER_TRAIN_CONFIG)
+    encoder = spec.model_class().from_gan(gan)
+    config = train_config_for(spec.model_type, options)
+    return _fit_built(encoder, cohort, cohort.split(config.split_seed), options, config)
 
 
-def _fit_built(model, cohort, split, options: RecipeOptions, default: TrainConfig) -> Path:
-    from brainlab.training import fit
-
-    config = train_config_for(model.model_type, options, default)
+def _fit_built(model, cohort, split, options: RecipeOptions, config: TrainConfig) -> Path:
+    """Fit a built model with its registry entry's steps and evaluation; return the folder."""
+    spec = model_spec(model.model_type)
     out = Path(options.out)
-    resume_from = _resume_folder(options)
-    if resume_from is not None:
-        model.fit_statistics(cohort, split.train)  # a resumed GAN re-banks its real codes
-    fit(model, cohort, split, config, callbacks=options.callbacks, resume_from=resume_from,
-        out_dir=out)
+    fit(model, cohort, split, config, callbacks=options.callbacks,
+        resume_from=_resume_folder(options), out_dir=out,
+        steps=spec.steps_class()(model, config), scorer=spec.evaluation())
     return out
 
 
-def train_seed_gan(cohort, options: RecipeOptions) -> Path:
-    """The seed study's DCGAN, as the baseline (fp32, 64³, z ~ U(0, 1))."""
-    return train_model("dcgan-seed", cohort, options, default=SEED_GAN_TRAIN_CONFIG)
+def train(model_type: str, cohort, options: RecipeOptions) -> Path:
+    """Train ``model_type`` with its registered recipe; return the checkpoint folder."""
+    spec = model_spec(model_type)
+    return spec.trainer()(cohort, options, spec)
 
 
-TRAINERS: dict[str, Callable] = {
-    "mri-ae": _trainer("mri-ae"),
-    "morph-ae": _trainer("morph-ae"),
-    "sex-clf": _trainer("sex-clf"),
-    "age-model": _trainer("age-model"),
-    "gan": train_gan,
-    "encoder": train_encoder,
-    "dcgan-seed": train_seed_gan,
-}
-
-# Dependency order of ``train all`` (the GAN needs the MRI autoencoder, the encoder the GAN).
-ALL_ORDER = ("mri-ae", "gan", "encoder", "morph-ae", "sex-clf", "age-model")
-# Types that need images (skipped by ``train all`` on a table-only cohort).
-TABLE_ONLY_TYPES = ("morph-ae",)
+# ``TRAINERS[type](cohort, options)``: every registered type's recipe.
+TRAINERS: dict[str, Callable] = {t: partial(train, t) for t in MODEL_TYPES}

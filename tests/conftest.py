@@ -99,23 +99,24 @@ def tiny_checkpoints() -> Path:
 
     Written to ``user_checkpoints() / "tiny-fixture" / <type>`` (inside the test cache),
     so ``brainlab.checkpoints.available()`` and the app's model picker find them.
-    Returns that folder. Types without a trainer in ``TRAINERS`` yet are skipped.
+    Returns that folder.
     """
     from brainlab import paths
     from brainlab.data import load
-    from brainlab.train_recipes import ALL_ORDER, TRAINERS, RecipeOptions
+    from brainlab.registry import train_all_order
+    from brainlab.train_recipes import RecipeOptions, train
 
     root = paths.user_checkpoints() / "tiny-fixture"
     cohort = load("tiny")
-    for model_type in ALL_ORDER:
-        if model_type not in TRAINERS or model_type not in TINY_FIXTURE_TYPES:
+    for model_type in train_all_order():
+        if model_type not in TINY_FIXTURE_TYPES:
             continue
         out = root / model_type
         if (out / "model_card.json").exists():
             continue
         options = RecipeOptions(out=out, out_root=root, epochs=1, minutes=0.5,
                                 batch_size=8, seed=0)
-        TRAINERS[model_type](cohort, options)
+        train(model_type, cohort, options)
     return root
 
 

@@ -12,7 +12,7 @@ from brainlab.checkpoints import (CARD_NAME, WEIGHTS_NAME, available, load_check
                                   quality_verdict, save_checkpoint)
 from brainlab.errors import CheckpointMismatchError
 from conftest import make_small_cohort
-from test_models import TINY_CONFIGS, tiny_model
+from test_models import TINY_CONFIGS, steps_for, tiny_model
 
 TRAINING = {"seconds": 1.0, "steps": 3, "epochs": 1, "device": "cpu", "bf16": False}
 
@@ -24,7 +24,7 @@ def _trained_a_little(model_type, cohort):
     """A model whose weights and statistics differ from a fresh one."""
     torch.manual_seed(1)
     model = tiny_model(model_type, cohort)
-    model.fit_statistics(cohort, np.arange(8))
+    steps_for(model).fit_statistics(cohort, np.arange(8))
     with torch.no_grad():
         for parameter in model.parameters():
             parameter.add_(0.01 * torch.randn_like(parameter))
@@ -32,9 +32,7 @@ def _trained_a_little(model_type, cohort):
 
 
 def _outputs(model, cohort):
-    from brainlab.training import CohortBatches
-
-    batch = next(iter(CohortBatches(cohort, np.arange(4), 4, fields=model.batch_fields)))
+    batch = next(iter(steps_for(model).batches(cohort, np.arange(4), 4)))
     with torch.no_grad():
         return model(batch["features"] if model.model_type == "morph-ae" else batch["image"])
 

@@ -13,6 +13,7 @@ from brainlab.models.autoencoder import MriAutoencoder
 from brainlab.models.encoder import LatentEncoder
 from brainlab.models.gan import LatentGan
 from brainlab.models.seed_reference import SeedLatentEncoder
+from brainlab.training.steps import AutoencoderSteps, EncoderSteps, LatentGanSteps
 from test_gan import GRID, fitted_autoencoder, toy_cohort
 
 TINY_AE = MriAutoencoderConfig(latent_dim=8, base_channels=4, max_channels=8, levels=2)
@@ -30,17 +31,17 @@ def trained_encoder(cohort) -> LatentEncoder:
     torch.manual_seed(0)
     images = torch.from_numpy(cohort.images[np.arange(16)])[:, None]
     autoencoder = fitted_autoencoder(cohort)
-    autoencoder.configure_optimizers(TrainConfig(lr=3e-3))
+    autoencoder_steps = AutoencoderSteps(autoencoder, TrainConfig(lr=3e-3))
     for _ in range(15):
-        autoencoder.training_step({"image": images})
+        autoencoder_steps.step({"image": images})
     autoencoder.eval()
-    gan = LatentGan.from_autoencoder(autoencoder, GanConfig(hidden_dim=32, code_batch=16),
-                                     cohort=cohort, indices=np.arange(16))
+    gan = LatentGan.from_autoencoder(autoencoder, GanConfig(hidden_dim=32, code_batch=16))
+    LatentGanSteps(gan).fit_statistics(cohort, np.arange(16))
     encoder = LatentEncoder.from_gan(gan, TINY_ENCODER)
-    encoder.configure_optimizers(TrainConfig(lr=3e-3))
+    encoder_steps = EncoderSteps(encoder, TrainConfig(lr=3e-3))
     for step in range(10):
         rows = np.arange(16)[(np.arange(8) + 8 * step) % 16]
-        encoder.training_step({"image": images[rows], "index": torch.from_numpy(rows)})
+        encoder_steps.step({"image": images[rows], "index": torch.from_numpy(rows)})
     encoder.eval()
     return encoder
 
@@ -72,15 +73,18 @@ def test_training_reduces_latent_error(cohort):
     torch.manual_seed(1)
     autoencoder = fitted_autoencoder(cohort)
     # z as wide as the 8-entry code: every latent entry shows in G(z), so it can be recovered.
-    gan = LatentGan.from_autoencoder(autoencoder, GanConfig(hidden_dim=32, latent_dim=8),
-                                     cohort=cohort, indices=np.arange(16))
+    gan = LatentGan.from_autoencoder(autoencoder, GanConfig(hidden_dim=32, latent_dim=8))
+    LatentGanSteps(gan).fit_statistics(cohort, np.arange(16))
     encoder = LatentEncoder.from_gan(gan, TINY_ENCODER)
-    encoder.configure_optimizers(TrainConfig(lr=3e-3))
+    steps = EncoderSteps(encoder, TrainConfig(lr=3e-3))
     batch = {"image": torch.from_numpy(cohort.images[np.arange(4)])[:, None],
              "index": torch.arange(4)}
-    first = encoder.training_step(batch)
+    first = steps.step(batch)
+    mapper_only = {id(p) for group in steps.optimizers["main"].param_groups
+                   for p in group["params"]}
+    assert mapper_only == {id(p) for p in encoder.mapper.parameters()}  # GAN stays frozen
     for _ in range(40):
-        last = encoder.training_step(batch)
+        last = steps.step(batch)
     assert last["latent_mse"] < 0.5 * first["latent_mse"]
     assert {"loss", "latent_mse", "image_mse"} <= set(last)
 
@@ -102,8 +106,10 @@ def test_refinement_improves_reconstruction(trained_encoder, cohort):
 
 
 def test_evaluate_reports_both_fidelities(trained_encoder, cohort):
-    metrics = trained_encoder.evaluate(cohort, np.arange(16, 24), max_subjects=4,
-                                       refine_steps=3)
+    from brainlab.analysis.evaluation import evaluate_encoder
+
+    metrics = evaluate_encoder(trained_encoder, cohort, np.arange(16, 24), max_subjects=4,
+                               refine_steps=3)
     assert metrics["n"] == 4 and metrics["refine_steps"] == 3
     for key in ("direct_ssim", "refined_ssim", "direct_psnr", "refined_psnr", "latent_mse"):
         assert np.isfinite(metrics[key])

@@ -12,11 +12,12 @@ from brainlab.config import GanConfig, MriAutoencoderConfig, SeedGanConfig, Trai
 from brainlab.data.cohort import Cohort, ImageArray
 from brainlab.data.grid import mni_affine
 from brainlab.errors import BrainlabInputError, CheckpointMismatchError
-from brainlab.models import model_class
 from brainlab.models.autoencoder import MriAutoencoder
 from brainlab.models.gan import LatentGan
 from brainlab.models.seed_reference import (SeedDcgan, SeedDiscriminator, SeedGenerator,
                                             count_parameters, from_seed_cube, to_seed_cube)
+from brainlab.registry import model_class
+from brainlab.training.steps import AutoencoderSteps, LatentGanSteps, SeedGanSteps
 
 GRID = (12, 14, 16)
 TINY_AE = MriAutoencoderConfig(latent_dim=8, base_channels=4, max_channels=8, levels=2)
@@ -43,7 +44,7 @@ def fitted_autoencoder(cohort: Cohort) -> MriAutoencoder:
     """An untrained tiny MRI AE with its mean brain and PCA basis fitted, as training does
     before the first step (so decoded codes differ between subjects)."""
     autoencoder = MriAutoencoder.from_cohort(cohort, TINY_AE)
-    autoencoder.fit_statistics(cohort, np.arange(16))
+    AutoencoderSteps(autoencoder).fit_statistics(cohort, np.arange(16))
     return autoencoder
 
 
@@ -56,8 +57,9 @@ def cohort() -> Cohort:
 def tiny_gan(cohort) -> LatentGan:
     torch.manual_seed(0)
     autoencoder = fitted_autoencoder(cohort)
-    return LatentGan.from_autoencoder(autoencoder, TINY_GAN, cohort=cohort,
-                                      indices=np.arange(16))
+    gan = LatentGan.from_autoencoder(autoencoder, TINY_GAN)
+    LatentGanSteps(gan).fit_statistics(cohort, np.arange(16))
+    return gan
 
 
 # ---- the seed study's DCGAN ------------------------------------------------------
@@ -111,10 +113,11 @@ def test_seed_dcgan_generates_on_cohort_grid_and_trains(cohort):
     z = model.sample_latent(4, 0)
     assert 0 <= float(z.min()) and float(z.max()) <= 1  # seed: z ~ U(0, 1)
     assert model.generate(z).shape == (4, 1, *GRID)
-    model.configure_optimizers(TrainConfig())
+    steps = SeedGanSteps(model, TrainConfig())
+    steps.configure_optimizers()
     before = [p.detach().clone() for p in model.generator.parameters()]
     batch = {"image": torch.from_numpy(cohort.images[np.arange(4)])[:, None]}
-    losses = model.training_step(batch)
+    losses = steps.step(batch)
     assert {"d_loss", "g_loss", "d_accuracy", "d_skipped"} <= set(losses)
     assert all(np.isfinite(v) for v in losses.values())
     assert any(not torch.equal(a, b) for a, b in zip(before, model.generator.parameters()))
@@ -123,9 +126,9 @@ def test_seed_dcgan_generates_on_cohort_grid_and_trains(cohort):
 def test_seed_dcgan_skips_discriminator_step_when_too_accurate(cohort):
     model = SeedDcgan.from_cohort(cohort, TINY_SEED.__class__(
         **{**TINY_SEED.__dict__, "d_accuracy_threshold": -1.0}))
-    model.configure_optimizers(TrainConfig())
+    steps = SeedGanSteps(model, TrainConfig())
     before = [p.detach().clone() for p in model.discriminator.parameters()]
-    losses = model.training_step({"image": torch.from_numpy(cohort.images[np.arange(4)])[:, None]})
+    losses = steps.step({"image": torch.from_numpy(cohort.images[np.arange(4)])[:, None]})
     assert losses["d_skipped"] == 1.0
     assert all(torch.equal(a, b) for a, b in zip(before, model.discriminator.parameters()))
 
@@ -154,7 +157,7 @@ def test_code_statistics_whiten_and_colour():
     generator = torch.Generator().manual_seed(0)
     mixing = torch.randn(8, 8, generator=generator)
     codes = torch.randn(4000, 8, generator=generator) @ mixing + 3.0
-    gan._set_statistics(codes)
+    gan.set_code_statistics(codes)
     white = gan.whiten(codes).double()
     assert torch.allclose(white.mean(0), torch.zeros(8, dtype=torch.double), atol=1e-4)
     assert torch.allclose(torch.cov(white.T), torch.eye(8, dtype=torch.double), atol=1e-3)
@@ -177,14 +180,14 @@ def test_gan_learns_a_non_gaussian_code_distribution():
     config = GanConfig(code_dim=8, hidden_dim=64, code_batch=64, lr_generator=1e-3,
                        lr_discriminator=1e-3, ema_decay=0.9)
     gan = LatentGan(config, MriAutoencoder(TINY_AE, GRID))
-    gan.configure_optimizers(TrainConfig())
+    steps = LatentGanSteps(gan, TrainConfig())
     real = torch.randn(512, 8)
     real[:, 0] = torch.empty(512).exponential_() - 1
     z = torch.randn(2000, 100)
     with torch.no_grad():
         before = _skewness(gan.generator_ema(z)[:, 0])
     for _ in range(400):
-        gan.adversarial_step(real)
+        steps.adversarial_step(real)
     with torch.no_grad():
         after = _skewness(gan.generator_ema(z)[:, 0])
     assert abs(before) < 0.2 < 1.5 < _skewness(real[:, 0])
@@ -195,13 +198,13 @@ def test_gan_training_step_banks_codes_and_updates_generator(cohort):
     torch.manual_seed(0)
     gan = LatentGan.from_autoencoder(MriAutoencoder.from_cohort(cohort, TINY_AE), TINY_GAN)
     assert not bool(gan.statistics_ready)
-    gan.configure_optimizers(TrainConfig())
+    steps = LatentGanSteps(gan, TrainConfig())
     batch = {"image": torch.from_numpy(cohort.images[np.arange(8)])[:, None],
              "index": torch.arange(8)}
     before = [p.detach().clone() for p in gan.generator.parameters()]
     ae_before = [p.detach().clone() for p in gan.autoencoder.parameters()]
-    losses = gan.training_step(batch)
-    assert bool(gan.statistics_ready) and len(gan._bank) == 8
+    losses = steps.step(batch)
+    assert bool(gan.statistics_ready) and len(gan.bank_codes()) == 8
     assert {"d_loss", "g_loss", "r1"} <= set(losses)
     assert any(not torch.equal(a, b) for a, b in zip(before, gan.generator.parameters()))
     assert all(torch.equal(a, b) for a, b in zip(ae_before, gan.autoencoder.parameters()))
@@ -254,3 +257,9 @@ def test_gan_fit_and_evaluate_end_to_end(cohort, tmp_path):
     from PIL import Image
 
     assert Image.open(previews[-1]).size[0] > GRID[0]
+
+
+def test_gan_without_banked_codes_asks_for_statistics(cohort):
+    gan = LatentGan.from_autoencoder(MriAutoencoder.from_cohort(cohort, TINY_AE), TINY_GAN)
+    with pytest.raises(BrainlabInputError, match="2 training subjects have no banked code"):
+        LatentGanSteps(gan, TrainConfig()).step({"index": torch.arange(2)})

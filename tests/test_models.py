@@ -9,13 +9,13 @@ import torch
 from brainlab.config import (BrainAgeConfig, ClassifierConfig, MorphometryAutoencoderConfig,
                              MriAutoencoderConfig, TrainConfig)
 from brainlab.errors import BrainlabInputError
-from brainlab.models import model_class
 from brainlab.models.autoencoder import MriAutoencoder
 from brainlab.models.blocks import (DepthToSpace, DownBlock, ResidualBlock, SpaceToDepth, UpBlock,
                                     crop_to, pad_to_shape, padded_shape)
 from brainlab.models.classifiers import BrainAgeModel, SexClassifier
 from brainlab.models.morphometry import MorphometryAutoencoder
-from brainlab.training import CohortBatches
+from brainlab.registry import MODEL_TYPES, model_class, model_spec
+from brainlab.training import build_model
 from conftest import make_small_cohort
 
 GRIDS = [(12, 14, 16), (9, 7, 11)]
@@ -33,7 +33,12 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see conftest
 
 def tiny_model(model_type, cohort):
     """A fresh ``model_type`` built for ``cohort`` with its ``TINY_CONFIGS`` entry."""
-    return model_class(model_type).from_cohort(cohort, TINY_CONFIGS[model_type])
+    return build_model(model_type, cohort, TINY_CONFIGS[model_type])
+
+
+def steps_for(model, train_config=None):
+    """The registry's ``TrainingSteps`` for ``model`` (statistics, optimisers, step)."""
+    return model_spec(model.model_type).steps_class()(model, train_config or TrainConfig())
 
 
 @pytest.fixture(scope="module", params=GRIDS, ids=lambda g: "x".join(map(str, g)))
@@ -48,6 +53,19 @@ def test_registry_resolves_every_type():
     assert model_class("age-model") is BrainAgeModel
     with pytest.raises(BrainlabInputError, match="unknown model type 'vae'"):
         model_class("vae")
+
+
+@pytest.mark.parametrize("model_type", sorted(MODEL_TYPES))
+def test_every_registry_entry_resolves_to_code_that_fits_together(model_type):
+    from brainlab.training.steps import TrainingSteps
+
+    spec = model_spec(model_type)
+    cls = spec.model_class()
+    assert cls.model_type == model_type
+    assert issubclass(spec.steps_class(), TrainingSteps)
+    assert callable(spec.evaluation()) and callable(spec.trainer())
+    assert spec.quality_targets, f"{model_type} has no quality target"
+    assert cls.needs_images == spec.needs_images
 
 
 def test_mri_autoencoder_shapes(grid_cohort):
@@ -90,7 +108,7 @@ def test_age_model_uses_bins_when_ages_are_unknown():
 
 
 def test_morphometry_autoencoder_shapes_and_latent_cap(small_cohort):
-    model = MorphometryAutoencoder.from_cohort(small_cohort, MorphometryAutoencoderConfig())
+    model = build_model("morph-ae", small_cohort, MorphometryAutoencoderConfig())
     assert model.feature_names == ["volume_total", "thickness_mean", "volume_hippocampus"]
     assert model.latent_dim == 3  # seed's 80 capped at the feature count
     features = torch.tensor(small_cohort.table[model.feature_names].to_numpy(np.float32)[:5])
@@ -99,7 +117,7 @@ def test_morphometry_autoencoder_shapes_and_latent_cap(small_cohort):
 
 
 def test_morphometry_autoencoder_ignores_missing_values(small_cohort):
-    model = MorphometryAutoencoder.from_cohort(small_cohort, TINY_CONFIGS["morph-ae"])
+    model = tiny_model("morph-ae", small_cohort)
     features = torch.tensor([[1.0, float("nan"), 3.0]])
     assert torch.isfinite(model(features)).all()
 
@@ -133,12 +151,13 @@ def test_overfits_four_subjects(model_type, steps, small_cohort):
     torch.manual_seed(0)
     model = tiny_model(model_type, small_cohort)
     rows = np.array([0, 1, 2, 3])
-    model.fit_statistics(small_cohort, rows)
+    trainer = steps_for(model, TrainConfig(lr=3e-3))
+    trainer.fit_statistics(small_cohort, rows)
     model.set_precision(False)
-    model.configure_optimizers(TrainConfig(lr=3e-3))
-    batch = next(iter(CohortBatches(small_cohort, rows, 4, fields=model.batch_fields)))
+    trainer.configure_optimizers()
+    batch = next(iter(trainer.batches(small_cohort, rows, 4)))
     model.train()
-    losses = [model.training_step(batch)["loss"] for _ in range(steps)]
+    losses = [trainer.step(batch)["loss"] for _ in range(steps)]
     assert np.isfinite(losses).all()
     assert np.mean(losses[-3:]) < 0.4 * losses[0], (losses[0], losses[-3:])
 
@@ -164,16 +183,13 @@ def test_blocks_change_resolution_as_documented():
 
 
 def test_autoencoder_starts_from_the_pca_of_its_training_subjects(small_cohort):
-    """After fit_statistics and before any step, held-out reconstructions beat the mean brain."""
-    import numpy as np
-
+    """After the statistics and before any step, held-out reconstructions beat the mean brain."""
     from brainlab.analysis.metrics import reconstruction_metrics
-    from brainlab.config import MriAutoencoderConfig
-    from brainlab.models.autoencoder import MriAutoencoder
+    from brainlab.training.steps import AutoencoderSteps
 
     split = small_cohort.split(0)
     model = MriAutoencoder.from_cohort(small_cohort, MriAutoencoderConfig(latent_dim=8))
-    model.fit_statistics(small_cohort, split.train)
+    AutoencoderSteps(model).fit_statistics(small_cohort, split.train)
     model.eval()
     held_out = small_cohort.images[split.test]
     mean_brain = small_cohort.images[split.train].mean(axis=0)

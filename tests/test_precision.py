@@ -12,8 +12,7 @@ from brainlab.errors import BrainlabInputError
 from brainlab.models.autoencoder import MriAutoencoder
 from brainlab.models.blocks import Conv3d
 from brainlab.precision import BF16_ENV, bf16_supported, cpu_has_bf16_instructions, resolve_bf16
-from brainlab.training import CohortBatches
-from test_models import TINY_CONFIGS, tiny_model
+from test_models import TINY_CONFIGS, steps_for, tiny_model
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -75,12 +74,13 @@ def test_conv_models_train_finite_in_both_precisions(model_type, bf16, small_coh
     else:
         model = tiny_model(model_type, small_cohort)
     rows = np.arange(8)
-    model.fit_statistics(small_cohort, rows)
+    trainer = steps_for(model, TrainConfig())  # each model's default learning rate
+    trainer.fit_statistics(small_cohort, rows)
     model.set_precision(resolve_bf16(bf16), channels_last=True)
-    model.configure_optimizers(TrainConfig())  # each model's default learning rate
-    batch = next(iter(CohortBatches(small_cohort, rows, 8, fields=model.batch_fields)))
+    trainer.configure_optimizers()
+    batch = next(iter(trainer.batches(small_cohort, rows, 8)))
     model.train()
-    losses = [model.training_step(batch)["loss"] for _ in range(6)]
+    losses = [trainer.step(batch)["loss"] for _ in range(6)]
     assert np.isfinite(losses).all(), losses
     assert all(torch.isfinite(p).all() for p in model.parameters())
     assert losses[-1] < losses[0]

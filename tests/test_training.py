@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -12,12 +13,19 @@ from brainlab.__main__ import main
 from brainlab.checkpoints import load_checkpoint, read_card
 from brainlab.config import TrainConfig
 from brainlab.errors import BrainlabInputError
-from brainlab.models import model_class
-from brainlab.training import CohortBatches, evaluate_checkpoint, fit, read_events
+from brainlab.analysis.evaluation import evaluate_checkpoint
+from brainlab.data.batches import CohortBatches
+from brainlab.training import build_model, fit, read_events
 from conftest import make_small_cohort
 from test_models import TINY_CONFIGS, tiny_model
 
 FAST = TrainConfig(epochs=2, batch_size=4, num_threads=1, log_every=1, seed=3)
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see conftest
@@ -102,6 +110,8 @@ def test_fit_is_reproducible(small_cohort):
 def test_resume_continues_step_count(small_cohort, tmp_path):
     model = tiny_model("mri-ae", small_cohort)
     fit(model, small_cohort, None, FAST, out_dir=tmp_path)
+    assert oct((tmp_path / "train_state.pt").stat().st_mode & 0o777) == oct(
+        0o666 & ~_umask())  # written atomically, with the usual permissions
     longer = TrainConfig(**{**FAST.__dict__, "epochs": 3})
     summary = fit(tiny_model("mri-ae", small_cohort), small_cohort, None, longer,
                   resume_from=tmp_path, out_dir=tmp_path)
@@ -212,7 +222,34 @@ def test_resume_with_other_architecture_is_a_clear_error(small_cohort, tmp_path)
     from brainlab.errors import CheckpointMismatchError
 
     fit(tiny_model("morph-ae", small_cohort), small_cohort, None, FAST, out_dir=tmp_path)
-    wider = model_class("morph-ae").from_cohort(
-        small_cohort, replace(TINY_CONFIGS["morph-ae"], hidden=(32,)))
+    wider = build_model("morph-ae", small_cohort, replace(TINY_CONFIGS["morph-ae"], hidden=(32,)))
     with pytest.raises(CheckpointMismatchError, match="cannot resume from .*hidden"):
         fit(wider, small_cohort, None, FAST, resume_from=tmp_path, out_dir=tmp_path)
+
+
+def test_fit_uses_the_steps_and_scorer_it_is_given(small_cohort):
+    from brainlab.training.steps import TrainingSteps
+
+    calls = []
+
+    class CountingSteps(TrainingSteps):
+        def step(self, batch):
+            calls.append(len(batch["features"]))
+            return super().step(batch)
+
+    def scorer(model, cohort, indices, max_subjects=None):
+        return {"n": int(len(indices)), "custom": 1.0}
+
+    model = tiny_model("morph-ae", small_cohort)
+    summary = fit(model, small_cohort, None, FAST, steps=CountingSteps(model, FAST),
+                  scorer=scorer)
+    assert calls == [4] * 8
+    assert summary["metrics"]["custom"] == 1.0 and summary["metrics"]["split"] == "test"
+
+
+def test_cli_fails_loudly_when_a_command_module_is_missing(monkeypatch, capsys):
+    import brainlab.__main__ as cli
+
+    monkeypatch.setattr(cli, "COMMAND_MODULES", cli.COMMAND_MODULES + ("no_such_command",))
+    assert cli.main(["--help"]) == 1
+    assert "brainlab.cli.no_such_command is missing" in capsys.readouterr().err

@@ -49,6 +49,7 @@ def run(batch: int = 10, steps: int = 3, size: int = 64) -> dict:
     from brainlab.models.seed_reference import (SeedDiscriminator, SeedGenerator,
                                                 SeedLatentEncoder, count_parameters)
     from brainlab.precision import resolve_bf16
+    from brainlab.training.steps import AutoencoderSteps, LatentGanSteps
 
     torch.manual_seed(0)
     grid = (size, size, size)
@@ -90,19 +91,21 @@ def run(batch: int = 10, steps: int = 3, size: int = 64) -> dict:
     autoencoder.set_precision(bf16, channels_last=True)
     gan = LatentGan.from_autoencoder(autoencoder, GanConfig())
     with torch.no_grad():
-        gan._set_statistics(torch.randn(4 * gan.config.code_dim, gan.config.code_dim))
-    gan.configure_optimizers(TrainConfig())
+        gan.set_code_statistics(torch.randn(4 * gan.config.code_dim, gan.config.code_dim))
+    gan_steps = LatentGanSteps(gan, TrainConfig())
+    gan_steps.configure_optimizers()
     encoder = LatentEncoder.from_gan(gan)
     encoder.eval()
     code_bank = torch.randn(779, gan.config.code_dim)
-    autoencoder.configure_optimizers(TrainConfig())
+    autoencoder_steps = AutoencoderSteps(autoencoder, TrainConfig())
+    autoencoder_steps.configure_optimizers()
     autoencoder.train()
 
     def brainlab_gan_step():  # the same batch size as the seed, for a like-for-like figure
-        gan.adversarial_step(code_bank, batch)
+        gan_steps.adversarial_step(code_bank, batch)
 
     def brainlab_gan_step_default():
-        gan.adversarial_step(code_bank)
+        gan_steps.adversarial_step(code_bank)
 
     def brainlab_encode_real():
         gan.encode_images(real)
@@ -119,7 +122,7 @@ def run(batch: int = 10, steps: int = 3, size: int = 64) -> dict:
         encoder.invert(real, refine_steps=1)
 
     def ae_train_step():
-        autoencoder.training_step({"image": real})
+        autoencoder_steps.step({"image": real})
 
     def ae_infer():
         with torch.no_grad():

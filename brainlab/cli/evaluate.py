@@ -1,7 +1,8 @@
 """``python -m brainlab evaluate CHECKPOINT [--json] [--cohort C] [--max-subjects N]``.
 
 Re-evaluates a checkpoint on the held-out (test) split of its cohort and prints
-the metrics next to the ones stored in its model card.
+the metrics next to the ones stored in its model card; a tqdm bar on stderr shows
+progress (``--quiet`` hides it).
 """
 
 from __future__ import annotations
@@ -24,13 +25,16 @@ def register(subparsers) -> None:
                         help="evaluate only the first N held-out subjects (faster)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--json", action="store_true", help="print a JSON object")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(run=run_evaluate)
 
 
 def run_evaluate(args) -> int:
+    from brainlab.analysis.evaluation import evaluate_checkpoint
     from brainlab.checkpoints import quality_verdict, read_card
+    from brainlab.data.progress import tqdm_progress
     from brainlab.data.sources import PRESET_NAMES, load
-    from brainlab.training import evaluate_checkpoint, scalar_metrics
+    from brainlab.training import scalar_metrics
 
     card = read_card(args.checkpoint)
     source = args.cohort or card.get("cohort", {}).get("name")
@@ -38,9 +42,18 @@ def run_evaluate(args) -> int:
         raise BrainlabInputError(
             f"checkpoint {args.checkpoint} was trained on cohort {source!r}, which is not a "
             f"preset ({', '.join(PRESET_NAMES)}); pass --cohort PATH")
-    cohort = load(source)
-    result = evaluate_checkpoint(args.checkpoint, cohort, max_subjects=args.max_subjects,
-                                 device=args.device)
+    progress, close = (None, lambda: None) if args.quiet else tqdm_progress(f"cohort {source}")
+    try:
+        cohort = load(source, progress=progress)
+    finally:
+        close()
+    progress, close = ((None, lambda: None) if args.quiet
+                       else tqdm_progress(f"evaluate {card.get('model_type')}"))
+    try:
+        result = evaluate_checkpoint(args.checkpoint, cohort, max_subjects=args.max_subjects,
+                                     device=args.device, progress=progress)
+    finally:
+        close()
     level, sentence = quality_verdict({**card, "metrics": result["metrics"]})
     result["quality"], result["quality_sentence"] = level, sentence
     if args.json:

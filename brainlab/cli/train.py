@@ -1,7 +1,7 @@
 """``python -m brainlab train {mri-ae,morph-ae,gan,encoder,sex-clf,age-model,all}``.
 
-Loads the cohort, looks the trainer up in ``brainlab.train_recipes.TRAINERS`` and
-shows a tqdm bar fed by the training events. ``all`` trains every model in
+Loads the cohort, runs the recipe of the type's ``brainlab.registry`` entry
+(``brainlab.train_recipes.train``) and shows a tqdm bar fed by the training events. ``all`` trains every model in
 dependency order into ``--out/<type>/``.
 """
 
@@ -14,13 +14,14 @@ from brainlab.errors import BrainlabInputError
 
 
 def register(subparsers) -> None:
-    from brainlab.train_recipes import TRAINERS
+    from brainlab.registry import MODEL_TYPES
 
+    names = sorted(spec.command_name for spec in MODEL_TYPES.values())
     parser = subparsers.add_parser(
         "train", help="train a model (or all of them) on a cohort",
         description="Train a model on a cohort and write a checkpoint folder "
                     "(model.safetensors, model_card.json, events.jsonl).")
-    parser.add_argument("model", choices=sorted(TRAINERS) + ["all"], help="what to train")
+    parser.add_argument("model", choices=names + ["all"], help="what to train")
     parser.add_argument("--cohort", default="hcp-ya",
                         help="phantom preset (hcp-ya, lifespan, tiny) or a path (default hcp-ya)")
     parser.add_argument("--out", type=Path, default=None,
@@ -76,7 +77,8 @@ def run_train(args) -> int:
     from brainlab import paths
     from brainlab.data.progress import tqdm_progress
     from brainlab.data.sources import load
-    from brainlab.train_recipes import ALL_ORDER, TABLE_ONLY_TYPES, TRAINERS, RecipeOptions
+    from brainlab.registry import MODEL_TYPES, train_all_order
+    from brainlab.train_recipes import RecipeOptions, train
 
     if args.device not in ("cpu", "cuda"):
         raise BrainlabInputError(f"--device must be 'cpu' or 'cuda'; found {args.device!r}")
@@ -87,16 +89,15 @@ def run_train(args) -> int:
         close()
     root = args.out or paths.user_checkpoints() / cohort.name
     if args.model == "all":
-        plan = [t for t in ALL_ORDER if t in TRAINERS]
-        for missing in [t for t in ALL_ORDER if t not in TRAINERS]:
-            print(f"note: no trainer registered for {missing!r}; skipped")
+        plan = list(train_all_order())
         if cohort.images is None:
-            skipped = [t for t in plan if t not in TABLE_ONLY_TYPES]
-            plan = [t for t in plan if t in TABLE_ONLY_TYPES]
+            skipped = [t for t in plan if MODEL_TYPES[t].needs_images]
+            plan = [t for t in plan if not MODEL_TYPES[t].needs_images]
             print(f"note: cohort {cohort.name!r} has no images; skipping {', '.join(skipped)}")
         targets = [(t, Path(root) / t) for t in plan]
     else:
-        targets = [(args.model, Path(args.out) if args.out else Path(root) / args.model)]
+        model_type = next(t for t, spec in MODEL_TYPES.items() if spec.command_name == args.model)
+        targets = [(model_type, Path(args.out) if args.out else Path(root) / model_type)]
 
     for model_type, out in targets:
         callback, close_bar = _progress_bar(model_type, args.quiet)
@@ -107,7 +108,7 @@ def run_train(args) -> int:
                                 callbacks=[callback])
         start = time.perf_counter()
         try:
-            folder = TRAINERS[model_type](cohort, options)
+            folder = train(model_type, cohort, options)
         finally:
             close_bar()
         _print_result(model_type, folder, time.perf_counter() - start)

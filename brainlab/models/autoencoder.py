@@ -8,7 +8,7 @@ PCA ends and spend its CPU minutes on what PCA misses:
 
 - code: ``z = [B (pool(x) - pool(mean)), conv_encoder(x)]``: the first
   ``linear_dim`` entries are PCA coefficients (the rows of ``B`` are the principal
-  axes of the training volumes at half resolution, fitted in ``fit_statistics`` and
+  axes of the training volumes at half resolution, fitted by ``brainlab.training.steps`` and
   kept fixed), the rest come from the conv encoder. Keeping them apart matters:
   when the conv encoder's output was added onto the PCA coefficients, Adam's first
   steps moved them far enough to undo PCA (held-out loss x7 within 10 steps);
@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -111,11 +110,10 @@ class MriAutoencoder(BrainlabModel):
     ``encode``: (B, 1, D, H, W) -> (B, latent_dim); ``decode``: (B, latent_dim) ->
     (B, 1, D, H, W); both return fp32. Loss: MSE plus ``ssim_weight`` x (1 - local SSIM).
     Buffers ``mean`` (1, 1, D, H, W) and ``basis`` (latent_dim, d*h*w at half
-    resolution) come from ``fit_statistics`` on the training subjects.
+    resolution) are set by ``set_statistics`` from the training subjects.
     """
 
     model_type = "mri-ae"
-    config_class = MriAutoencoderConfig
     batch_fields = ("image",)
 
     def __init__(self, config: MriAutoencoderConfig, grid_shape):
@@ -159,28 +157,19 @@ class MriAutoencoder(BrainlabModel):
         return {"grid_shape": list(self.grid_shape)}
 
     @torch.no_grad()
-    def fit_statistics(self, cohort, train_indices, chunk: int = 64) -> None:
-        """Mean brain and the PCA basis (half resolution) of the training subjects."""
-        from sklearn.decomposition import PCA
+    def set_statistics(self, mean: torch.Tensor, basis: torch.Tensor) -> None:
+        """Set the mean brain (D, H, W) and the first ``len(basis)`` principal axes
+        (k, d*h*w at half resolution); the remaining rows of the basis are zero.
 
-        indices = np.sort(np.asarray(train_indices))
-        total = torch.zeros(1, 1, *self.grid_shape, dtype=torch.float64)
-        halves = []
-        for start in range(0, len(indices), chunk):  # one pass over the memmap
-            volumes = torch.from_numpy(cohort.images[indices[start:start + chunk]])[:, None]
-            total += volumes.sum(dim=0, keepdim=True, dtype=torch.float64)
-            halves.append(self._half(volumes).flatten(1).numpy())
-        halves = np.concatenate(halves)
-        self.mean.copy_((total / len(indices)).float())
-        self.half_mean.copy_(self._half(self.mean))
-        centred = halves - self.half_mean.flatten().numpy()
-        k = int(min(self.linear_dim, len(indices) - 1, centred.shape[1]))
+        ``brainlab.training.steps`` fits them on the training subjects.
+        """
+        self.mean.copy_(torch.as_tensor(mean, dtype=torch.float32).reshape(self.mean.shape))
+        self.half_mean.copy_(self.half_resolution(self.mean))
+        basis = torch.as_tensor(basis, dtype=torch.float32)
         self.basis.zero_()
-        if k >= 1:
-            pca = PCA(n_components=k, svd_solver="randomized", random_state=0).fit(centred)
-            self.basis[:k] = torch.from_numpy(pca.components_.astype(np.float32))
+        self.basis[:len(basis)] = basis
 
-    def _half(self, x: torch.Tensor) -> torch.Tensor:
+    def half_resolution(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 1, D, H, W) -> (B, 1, *half_shape) by 2x2x2 block averages."""
         return F.avg_pool3d(x.float(), 2, ceil_mode=True)
 
@@ -188,7 +177,7 @@ class MriAutoencoder(BrainlabModel):
         """(B, 1, D, H, W) in [0, 1] -> (B, latent_dim) fp32 codes."""
         check_volume_batch(x, self.grid_shape, "MriAutoencoder.encode")
         x = x.to(self.device).float()
-        linear = (self._half(x) - self.half_mean).flatten(1) @ self.basis.T
+        linear = (self.half_resolution(x) - self.half_mean).flatten(1) @ self.basis.T
         with self.autocast():
             conv = self.encoder(pad_to_shape(self.prepare_images(x), self.padded_shape)).float()
         return torch.cat([linear, conv], dim=1)
@@ -224,33 +213,7 @@ class MriAutoencoder(BrainlabModel):
         terms["loss"] = total
         return terms
 
-    def training_step(self, batch: dict) -> dict[str, float]:
+    def training_losses(self, batch: dict) -> dict[str, torch.Tensor]:
+        """Loss terms on ``batch["image"]`` (reconstruction before clipping, so gradients flow)."""
         x = batch["image"]
-        terms = self.loss(x, self.decode_unclamped(self.encode(x)))
-        self.backward_and_step(terms["loss"])
-        return {name: float(value.detach()) for name, value in terms.items()}
-
-    @torch.no_grad()
-    def reconstruct(self, cohort, indices, batch_size: int = 8) -> tuple[np.ndarray, np.ndarray]:
-        """(originals, reconstructions), each (n, D, H, W) float32, for cohort rows ``indices``."""
-        from brainlab.training import CohortBatches
-
-        originals, recons = [], []
-        for batch in CohortBatches(cohort, indices, batch_size, fields=("image",)):
-            originals.append(batch["image"][:, 0].numpy())
-            recons.append(self(batch["image"])[:, 0].cpu().numpy())
-        return np.concatenate(originals), np.concatenate(recons)
-
-    @torch.no_grad()
-    def evaluate(self, cohort, indices, max_subjects: int | None = None) -> dict:
-        """SSIM/PSNR per subject (mean, sd) and MSE on cohort rows ``indices``."""
-        from brainlab.analysis.metrics import reconstruction_metrics
-
-        indices = np.asarray(indices)[:max_subjects]
-        originals, recons = self.reconstruct(cohort, indices)
-        metrics = reconstruction_metrics(originals, recons)
-        metrics["mse"] = float(np.mean((originals - recons) ** 2))
-        metrics["n"] = int(len(indices))
-        return metrics
-
-
+        return self.loss(x, self.decode_unclamped(self.encode(x)))

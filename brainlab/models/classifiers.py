@@ -67,20 +67,11 @@ class _VolumeModel(BrainlabModel):
     def extra_state(self) -> dict:
         return {"grid_shape": list(self.grid_shape)}
 
-    @torch.no_grad()
-    def _predict_cohort(self, cohort, indices, predict, batch_size: int = 16) -> np.ndarray:
-        from brainlab.training import CohortBatches
-
-        outputs = [predict(batch["image"]).cpu().numpy()
-                   for batch in CohortBatches(cohort, indices, batch_size, fields=("image",))]
-        return np.concatenate(outputs)
-
 
 class SexClassifier(_VolumeModel):
     """(B, 1, D, H, W) in [0, 1] -> (B,) logit of P(male); ``predict_proba`` gives P(male)."""
 
     model_type = "sex-clf"
-    config_class = ClassifierConfig
     batch_fields = ("image", "sex")
 
     def __init__(self, config: ClassifierConfig, grid_shape):
@@ -104,21 +95,11 @@ class SexClassifier(_VolumeModel):
         """(B, 1, D, H, W) -> (B,) P(male)."""
         return torch.sigmoid(self(x))
 
-    def training_step(self, batch: dict) -> dict[str, float]:
+    def training_losses(self, batch: dict) -> dict[str, torch.Tensor]:
+        """Binary cross-entropy of P(male) on noise-augmented images."""
         logits = self(self._augment(batch["image"]))
-        loss = F.binary_cross_entropy_with_logits(logits, batch["sex"].to(logits.device).float())
-        self.backward_and_step(loss)
-        return {"loss": float(loss.detach())}
-
-    @torch.no_grad()
-    def evaluate(self, cohort, indices, max_subjects: int | None = None) -> dict:
-        """Accuracy, balanced accuracy, ROC AUC and ECE of P(male) on ``indices``."""
-        from brainlab.analysis.metrics import classifier_metrics
-
-        indices = np.asarray(indices)[:max_subjects]
-        p_male = self._predict_cohort(cohort, indices, self.predict_proba)
-        y = (cohort.table["sex"].astype(str).to_numpy()[indices] == "M").astype(int)
-        return classifier_metrics(y, p_male)
+        return {"loss": F.binary_cross_entropy_with_logits(
+            logits, batch["sex"].to(logits.device).float())}
 
 
 class BrainAgeModel(_VolumeModel):
@@ -131,7 +112,6 @@ class BrainAgeModel(_VolumeModel):
     """
 
     model_type = "age-model"
-    config_class = BrainAgeConfig
     batch_fields = ("image", "age", "age_bin")
 
     def __init__(self, config: BrainAgeConfig, grid_shape, target: str = "years", n_bins: int = 4):
@@ -168,12 +148,11 @@ class BrainAgeModel(_VolumeModel):
     def extra_state(self) -> dict:
         return {"grid_shape": list(self.grid_shape), "target": self.target, "n_bins": self.n_bins}
 
-    def fit_statistics(self, cohort, train_indices) -> None:
-        ages = cohort.table["age"].to_numpy(dtype=float, na_value=np.nan)[np.asarray(train_indices)]
-        ages = ages[np.isfinite(ages)]
-        if len(ages):
-            self.age_mean.fill_(float(ages.mean()))
-            self.age_std.fill_(float(ages.std()) if ages.std() > 0 else 1.0)
+    @torch.no_grad()
+    def set_statistics(self, age_mean: float, age_std: float) -> None:
+        """Standardisation of the years target (training subjects' mean and sd)."""
+        self.age_mean.fill_(float(age_mean))
+        self.age_std.fill_(float(age_std) if age_std > 0 else 1.0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self._logits(x)
@@ -187,52 +166,19 @@ class BrainAgeModel(_VolumeModel):
         bins = torch.arange(self.n_bins, device=out.device, dtype=out.dtype)
         return (out.softmax(dim=1) * bins).sum(dim=1)
 
-    def training_step(self, batch: dict) -> dict[str, float]:
+    def training_losses(self, batch: dict) -> dict[str, torch.Tensor] | None:
+        """MSE of standardised years (or cross-entropy of age bins) on subjects whose
+        target is known; None when the batch has none."""
         out = self(self._augment(batch["image"]))
         if self.target == "years":
             age = batch["age"].to(out.device).float()
             known = torch.isfinite(age)
             if not known.any():
-                return {"loss": float("nan")}
+                return None
             target = (age[known] - self.age_mean) / self.age_std
-            loss = F.mse_loss(out[known, 0], target)
-        else:
-            bins = batch["age_bin"].to(out.device)
-            known = bins >= 0
-            if not known.any():
-                return {"loss": float("nan")}
-            loss = F.cross_entropy(out[known], bins[known])
-        self.backward_and_step(loss)
-        return {"loss": float(loss.detach())}
-
-    @torch.no_grad()
-    def evaluate(self, cohort, indices, max_subjects: int | None = None) -> dict:
-        """Years: MAE and r on subjects with known age. Bins: accuracy, balanced accuracy,
-        MAE in bins."""
-        from brainlab.analysis.metrics import regression_metrics
-        from sklearn.metrics import accuracy_score, balanced_accuracy_score
-
-        indices = np.asarray(indices)[:max_subjects]
-        if self.target == "years":
-            ages = cohort.table["age"].to_numpy(dtype=float, na_value=np.nan)[indices]
-            known = np.isfinite(ages)
-            if not known.any():
-                return {"mae": None, "r": None, "n": 0, "target": "years"}
-            predicted = self._predict_cohort(cohort, indices[known], self.predict_age)
-            return {**regression_metrics(ages[known], predicted), "target": "years"}
-        bins = cohort.table["age_bin"].to_numpy(dtype=float, na_value=np.nan)[indices]
-        known = np.isfinite(bins) & (bins >= 0)
+            return {"loss": F.mse_loss(out[known, 0], target)}
+        bins = batch["age_bin"].to(out.device)
+        known = bins >= 0
         if not known.any():
-            return {"accuracy": None, "balanced_accuracy": None, "n": 0, "target": "bin"}
-        expected = self._predict_cohort(cohort, indices[known], self.predict_age)
-        logits = self._predict_cohort(cohort, indices[known], self)
-        y = bins[known].astype(int)
-        predicted = logits.argmax(axis=1)
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            balanced = float(balanced_accuracy_score(y, predicted))
-        return {"accuracy": float(accuracy_score(y, predicted)), "balanced_accuracy": balanced,
-                "mae_bins": float(np.mean(np.abs(expected - y))), "n": int(known.sum()),
-                "target": "bin"}
+            return None
+        return {"loss": F.cross_entropy(out[known], bins[known])}

@@ -32,7 +32,6 @@ from __future__ import annotations
 import copy
 from dataclasses import replace
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -40,7 +39,7 @@ from torch import nn
 from brainlab.config import EncoderConfig, GanConfig, config_from_dict, config_to_dict
 from brainlab.errors import BrainlabInputError
 from brainlab.models.base import BrainlabModel
-from brainlab.models.gan import LatentGan, standard_normal_latent
+from brainlab.models.gan import LatentGan
 
 
 class CodeToLatent(nn.Module):
@@ -68,7 +67,6 @@ class LatentEncoder(BrainlabModel):
     """
 
     model_type = "encoder"
-    config_class = EncoderConfig
 
     def __init__(self, config: EncoderConfig, gan: LatentGan):
         super().__init__(config)
@@ -169,16 +167,11 @@ class LatentEncoder(BrainlabModel):
 
     # ---- training ----------------------------------------------------------------
 
-    def configure_optimizers(self, train_config) -> dict:
-        """Adam on the code -> z map only (the GAN and autoencoder stay frozen)."""
-        lr = float(getattr(train_config, "lr", None) or self.config.default_lr)
-        self.optimizers = {"main": torch.optim.Adam(self.mapper.parameters(), lr=lr)}
-        return self.optimizers
+    def training_losses(self, batch: dict) -> dict[str, torch.Tensor]:
+        """Latent MSE on generated pairs + image MSE of G(E(x)) vs x on the real batch.
 
-    def training_step(self, batch: dict) -> dict[str, float]:
-        """Latent MSE on generated pairs + image MSE of G(E(x)) vs x on the real batch."""
-        if not self.optimizers:
-            self.configure_optimizers(None)
+        Only ``mapper`` needs optimising (the GAN and its autoencoder are frozen).
+        """
         config = self.config
         gan = self.gan
         device = self.device
@@ -197,54 +190,12 @@ class LatentEncoder(BrainlabModel):
         prior = z_real.pow(2).mean()
         loss = (config.pair_weight * pair_loss + config.image_weight * image_loss
                 + config.prior_weight * prior)
-        self.backward_and_step(loss)
-        return {"loss": float(loss.detach()), "latent_mse": float(pair_loss.detach()),
-                "image_mse": float(image_loss.detach())}
+        return {"loss": loss, "latent_mse": pair_loss, "image_mse": image_loss}
 
     def train(self, mode: bool = True):
         super().train(mode)
         self.gan.eval()
         return self
-
-    # ---- evaluation --------------------------------------------------------------
-
-    def evaluate(self, cohort, indices, max_subjects: int | None = None, seed: int = 0,
-                 refine_steps: int | None = None, batch_size: int = 8) -> dict:
-        """Held-out fidelity of G(E(x)) before and after refinement, and latent MSE on pairs."""
-        from brainlab.analysis.metrics import reconstruction_metrics
-
-        if cohort.images is None:
-            raise BrainlabInputError(f"cohort {cohort.name!r} has no images to evaluate on")
-        positions = np.asarray(indices, dtype=np.int64)
-        if max_subjects is not None and len(positions) > max_subjects:
-            rng = np.random.default_rng(seed)
-            positions = np.sort(rng.choice(positions, int(max_subjects), replace=False))
-        device = self.device
-        real, direct, refined = [], [], []
-        for start in range(0, len(positions), batch_size):
-            x = torch.from_numpy(cohort.images[positions[start:start + batch_size]])[:, None]
-            x = x.to(device)
-            with torch.no_grad():
-                direct.append(self.gan.generate(self.encode(x))[:, 0].cpu().numpy())
-            z = self.invert(x, refine_steps=refine_steps)
-            with torch.no_grad():
-                refined.append(self.gan.generate(z)[:, 0].cpu().numpy())
-            real.append(x[:, 0].cpu().numpy())
-        real_arr = np.concatenate(real)
-        before = reconstruction_metrics(real_arr, np.concatenate(direct))
-        after = reconstruction_metrics(real_arr, np.concatenate(refined))
-        with torch.no_grad():
-            z = standard_normal_latent(256, seed, self.latent_dim).to(device)
-            latent_mse = float(F.mse_loss(self.mapper(self.gan.whiten(
-                self.gan.codes_from_latent(z))), z))
-        metrics = {"n": int(len(positions)), "latent_mse": latent_mse,
-                   "refine_steps": int(self.config.refine_steps if refine_steps is None
-                                       else refine_steps)}
-        for prefix, values in (("direct", before), ("refined", after)):
-            for key in ("ssim", "psnr"):
-                if key in values:
-                    metrics[f"{prefix}_{key}"] = values[key]
-        return metrics
 
     def _check_images(self, x) -> torch.Tensor:
         x = torch.as_tensor(x, dtype=torch.float32)

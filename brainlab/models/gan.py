@@ -39,7 +39,6 @@ learn what the Gaussian cannot (tests/test_gan.py). Every card reports both
 
 from __future__ import annotations
 
-import contextlib
 import copy
 from dataclasses import replace
 
@@ -63,18 +62,6 @@ def standard_normal_latent(n: int, seed_or_generator=0, latent_dim: int = 100) -
         generator = torch.Generator()
         generator.manual_seed(int(seed_or_generator))
     return torch.randn(int(n), int(latent_dim), generator=generator)
-
-
-@contextlib.contextmanager
-def single_thread():
-    """Run tiny MLP steps on one thread: on a busy 2-core CPU, two threads made a
-    64-wide adversarial step 15x slower (101 ms vs 6.7 ms, measured)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 class ResidualCodeGenerator(nn.Module):
@@ -127,13 +114,13 @@ class CodeDiscriminator(nn.Module):
 class LatentGan(BrainlabModel):
     """GAN in a frozen MRI autoencoder's code space: (B, latent_dim) z -> (B, 1, D, H, W) in [0, 1].
 
-    Build it with :meth:`from_autoencoder` (copies the autoencoder in, frozen, and fits the
-    code statistics on the training images); ``training_step`` trains G and D on codes.
+    Build it with :meth:`from_autoencoder` (copies the autoencoder in, frozen); the
+    training layer (``brainlab.training.steps.LatentGanSteps``) banks the real codes, fits
+    the code statistics and runs the two-optimiser adversarial steps.
     """
 
     model_type = "gan"
-    config_class = GanConfig
-    # Only row indices: real codes come from the bank fit_statistics encodes once, so the
+    # Only row indices: real codes come from the bank the training layer encodes once, so the
     # fit loop need not read volumes every epoch ("image" is used when a batch has it).
     batch_fields = ("index",)
 
@@ -162,10 +149,10 @@ class LatentGan(BrainlabModel):
     # ---- construction ------------------------------------------------------------
 
     @classmethod
-    def from_autoencoder(cls, autoencoder: nn.Module, config: GanConfig | None = None,
-                         cohort=None, indices=None, batch_size: int = 16) -> "LatentGan":
-        """A GAN on ``autoencoder``'s codes; with ``cohort`` + training ``indices`` the code
-        statistics (and the real-code bank) are fitted right away."""
+    def from_autoencoder(cls, autoencoder: nn.Module, config: GanConfig | None = None
+                         ) -> "LatentGan":
+        """A GAN on ``autoencoder``'s codes (copied in, frozen). The code statistics and
+        the real-code bank come from the training layer (``LatentGanSteps.fit_statistics``)."""
         config = config or GanConfig()
         ae_config = getattr(autoencoder, "config", None)
         config = replace(
@@ -175,8 +162,6 @@ class LatentGan(BrainlabModel):
         )
         model = cls(config, copy.deepcopy(autoencoder))
         model.set_precision(autoencoder.use_bf16, autoencoder.use_channels_last)
-        if cohort is not None:
-            model.fit_statistics(cohort, indices, batch_size=batch_size)
         return model
 
     @classmethod
@@ -246,31 +231,25 @@ class LatentGan(BrainlabModel):
         with torch.no_grad():
             return self.autoencoder.encode(images.float().to(self.device)).float()
 
-    # ---- training ----------------------------------------------------------------
+    # ---- real-code bank and code statistics ------------------------------------
 
-    def fit_statistics(self, cohort, train_indices=None, batch_size: int = 16) -> None:
-        """Encode the training images once: the real-code bank and its principal axes."""
-        if cohort.images is None:
-            raise BrainlabInputError(f"cohort {cohort.name!r} has no images to fit a GAN on")
-        positions = np.arange(len(cohort)) if train_indices is None else np.asarray(train_indices)
-        for start in range(0, len(positions), batch_size):
-            chunk = positions[start:start + batch_size]
-            images = torch.from_numpy(cohort.images[chunk])[:, None]
-            self._add_to_bank(chunk, self.encode_images(images))
-        self._set_statistics(self._bank_codes())
-
-    def _add_to_bank(self, indices, codes: torch.Tensor) -> None:
+    def add_to_bank(self, indices, codes: torch.Tensor) -> None:
+        """Remember the real codes of cohort rows ``indices`` (training reads them back)."""
         for index, code in zip(np.asarray(indices).tolist(), codes.detach()):
             self._bank[int(index)] = code
         self._bank_tensor = None
 
-    def _bank_codes(self) -> torch.Tensor:
+    def has_banked(self, index: int) -> bool:
+        return int(index) in self._bank
+
+    def bank_codes(self) -> torch.Tensor:
+        """(N, code_dim) banked real codes in row order."""
         if self._bank_tensor is None:
             self._bank_tensor = torch.stack([self._bank[k] for k in sorted(self._bank)])
         return self._bank_tensor
 
     @torch.no_grad()
-    def _set_statistics(self, codes: torch.Tensor) -> None:
+    def set_code_statistics(self, codes: torch.Tensor) -> None:
         """Principal axes of ``codes`` scaled by their SDs (zero-variance axes get a floor)."""
         codes = codes.double()
         mean = codes.mean(0)
@@ -289,96 +268,9 @@ class LatentGan(BrainlabModel):
         self.code_unbasis.copy_((eigenvectors / scale[None, :]).float())
         self.statistics_ready.fill_(True)
 
-    def configure_optimizers(self, train_config) -> dict:
-        """Adam for G and for D; ``train_config.lr`` (if set) scales both rates alike."""
-        lr_scale = 1.0
-        if getattr(train_config, "lr", None):
-            lr_scale = float(train_config.lr) / self.config.lr_generator
-        betas = tuple(self.config.betas)
-        self.optimizers = {
-            "generator": torch.optim.Adam(self.generator.parameters(),
-                                          lr=self.config.lr_generator * lr_scale, betas=betas),
-            "discriminator": torch.optim.Adam(self.discriminator.parameters(),
-                                              lr=self.config.lr_discriminator * lr_scale,
-                                              betas=betas),
-        }
-        return self.optimizers
-
-    def training_step(self, batch: dict) -> dict[str, float]:
-        """Bank the batch's codes, then ``config.steps_per_batch`` adversarial G/D steps."""
-        if not self.optimizers:
-            self.configure_optimizers(None)
-        indices = batch["index"]
-        indices = indices.tolist() if torch.is_tensor(indices) else list(indices)
-        missing = [i for i, index in enumerate(indices) if int(index) not in self._bank]
-        if missing:
-            if "image" not in batch:
-                raise BrainlabInputError(
-                    f"{len(missing)} training subjects have no banked code; call "
-                    f"fit_statistics(cohort, train_indices) before training (or pass images)")
-            images = batch["image"][missing]
-            self._add_to_bank([indices[i] for i in missing], self.encode_images(images))
-        if not bool(self.statistics_ready):
-            self._set_statistics(self._bank_codes())
-        real_bank = self.whiten(self._bank_codes())
-        totals: dict[str, float] = {}
-        for _ in range(int(self.config.steps_per_batch)):
-            for key, value in self.adversarial_step(real_bank).items():
-                totals[key] = totals.get(key, 0.0) + value
-        return {key: value / max(int(self.config.steps_per_batch), 1)
-                for key, value in totals.items()}
-
-    def adversarial_step(self, real_bank: torch.Tensor, batch_size: int | None = None
-                         ) -> dict[str, float]:
-        """One D step (with R1 on real codes) and one G step on ``batch_size`` (default
-        ``config.code_batch``) whitened codes drawn from ``real_bank`` (N, code_dim)."""
-        if real_bank.device.type != "cpu":
-            return self._adversarial_step(real_bank, batch_size)
-        with single_thread():
-            return self._adversarial_step(real_bank, batch_size)
-
-    def _adversarial_step(self, real_bank: torch.Tensor, batch_size: int | None
-                          ) -> dict[str, float]:
-        g_optimizer, d_optimizer = self.optimizers["generator"], self.optimizers["discriminator"]
-        config = self.config
-        device = real_bank.device
-        batch = min(int(batch_size or config.code_batch), len(real_bank))
-        real = real_bank[torch.randint(len(real_bank), (batch,), device=device)]
-        z = torch.randn(batch, config.latent_dim, device=device)
-
-        self.discriminator.requires_grad_(True)
-        with torch.no_grad():
-            fake = self.generator(z)
-        real = real.detach().requires_grad_(config.r1_gamma > 0)
-        real_logit = self.discriminator(real)
-        fake_logit = self.discriminator(fake)
-        if config.loss == "hinge":
-            d_loss = F.relu(1 - real_logit).mean() + F.relu(1 + fake_logit).mean()
-        else:
-            d_loss = F.softplus(-real_logit).mean() + F.softplus(fake_logit).mean()
-        r1 = torch.zeros((), device=device)
-        if config.r1_gamma > 0:
-            (grad,) = torch.autograd.grad(real_logit.sum(), real, create_graph=True)
-            r1 = grad.pow(2).sum(1).mean()
-        d_optimizer.zero_grad(set_to_none=True)
-        (d_loss + 0.5 * config.r1_gamma * r1).backward()
-        d_optimizer.step()
-
-        self.discriminator.requires_grad_(False)
-        fake_logit = self.discriminator(self.generator(torch.randn(batch, config.latent_dim,
-                                                                   device=device)))
-        g_loss = -fake_logit.mean() if config.loss == "hinge" else F.softplus(-fake_logit).mean()
-        g_optimizer.zero_grad(set_to_none=True)
-        g_loss.backward()
-        g_optimizer.step()
-        self.discriminator.requires_grad_(True)
-        self._update_ema()
-        g_value, d_value = float(g_loss.detach()), float(d_loss.detach())
-        return {"loss": g_value + d_value, "d_loss": d_value, "g_loss": g_value,
-                "r1": float(r1.detach())}
-
     @torch.no_grad()
-    def _update_ema(self) -> None:
+    def update_ema(self) -> None:
+        """Move the EMA generator towards the live one by ``1 - ema_decay``."""
         decay = float(self.config.ema_decay)
         for ema, live in zip(self.generator_ema.parameters(), self.generator.parameters()):
             ema.lerp_(live, 1.0 - decay)
@@ -394,83 +286,9 @@ class LatentGan(BrainlabModel):
         super().set_precision(bf16, channels_last)
         self.autoencoder.set_precision(bf16, channels_last)
 
-    # ---- evaluation --------------------------------------------------------------
-
-    @torch.no_grad()
-    def evaluate(self, cohort, indices, max_subjects: int | None = None, seed: int = 0) -> dict:
-        """GAN metrics on held-out ``indices``: the GAN and, as baseline, the fitted Gaussian."""
-        from brainlab.analysis.metrics import gan_metrics
-
-        real_train, real_heldout = _real_sets(cohort, indices, max_subjects, seed)
-        z = self.sample_latent(len(real_heldout), seed).to(self.device)
-        generated = _decode_in_chunks(self, self.codes_from_latent(z))
-        gaussian = _decode_in_chunks(self, self.gaussian_codes(z))
-        metrics = dict(gan_metrics(real_train, real_heldout, generated, seed=seed))
-        baseline = gan_metrics(real_train, real_heldout, gaussian, seed=seed)
-        for key in ("frechet", "frechet_ratio", "two_sample_auc"):
-            if key in baseline:
-                metrics[f"gaussian_{key}"] = baseline[key]
-        metrics["n"] = int(len(real_heldout))
-        metrics["notes"] = "gaussian_*: same decoder, codes from the fitted Gaussian (G at step 0)"
-        return metrics
-
-    def preview(self, folder, step: int):
-        """Mid-slices of 4 fixed-z samples as a PNG (the fit loop's 'sample' event)."""
-        return write_sample_preview(self, folder, step)
-
     def _check_latent(self, z) -> torch.Tensor:
         z = torch.as_tensor(z, dtype=torch.float32)
         if z.ndim != 2 or z.shape[1] != self.latent_dim:
             raise BrainlabInputError(
                 f"latent must have shape (B, {self.latent_dim}); found {tuple(z.shape)}")
         return z.to(self.device)
-
-
-def write_sample_preview(gan, folder, step: int, n: int = 4, seed: int = 0):
-    """A PNG of the middle axial, coronal and sagittal slices of ``n`` samples (fixed z,
-    so successive previews show the same samples improving); returns its path."""
-    import os
-    from pathlib import Path
-
-    from PIL import Image
-
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    with torch.no_grad():
-        volumes = gan.generate(gan.sample_latent(n, seed))[:, 0].cpu().numpy()
-    rows = []
-    for volume in volumes:
-        d, h, w = volume.shape
-        views = [volume[d // 2], volume[:, h // 2], volume[:, :, w // 2]]
-        height = max(v.shape[0] for v in views)
-        rows.append(np.concatenate(
-            [np.pad(v, ((0, height - v.shape[0]), (0, 1))) for v in views], axis=1))
-    width = max(r.shape[1] for r in rows)
-    mosaic = np.concatenate([np.pad(r, ((0, 1), (0, width - r.shape[1]))) for r in rows])
-    image = Image.fromarray((np.clip(np.rot90(mosaic), 0, 1) * 255).astype(np.uint8))
-    path = folder / f"samples_step{int(step):07d}.png"
-    temp = folder / f".{path.name}.tmp"
-    image.save(temp, format="PNG")
-    os.replace(temp, path)
-    return path
-
-
-def _decode_in_chunks(model: LatentGan, codes: torch.Tensor, chunk: int = 16) -> np.ndarray:
-    parts = [model.decode(codes[start:start + chunk])[:, 0].cpu().numpy()
-             for start in range(0, len(codes), chunk)]
-    return np.concatenate(parts)
-
-
-def _real_sets(cohort, indices, max_subjects, seed) -> tuple[np.ndarray, np.ndarray]:
-    """Held-out images (``indices``, capped) and an equally capped sample of the others."""
-    if cohort.images is None:
-        raise BrainlabInputError(f"cohort {cohort.name!r} has no images to evaluate a GAN on")
-    heldout = np.asarray(indices, dtype=np.int64)
-    rng = np.random.default_rng(seed)
-    if max_subjects is not None and len(heldout) > max_subjects:
-        heldout = np.sort(rng.choice(heldout, int(max_subjects), replace=False))
-    others = np.setdiff1d(np.arange(len(cohort)), np.asarray(indices, dtype=np.int64))
-    cap = max(len(heldout), min(len(others), 4 * len(heldout), 400))
-    if len(others) > cap:
-        others = np.sort(rng.choice(others, cap, replace=False))
-    return cohort.images[others], cohort.images[heldout]

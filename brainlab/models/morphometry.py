@@ -8,7 +8,6 @@ table-only cohorts (an HCP FreeSurfer CSV) as well as on the phantom.
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -37,7 +36,6 @@ class MorphometryAutoencoder(BrainlabModel):
     """
 
     model_type = "morph-ae"
-    config_class = MorphometryAutoencoderConfig
     batch_fields = ("features",)
     needs_images = False
 
@@ -55,30 +53,28 @@ class MorphometryAutoencoder(BrainlabModel):
         self.register_buffer("feature_std", torch.ones(n_features))
 
     @classmethod
-    def from_cohort(cls, cohort, config: MorphometryAutoencoderConfig | None = None):
-        from brainlab.training import numeric_feature_columns
-
-        names = numeric_feature_columns(cohort)
-        if not names:
+    def from_cohort(cls, cohort, config: MorphometryAutoencoderConfig | None = None,
+                    feature_names=None) -> "MorphometryAutoencoder":
+        """A model over ``feature_names`` (the numeric morphometry columns of the cohort,
+        ``brainlab.data.batches.numeric_feature_columns``, as the training layer passes)."""
+        if not feature_names:
             raise BrainlabInputError(
                 f"cohort {cohort.name!r} has no numeric morphometry columns; the morphometry "
                 f"autoencoder needs some (found columns {list(cohort.table.columns)[:8]})")
-        return cls(config or MorphometryAutoencoderConfig(), names)
+        return cls(config or MorphometryAutoencoderConfig(), feature_names)
 
     def extra_state(self) -> dict:
         return {"feature_names": list(self.feature_names)}
 
-    def fit_statistics(self, cohort, train_indices) -> None:
-        """Means and standard deviations of the training subjects (NaN ignored)."""
-        values = cohort.table[self.feature_names].to_numpy(dtype=np.float64, na_value=np.nan)
-        values = values[np.asarray(train_indices)]
-        with np.errstate(all="ignore"):
-            mean = np.nanmean(values, axis=0)
-            std = np.nanstd(values, axis=0)
-        mean = np.where(np.isfinite(mean), mean, 0.0)
-        std = np.where(np.isfinite(std) & (std > 0), std, 1.0)
-        self.feature_mean.copy_(torch.as_tensor(mean, dtype=torch.float32))
-        self.feature_std.copy_(torch.as_tensor(std, dtype=torch.float32))
+    @torch.no_grad()
+    def set_statistics(self, mean, std) -> None:
+        """Standardisation buffers: (F,) means and standard deviations (non-finite mean -> 0,
+        non-positive or non-finite sd -> 1)."""
+        mean = torch.as_tensor(mean, dtype=torch.float32)
+        std = torch.as_tensor(std, dtype=torch.float32)
+        self.feature_mean.copy_(torch.where(torch.isfinite(mean), mean, torch.zeros_like(mean)))
+        self.feature_std.copy_(torch.where(torch.isfinite(std) & (std > 0), std,
+                                           torch.ones_like(std)))
 
     def standardise(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, F) raw -> ((B, F) standardised with NaN -> 0, (B, F) observed mask)."""
@@ -102,31 +98,8 @@ class MorphometryAutoencoder(BrainlabModel):
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return self.decode(self.encode(features))
 
-    def training_step(self, batch: dict) -> dict[str, float]:
+    def training_losses(self, batch: dict) -> dict[str, torch.Tensor]:
+        """MSE of the standardised reconstruction on observed (non-NaN) features."""
         scaled, observed = self.standardise(batch["features"])
         recon = self.decoder(self.encoder(scaled))
-        loss = F.mse_loss(recon[observed], scaled[observed])
-        self.backward_and_step(loss)
-        return {"loss": float(loss.detach())}
-
-    @torch.no_grad()
-    def evaluate(self, cohort, indices, max_subjects: int | None = None) -> dict:
-        """Per-feature and mean R² (sklearn ``r2_score``) and standardised MSE on ``indices``."""
-        from sklearn.metrics import r2_score
-
-        indices = np.asarray(indices)[:max_subjects]
-        raw = cohort.table[self.feature_names].to_numpy(dtype=np.float32, na_value=np.nan)[indices]
-        features = torch.from_numpy(raw)
-        recon = self(features).cpu().numpy()
-        scaled, observed = self.standardise(features)
-        scaled_recon = (recon - self.feature_mean.cpu().numpy()) / self.feature_std.cpu().numpy()
-        mask = observed.cpu().numpy()
-        mse = float(np.mean((scaled_recon[mask] - scaled.cpu().numpy()[mask]) ** 2))
-        per_feature = {}
-        for j, name in enumerate(self.feature_names):
-            rows = mask[:, j]
-            if rows.sum() >= 2 and np.ptp(raw[rows, j]) > 0:
-                per_feature[name] = float(r2_score(raw[rows, j], recon[rows, j]))
-        mean_r2 = float(np.mean(list(per_feature.values()))) if per_feature else None
-        return {"mean_r2": mean_r2, "mse": mse, "per_feature_r2": per_feature,
-                "n": int(len(indices))}
+        return {"loss": F.mse_loss(recon[observed], scaled[observed])}

@@ -213,7 +213,6 @@ class SeedDcgan(BrainlabModel):
     """
 
     model_type = "dcgan-seed"
-    config_class = SeedGanConfig
 
     def __init__(self, config: SeedGanConfig, grid_shape):
         super().__init__(config)
@@ -255,76 +254,3 @@ class SeedDcgan(BrainlabModel):
         with self.autocast():
             cubes = self.generator(z.to(self.device)).float()
         return from_seed_cube(cubes, self.grid_shape, self.config.pad_size).clamp(0, 1)
-
-    def configure_optimizers(self, train_config) -> dict:
-        """The seed's Adam(lr 5e-5, betas (0.5, 0.999)) for G and for D."""
-        lr = float(getattr(train_config, "lr", None) or self.config.lr)
-        betas = tuple(self.config.betas)
-        self.optimizers = {
-            "generator": torch.optim.Adam(self.generator.parameters(), lr=lr, betas=betas),
-            "discriminator": torch.optim.Adam(self.discriminator.parameters(), lr=lr, betas=betas),
-        }
-        return self.optimizers
-
-    def training_step(self, batch: dict) -> dict[str, float]:
-        """One seed step: D on real + fake (skipped while too accurate), then G through D.
-
-        Runs in the precision the fit loop chose (the seed used fp32; bf16 gives the
-        baseline its best speed on this CPU); losses are computed in fp32.
-        """
-        if not self.optimizers:
-            self.configure_optimizers(None)
-        g_optimizer = self.optimizers["generator"]
-        d_optimizer = self.optimizers["discriminator"]
-        device = self.device
-        real = to_seed_cube(batch["image"].to(device).float(), self.config.pad_size,
-                            self.config.image_size)
-        real = self.prepare_images(real)
-        n = real.shape[0]
-        z = torch.rand(n, self.latent_dim, device=device)
-        ones = torch.ones(n, 1, device=device)
-        zeros = torch.zeros(n, 1, device=device)
-        with self.autocast():
-            fake = self.generator(z)
-            real_prob = self.discriminator(real).float()
-            fake_prob = self.discriminator(fake.detach()).float()
-        d_loss = F.binary_cross_entropy(real_prob, ones) + F.binary_cross_entropy(fake_prob, zeros)
-        accuracy = seed_discriminator_accuracy(real_prob.detach(), fake_prob.detach())
-        skipped = accuracy > self.config.d_accuracy_threshold
-        if not skipped:
-            d_optimizer.zero_grad(set_to_none=True)
-            d_loss.backward()
-            d_optimizer.step()
-
-        with self.autocast():
-            fake_prob = self.discriminator(fake).float()
-        g_loss = F.binary_cross_entropy(fake_prob, ones)
-        g_optimizer.zero_grad(set_to_none=True)
-        g_loss.backward()
-        g_optimizer.step()
-        d_value, g_value = float(d_loss.detach()), float(g_loss.detach())
-        return {"loss": d_value + g_value, "d_loss": d_value, "g_loss": g_value,
-                "d_accuracy": accuracy, "d_skipped": float(skipped)}
-
-    def preview(self, folder, step: int):
-        """Mid-slices of 4 fixed-z samples as a PNG (the fit loop's 'sample' event)."""
-        from brainlab.models.gan import write_sample_preview
-
-        return write_sample_preview(self, folder, step)
-
-    @torch.no_grad()
-    def evaluate(self, cohort, indices, max_subjects: int | None = None, seed: int = 0) -> dict:
-        """GAN metrics of generated vs held-out ``indices`` (same as brainlab's GAN)."""
-        from brainlab.analysis.metrics import gan_metrics
-        from brainlab.models.gan import _real_sets
-
-        was_training = self.training
-        self.eval()
-        real_train, real_heldout = _real_sets(cohort, indices, max_subjects, seed)
-        z = self.sample_latent(len(real_heldout), seed)
-        generated = np.concatenate([self.generate(z[s:s + 8])[:, 0].cpu().numpy()
-                                    for s in range(0, len(z), 8)])
-        self.train(was_training)
-        metrics = dict(gan_metrics(real_train, real_heldout, generated, seed=seed))
-        metrics["n"] = int(len(real_heldout))
-        return metrics
