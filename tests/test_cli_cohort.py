@@ -112,3 +112,63 @@ def test_table_column_options_reach_the_loader(tmp_path, capsys):
     summary = json.loads(capsys.readouterr().out)
     assert summary["sex_counts"] == {"F": 2, "M": 1}
     assert summary["n_morphometry_columns"] == 1 and summary["grid_shape"] is None
+
+
+# ---------------------------------------------------------------- cohort validate
+
+def _hcp_like_csv(path, n=150, seed=0):
+    """An HCP unrestricted-style table (Subject, Gender, Age bins, FS_* in mm³)."""
+    rng = np.random.default_rng(seed)
+    male = rng.random(n) < 0.5
+    icv = np.exp(np.log(1471e3) + male * 0.15 + rng.normal(0, 0.085, n))
+    gm = 0.44 * icv * np.exp(rng.normal(0, 0.04, n))
+    frame = pd.DataFrame({
+        "Subject": 100000 + np.arange(n), "Gender": np.where(male, "M", "F"),
+        "Age": rng.choice(["22-25", "26-30", "31-35"], n),
+        "FS_IntraCranial_Vol": icv, "FS_Total_GM_Vol": gm, "FS_TotCort_GM_Vol": 0.74 * gm,
+        "FS_Tot_WM_Vol": 0.28 * icv * np.exp(rng.normal(0, 0.05, n)),
+        "FS_L_Hippo_Vol": 4250 * np.exp(rng.normal(0, 0.09, n)),
+        "FS_R_Hippo_Vol": 4250 * np.exp(rng.normal(0, 0.09, n)),
+    })
+    frame.to_csv(path, index=False)
+    return path
+
+
+def test_validate_json_on_a_freesurfer_table(tmp_path, capsys):
+    path = _hcp_like_csv(tmp_path / "fs.csv")
+    assert main(["cohort", "validate", str(path), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    rows = {row["name"]: row for row in report["rows"]}
+    assert report["n_subjects"] == 150 and report["summary"]["total"] == len(rows)
+    assert rows["ICV d (M vs F)"]["measured"] == pytest.approx(1.76, abs=0.4)
+    assert rows["ICV, F mean (cc)"]["measured"] == pytest.approx(1471 * np.exp(0.085**2 / 2), rel=0.05)
+    # GM proportional to ICV: no sex effect beyond head size, a failed v2 target.
+    assert rows["GM allometry slope vs ICV"]["passed"] is False
+    assert rows["ICV-adjusted sex d, amygdala"]["note"] == "n/a (needs amygdala volume)"
+    assert rows["ICV-adjusted sex d, amygdala"]["measured"] is None
+
+
+def test_validate_text_strict_and_column_option(tmp_path, capsys):
+    path = _hcp_like_csv(tmp_path / "fs.csv", seed=1)
+    assert main(["cohort", "validate", str(path)]) == 0
+    text = capsys.readouterr().out
+    assert "## sex beyond head size" in text and "FAIL" in text and "n/a" in text
+    assert "passed," in text.splitlines()[-1]
+    assert main(["cohort", "validate", str(path), "--strict"]) == 1
+    capsys.readouterr()
+    assert main(["cohort", "validate", str(path), "--column", "skull=FS_IntraCranial_Vol"]) == 2
+    assert "unknown measure names ['skull']" in capsys.readouterr().err
+    assert main(["cohort", "validate", str(path), "--column", "icv"]) == 2
+    assert "expected MEASURE=COLUMN" in capsys.readouterr().err
+
+
+def test_validate_tiny_preset_without_images(capsys):
+    try:
+        from brainlab.data.phantom import load_phantom  # noqa: F401
+    except ImportError:
+        pytest.skip("phantom generator not available yet")
+    assert main(["cohort", "validate", "tiny", "--json", "--no-images"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    names = [row["name"] for row in report["rows"]]
+    assert "ICV-adjusted sex d, total GM" in names and "grid" in names
+    assert not any(name.startswith("deep GM") for name in names)
