@@ -3,7 +3,7 @@
 import numpy as np
 import streamlit as st
 
-from brainlab.analysis.cohort_means import age_bin_label, age_contrast, sex_contrast
+from brainlab.analysis.cohort_means import age_bin_label, age_contrast, age_contrast_problem, sex_contrast
 from brainlab.viz import (
     age_histogram, difference_figure, feature_vs_age, sex_by_age_bin, triplanar_figure,
     triplanar_grid,
@@ -115,7 +115,7 @@ if has_images:
                         "each sex then averaged: blue where tissue is lost with age, red where "
                         "CSF grows."))
     else:
-        st.info("No age effect: the cohort needs two age bins that share a sex.")
+        st.info(age_contrast_problem(means))
     for name, difference, effect, caption in effects:
         if difference is None:
             st.info(f"{name}: one of the groups is empty in this cohort.")

@@ -5,6 +5,7 @@ import streamlit as st
 
 from brainlab.analysis import attribute_edits
 from brainlab.analysis.gan_walks import render_frames
+from brainlab.analysis.judged_subjects import fitting_subjects, judged_subjects
 from brainlab.data.grid import mni_affine
 from brainlab.errors import BrainlabInputError
 from brainlab.viz import PLANES
@@ -15,6 +16,7 @@ from app_pages._cohort_views import phantom_effect_maps
 from app_pages._gan_computations import (
     MAX_STRENGTH, endpoint_latent, fitted_directions, sample_volumes, walk_frames,
 )
+from app_pages._gan_directions import edit_models, fitted_direction
 from app_pages._gan_edit_views import edit_views
 from app_pages._gan_quality import gan_quality
 from app_pages._gan_walk import frame_viewer, walk_downloads
@@ -22,7 +24,7 @@ from app_pages._models import model_picker
 from app_pages._state import sync_query, url_checkbox, url_choice, url_number
 
 ENDS = {"seeds": "two random seeds", "subjects": "two real subjects (encoded)"}
-DIRECTION_SOURCES = {"real": "encoded real subjects (train split)",
+DIRECTION_SOURCES = {"real": "encoded real subjects",
                      "samples": "GAN samples labelled by the classifiers", "both": "both together"}
 EDIT_STARTS = {"sample": "a GAN sample", "subject": "an encoded real subject"}
 MAX_SEED = 2**31 - 1
@@ -40,8 +42,8 @@ if gan is None:
 gan_key = checkpoint_key(gan_card)
 affine = mni_affine(tuple(gan.grid_shape))
 ids = cohort.subject_ids
-split = cohort.split(int(gan_card.get("cohort", {}).get("split_seed", 0)))
-heldout_ids = [ids[i] for i in split.test] or ids
+fit_indices = fitting_subjects(cohort, gan_card)  # for directions fitted on real subjects
+heldout_ids = [ids[i] for i in judged_subjects(cohort, gan_card).indices] or ids
 with st.sidebar:
     st.markdown("### View")
     plane = url_choice(st.selectbox, "Slice plane", list(PLANES), "plane", "axial",
@@ -113,35 +115,14 @@ conditional = url_checkbox(dir_columns[1].checkbox, "Age orthogonal to sex", "co
                                 "so an age edit leaves sex unchanged.")
 edit_start = url_choice(dir_columns[2].radio, "Start from", list(EDIT_STARTS), "estart", "sample",
                         format_func=EDIT_STARTS.get)
-classifier_columns = st.columns(2)
-with classifier_columns[0]:
-    sex_model, sex_card = model_picker("sex-clf", cohort, source, show_card=False)
-with classifier_columns[1]:
-    age_model, age_card = model_picker("age-model", cohort, source, show_card=False)
-needs_encoder = direction_source in ("real", "both") or edit_start == "subject"
-if needs_encoder and encoder is None:
-    encoder, encoder_card = model_picker("encoder", cohort, source, show_card=False)
-    encoder_key = checkpoint_key(encoder_card)
-model_keys = (gan_key, encoder_key, checkpoint_key(sex_card), checkpoint_key(age_card))
-
-directions = None
-if needs_encoder and encoder is None:
-    st.info("Encoded real subjects need the GAN latent encoder (see above); choose "
-            "'GAN samples labelled by the classifiers' and 'a GAN sample' to go on without it.")
-elif direction_source == "samples" and sex_model is None and age_model is None:
-    st.info("Labelling GAN samples needs the sex classifier or the brain-age model (see above).")
-else:
-    try:
-        with st.spinner("Fitting directions (once per checkpoint and cohort) …"):
-            directions = fitted_directions(model_keys, cohort.fingerprint, direction_source, 256,
-                                           gan, encoder, sex_model, age_model, cohort, split.train)
-    except BrainlabInputError as error:
-        st.error(f"Could not fit the directions: {error}")
+models = edit_models(cohort, source, encoder, encoder_card,
+                     needs_encoder=direction_source in ("real", "both") or edit_start == "subject")
+encoder, encoder_key = models.encoder, models.keys[0]
+model_keys = (gan_key,) + models.keys
 name = "age_given_sex" if attribute == "age" and conditional else attribute
-if directions is not None and name not in directions.available():
-    st.warning(f"No {attribute_edits.ATTRIBUTE_NAMES[name]} direction could be fitted from the "
-               f"{directions.source}: {'; '.join(directions.notes) or 'no labels for it'}.")
-    directions = None
+directions = fitted_direction(models, name, direction_source, lambda: fitted_directions(
+    model_keys, cohort.fingerprint, direction_source, 256, gan, encoder, models.sex,
+    models.age, cohort, fit_indices))
 if directions is not None:
     direction = directions.get(name)
     direction_key = "|".join((name, direction_source, cohort.fingerprint) + model_keys)
@@ -151,11 +132,13 @@ if directions is not None:
                + ". Strength is in units of z's standard deviation along the direction.")
     start_columns = st.columns([1, 1, 3])
     if edit_start == "sample":
-        start_spec = f"seed:{url_number(start_columns[0].number_input, 'Sample seed', 0, MAX_SEED, 'eseed', seed, step=1)}"
-        sync_query(esubject=None)
+        edit_seed = url_number(start_columns[0].number_input, "Sample seed", 0, MAX_SEED, "eseed",
+                               seed, step=1)
+        start_spec, _ = f"seed:{edit_seed}", sync_query(esubject=None)
     else:
-        start_spec = f"subject:{url_choice(start_columns[0].selectbox, 'Subject', ids, 'esubject', heldout_ids[0])}"
-        sync_query(eseed=None)
+        edit_subject = url_choice(start_columns[0].selectbox, "Subject", ids, "esubject",
+                                  heldout_ids[0])
+        start_spec, _ = f"subject:{edit_subject}", sync_query(eseed=None)
     strength = url_number(start_columns[1].slider, "Strength", -MAX_STRENGTH, MAX_STRENGTH,
                           "strength", 2.0, step=0.25)
     z_start = endpoint_latent(gan_key, encoder_key, cohort.fingerprint, start_spec, 0, gan,
@@ -164,4 +147,4 @@ if directions is not None:
     start_volume, edited_volume = render_frames(gan, np.stack([z_start, z_edited]))
     truth = (phantom_effect_maps(source) or {}).get("sex" if attribute == "sex" else "age")
     edit_views(gan, affine, start_volume, edited_volume, strength, attribute, name,
-               (direction_key, start_spec), z_start, direction, sex_model, age_model, truth)
+               (direction_key, start_spec), z_start, direction, models.sex, models.age, truth)

@@ -77,3 +77,20 @@ def age_contrast(means: dict) -> tuple[str, str, np.ndarray] | None:
     if not within:
         return None
     return old, young, np.mean(within, axis=0).astype(np.float32)
+
+
+def age_contrast_problem(means: dict) -> str:
+    """Why ``age_contrast(means)`` is None, in one sentence naming the bins."""
+    bins = list(means["age_bin"])
+    if len(bins) < 2:
+        return (f"No age effect: every subject is in one age bin ({bins[0] if bins else 'none'}); "
+                "expected at least two bins.")
+    cells = means["sex_by_age_bin"]
+
+    def sexes(label: str) -> str:
+        present = [{"F": "women", "M": "men"}[s] for s in ("F", "M") if f"{label}|{s}" in cells]
+        return " and ".join(present) or "nobody"
+
+    return (f"No age effect: the oldest bin ({bins[-1]}) holds only {sexes(bins[-1])} and the "
+            f"youngest ({bins[0]}) only {sexes(bins[0])}, so ageing cannot be told apart from sex; "
+            "a cohort with both sexes in its youngest and oldest bins shows it.")

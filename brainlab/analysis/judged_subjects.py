@@ -44,3 +44,10 @@ def training_indices(cohort: Cohort, card: dict) -> np.ndarray | None:
     if trained.get("fingerprint") != cohort.fingerprint:
         return None
     return np.asarray(cohort.split(int(trained.get("split_seed", 0))).train, dtype=np.int64)
+
+
+def fitting_subjects(cohort: Cohort, card: dict) -> np.ndarray:
+    """Subjects to fit something on the model's behalf (e.g. latent directions): its
+    training subjects in ``cohort``, or every subject when it was trained elsewhere."""
+    train = training_indices(cohort, card)
+    return np.arange(len(cohort), dtype=np.int64) if train is None else train
