@@ -10,7 +10,7 @@ from brainlab.config import (BrainAgeConfig, ClassifierConfig, MorphometryAutoen
                              MriAutoencoderConfig, TrainConfig)
 from brainlab.errors import BrainlabInputError
 from brainlab.models.autoencoder import MriAutoencoder
-from brainlab.models.blocks import (DepthToSpace, DownBlock, ResidualBlock, SpaceToDepth, UpBlock,
+from brainlab.models.blocks import (DepthToSpace, DownBlock, SpaceToDepth, UpBlock,
                                     crop_to, pad_to_shape, padded_shape)
 from brainlab.models.classifiers import BrainAgeModel, SexClassifier
 from brainlab.models.morphometry import MorphometryAutoencoder
@@ -178,8 +178,6 @@ def test_blocks_change_resolution_as_documented():
     x = torch.rand(2, 4, 4, 6, 8)
     assert DownBlock(4, 8)(x).shape == (2, 8, 2, 3, 4)
     assert UpBlock(4, 2)(x).shape == (2, 2, 8, 12, 16)
-    assert ResidualBlock(4)(x).shape == x.shape
-    assert ResidualBlock(4, 8, stride=2)(x).shape == (2, 8, 2, 3, 4)
 
 
 def test_autoencoder_starts_from_the_pca_of_its_training_subjects(small_cohort):

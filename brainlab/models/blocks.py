@@ -1,9 +1,10 @@
-"""Shared 3D building blocks: conv-GroupNorm-SiLU, down/up blocks, residual block, padding.
+"""Shared 3D building blocks: conv-GroupNorm-SiLU, down/up blocks, space-to-depth, padding.
 
 Upsampling is resize-then-convolve (nearest-neighbour x2, then a 3x3x3 conv), which
 avoids the checkerboard artefacts of strided transposed convolutions.
-Any grid works: ``pad_to_multiple`` pads a volume (centred, zeros = background) so
-that ``levels`` halvings divide it, and ``crop_to`` takes the original grid back.
+Any grid works: ``pad_to_shape`` pads a volume (centred, zeros = background) to
+``padded_shape`` so that ``levels`` halvings divide it, and ``crop_to`` takes the
+original grid back.
 """
 
 from __future__ import annotations
@@ -91,31 +92,6 @@ class UpBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fine(F.interpolate(self.coarse(x), scale_factor=2, mode="nearest"))
-
-
-class ResidualBlock(nn.Module):
-    """x + (conv-GN-SiLU-conv-GN)(x), then SiLU; ``stride`` 2 halves the grid with a
-    strided 1x1 shortcut.
-
-    (B, in_channels, D, H, W) -> (B, out_channels, D/stride, H/stride, W/stride)
-    """
-
-    def __init__(self, in_channels: int, out_channels: int | None = None, stride: int = 1):
-        super().__init__()
-        out_channels = out_channels or in_channels
-        self.body = nn.Sequential(
-            ConvNormAct(in_channels, out_channels, stride=stride),
-            Conv3d(out_channels, out_channels, 3, padding=1, bias=False),
-            nn.GroupNorm(group_count(out_channels), out_channels),
-        )
-        self.shortcut = (
-            nn.Identity() if in_channels == out_channels and stride == 1
-            else Conv3d(in_channels, out_channels, 1, stride=stride, bias=False)
-        )
-        self.act = nn.SiLU()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.act(self.shortcut(x) + self.body(x))
 
 
 class SpaceToDepth(nn.Module):
