@@ -77,9 +77,6 @@ class Split:
     val: np.ndarray
     test: np.ndarray
 
-    def as_dict(self) -> dict[str, list[int]]:
-        return {k: getattr(self, k).tolist() for k in ("train", "val", "test")}
-
 
 @dataclass
 class Cohort:
