@@ -177,3 +177,42 @@ def test_consecutive_subject_choices_all_stick(tensor_folder):
         assert widget(at.selectbox, "Subject").value == subject
         titles = [(s["layout"].get("title") or {}).get("text", "") for s in chart_specs(at)]
         assert any(t.startswith(subject) for t in titles), titles
+
+
+def _upload_twice(repo_root: str) -> None:
+    """AppTest script: one session uploads a table, then replaces it with another."""
+    import sys
+
+    sys.path.insert(0, repo_root)
+    import streamlit as st
+
+    from app_pages._cohort_picker import _store_upload
+
+    class Upload:  # the part of st.file_uploader's result the picker uses
+        def __init__(self, name: str, data: bytes) -> None:
+            self.name, self._data = name, data
+
+        def getvalue(self) -> bytes:
+            return self._data
+
+    first = _store_upload(Upload("a.csv", b"subject_id,sex,age\ns1,F,30\ns2,M,40\n"))
+    second = _store_upload(Upload("b.csv", b"subject_id,sex,age\ns1,F,31\ns2,M,41\n"))
+    st.text(first)
+    st.text(second)
+
+
+def test_a_replaced_upload_is_removed_and_the_last_goes_with_the_session():
+    import gc
+    from pathlib import Path
+
+    at = AppTest.from_function(_upload_twice, args=(str(app_helpers.REPO_ROOT),),
+                               default_timeout=TIMEOUT).run()
+    assert not at.exception, [e.value for e in at.exception]
+    first, second = (Path(t.value) for t in at.text)
+    from brainlab.data.upload import upload_root
+
+    assert upload_root() in second.parents and second.exists()
+    assert not first.exists()  # replaced by the session's next upload
+    del at
+    gc.collect()
+    assert not second.exists()  # the session ended
