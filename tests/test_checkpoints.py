@@ -174,3 +174,32 @@ def test_quality_sentence_names_value_target_and_n():
     _, sentence = quality_verdict({"model_type": "mri-ae",
                                    "metrics": {"ssim": 0.912, "n": 167, "split": "test"}})
     assert sentence == "held-out SSIM 0.912 misses the target ≥0.95 (test split, n=167)."
+
+
+def test_atomic_write_uses_unique_temporary_names_and_usual_permissions(tmp_path):
+    import os
+
+    from brainlab.atomic import atomic_write
+
+    seen = []
+
+    def write(temp):
+        seen.append(temp)
+        assert temp.parent == tmp_path and temp.name.endswith(".nii.gz")
+        temp.write_text("volume")
+
+    target = tmp_path / "sub-01.nii.gz"
+    atomic_write(target, write)
+    atomic_write(target, write)
+    assert seen[0] != seen[1] and target.read_text() == "volume"
+    mask = os.umask(0o022)
+    os.umask(mask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~mask  # not mkstemp's 0600
+
+    def fail(temp):
+        temp.write_text("half")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        atomic_write(tmp_path / "card.json", fail)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sub-01.nii.gz"]
