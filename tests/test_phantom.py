@@ -154,3 +154,93 @@ def test_unknown_preset_and_bad_config():
         load_phantom(PhantomConfig(grid_shape=(2, 3, 4)))
     with pytest.raises(BrainlabInputError, match="female_counts"):
         load_phantom(PhantomConfig(female_counts=(1, 2), male_counts=(1, 2)))
+
+
+# Digest of the `tiny` cohort as built before the threaded, chunked builder (phantom
+# version 2): the shipped checkpoints' fingerprints promise this cohort, so a faster
+# build must reproduce it. Per-subject sums of the raw uint16 images and six table rows.
+TINY_IMAGE_SUMS = [429690, 425519, 427366, 418001, 269028, 331025, 348521, 490660, 411435,
+                   327637, 413767, 454819, 371649, 423435, 409225, 329121, 531578, 387484,
+                   413913, 320344, 384480, 345653, 443365, 513153]
+TINY_TABLE_HEAD = {
+    "icv_cc": [1638.7, 1711.23, 1652.13, 1665.57, 1114.85, 1362.0],
+    "gm_cc": [871.725, 879.068, 864.431, 840.054, 442.35, 621.962],
+    "wm_cc": [512.975, 464.182, 441.458, 472.475, 452.334, 452.79],
+    "ventricles_cc": [15.7248, 25.4581, 10.03, 11.3521, 8.7159, 8.4004],
+    "hippocampus_cc": [5.07771, 5.46897, 6.48461, 5.45569, 5.73553, 5.05955],
+    "cortical_thickness_mm": [2.55565, 2.42197, 2.38646, 2.25779, 1.54172, 1.95641],
+}
+
+
+def test_tiny_cohort_matches_the_reference_digest(tiny):
+    stored = np.asarray(tiny.images._stored).astype(np.float64)
+    sums = stored.reshape(len(stored), -1).sum(1)
+    # Within 0.1% per subject: a changed random stream or warp moves sums by percents.
+    np.testing.assert_allclose(sums, TINY_IMAGE_SUMS, rtol=1e-3)
+    for column, expected in TINY_TABLE_HEAD.items():
+        np.testing.assert_allclose(tiny.table[column].iloc[:6], expected, rtol=1e-3,
+                                   err_msg=column)
+
+
+def _build_tiny(tmp_path, name, **options):
+    from brainlab.data.phantom.build import build_into
+
+    folder = tmp_path / name
+    folder.mkdir()
+    messages = []
+    build_into(folder, TINY, lambda fraction, message: messages.append((fraction, message)),
+               **options)
+    images = np.load(folder / "images.npy")
+    return images, pd.read_csv(folder / "table.csv", dtype={"subject_id": str}), messages
+
+
+def test_chunking_and_workers_do_not_change_the_cohort(tmp_path):
+    one, one_table, _ = _build_tiny(tmp_path, "serial", workers=1, chunk=1)
+    many, many_table, messages = _build_tiny(tmp_path, "threaded", workers=2, chunk=5)
+    assert one.shape == many.shape == (24, 12, 14, 16)
+    # Batched float reductions may round differently; stored values stay within 1 raw unit.
+    assert np.abs(one.astype(np.int32) - many.astype(np.int32)).max() <= 1
+    pd.testing.assert_frame_equal(one_table, many_table, rtol=1e-5)
+    fractions = [f for f, _ in messages]
+    assert fractions == sorted(fractions)
+    counts = [m for _, m in messages if m.startswith("subjects ")]
+    assert counts[0].startswith("subjects 0/24") and counts[-1].startswith("subjects 24/24")
+    assert any("ETA" in m for m in counts[1:])
+
+
+def test_count_progress_reports_elapsed_and_eta():
+    from brainlab.data.progress import CountProgress, format_seconds
+
+    now = [100.0]
+    seen = []
+    tracker = CountProgress(lambda f, m: seen.append((f, m)), total=40, unit="subjects",
+                            start=0.1, stop=0.9, clock=lambda: now[0])
+    tracker.update(0)
+    assert seen[-1] == (pytest.approx(0.1), "subjects 0/40 · 0 s elapsed")
+    now[0] = 110.0
+    tracker.update(10)
+    assert seen[-1][0] == pytest.approx(0.3)
+    assert seen[-1][1] == "subjects 10/40 · 10 s elapsed · ETA 30 s"
+    assert tracker.eta_s == pytest.approx(30.0)
+    now[0] = 200.0
+    tracker.update(50)  # clamped to the total
+    assert seen[-1] == (pytest.approx(0.9), "subjects 40/40 · 1 min 40 s elapsed · ETA 0 s")
+    assert format_seconds(3599.6) == "60 min 00 s"
+
+
+def test_generator_and_morphometry_do_not_import_each_other():
+    import ast
+    from pathlib import Path
+
+    import brainlab.data.phantom as package
+
+    folder = Path(package.__file__).parent
+    for name, other in (("generator", "morphometry"), ("morphometry", "generator")):
+        tree = ast.parse((folder / f"{name}.py").read_text())
+        imported = set()
+        for node in ast.walk(tree):  # module-level and function-level imports alike
+            if isinstance(node, ast.ImportFrom):
+                imported |= {node.module} | {f"{node.module}.{a.name}" for a in node.names}
+            elif isinstance(node, ast.Import):
+                imported |= {a.name for a in node.names}
+        assert not any(m.endswith((f"phantom.{other}", "phantom.build")) for m in imported), name

@@ -15,14 +15,13 @@ grid under ``cache_root()/templates``.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
 
+from brainlab.atomic import atomic_write
 from brainlab.data.grid import mni_affine
 from brainlab.paths import cache_root
 
@@ -78,10 +77,6 @@ class Anatomy:
     def brain(self) -> np.ndarray:
         """Fraction of each voxel inside the brain mask (GM + WM + CSF)."""
         return self.gm + self.wm + self.csf
-
-    def region_mask(self, *names: str) -> np.ndarray:
-        ids = [REGION_ID[n] for n in names]
-        return np.isin(self.labels, ids)
 
 
 def _load_templates_1mm():
@@ -157,6 +152,15 @@ def _region_labels_1mm(shape, affine, csf, mask):
     return labels
 
 
+def _save_npz(path: Path, values: dict) -> None:
+    """Write ``values`` to ``path`` atomically (a unique temporary name, then a rename)."""
+    def write(temporary: Path) -> None:
+        with open(temporary, "wb") as stream:
+            np.savez(stream, **values)
+
+    atomic_write(path, write)
+
+
 def _box_downsample(values_1mm, labels_1mm, target_index, n_target, n_labels):
     """Sum ``values`` per (target voxel, label) pair: (n_labels, n_target) float64."""
     key = labels_1mm.astype(np.int64) * n_target + target_index
@@ -192,11 +196,7 @@ def _template_voxels_1mm() -> dict:
     values = {"mm": mm, "gm": gm[keep], "wm": wm[keep], "csf": csf[keep], "t1": t1[keep],
               "labels": labels[keep], "ventricle_distance": distance[keep], "grid_shape": np.array(gm.shape),
               "grid_affine": np.asarray(src_affine, dtype=np.float64)}
-    root.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=root, suffix=".npz.tmp")
-    with os.fdopen(handle, "wb") as stream:
-        np.savez(stream, **values)
-    os.replace(tmp, path)
+    _save_npz(path, values)
     return values
 
 
@@ -305,15 +305,11 @@ def load_anatomy(shape: tuple[int, int, int]) -> Anatomy:
             anatomy = None  # unreadable cache: rebuild below
     if anatomy is None:
         anatomy = build_anatomy(shape)
-        root.mkdir(parents=True, exist_ok=True)
-        handle, tmp = tempfile.mkstemp(dir=root, suffix=".npz.tmp")
-        with os.fdopen(handle, "wb") as stream:
-            np.savez(stream, affine=anatomy.affine, gm_region=anatomy.gm_region, wm=anatomy.wm,
-                     csf_ventricle=anatomy.csf_ventricle, csf_other=anatomy.csf_other,
-                     labels=anatomy.labels, ventricle_roi=anatomy.ventricle_roi,
-                     ventricle_distance=anatomy.ventricle_distance,
-                     t1=anatomy.t1, texture=anatomy.texture)
-        os.replace(tmp, path)
+        _save_npz(path, dict(
+            affine=anatomy.affine, gm_region=anatomy.gm_region, wm=anatomy.wm,
+            csf_ventricle=anatomy.csf_ventricle, csf_other=anatomy.csf_other,
+            labels=anatomy.labels, ventricle_roi=anatomy.ventricle_roi,
+            ventricle_distance=anatomy.ventricle_distance, t1=anatomy.t1, texture=anatomy.texture))
     _MEMORY[key] = anatomy
     return anatomy
 

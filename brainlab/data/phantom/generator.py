@@ -112,8 +112,23 @@ def age_effects(age, ageing: float = 1.0) -> dict[str, np.ndarray]:
     return {k: v * ageing for k, v in effects.items()}
 
 
+_TEMPLATE_SUMS: dict[int, tuple[Anatomy, dict[str, float]]] = {}
+
+
+def _template_sums(anatomy: Anatomy) -> dict[str, float]:
+    """Voxel sums of the template maps the targets are relative to (computed once)."""
+    entry = _TEMPLATE_SUMS.get(id(anatomy))
+    if entry is None or entry[0] is not anatomy:
+        sums = {f"gm_{name}": anatomy.gm_region[REGION_ID[name] - 1].sum() for name in REGIONS}
+        sums.update(brain=anatomy.brain.sum(), wm=anatomy.wm.sum(),
+                    csf_ventricle=anatomy.csf_ventricle.sum())
+        entry = (anatomy, sums)
+        _TEMPLATE_SUMS[id(anatomy)] = entry
+    return entry[1]
+
+
 def _template_cc(anatomy: Anatomy, region: str) -> float:
-    return float(anatomy.gm_region[REGION_ID[region] - 1].sum() * anatomy.voxel_cc)
+    return float(_template_sums(anatomy)[f"gm_{region}"] * anatomy.voxel_cc)
 
 
 def expected_log_volumes(anatomy: Anatomy, sex, age, icv, z: dict | None = None,
@@ -134,7 +149,8 @@ def expected_log_volumes(anatomy: Anatomy, sex, age, icv, z: dict | None = None,
 
     cc = anatomy.voxel_cc
     head = np.log(icv / REFERENCE_ICV)
-    to_reference = np.log(REFERENCE_ICV / (anatomy.brain.sum() * cc))
+    sums = _template_sums(anatomy)
+    to_reference = np.log(REFERENCE_ICV / (sums["brain"] * cc))
     aged = age_effects(age, ageing)
     out = {"icv": np.log(icv)}
     for region in CONVERTED_REGIONS:
@@ -153,10 +169,10 @@ def expected_log_volumes(anatomy: Anatomy, sex, age, icv, z: dict | None = None,
         else:  # subcortical (deep) nuclei
             out[f"gm_{region}"] = (base + BASELINE_DEEP + ALLOMETRY["deep"] * head + aged["deep"]
                                    + FACTOR_SD["deep"] * factor("deep"))
-    out["wm"] = (np.log(anatomy.wm.sum() * cc) + to_reference + ALLOMETRY["wm"] * head
+    out["wm"] = (np.log(sums["wm"] * cc) + to_reference + ALLOMETRY["wm"] * head
                  + aged["wm"] + FACTOR_SD["wm"] * factor("wm"))
     male = (sex == "M").astype(float)
-    out["ventricles"] = (np.log(anatomy.csf_ventricle.sum() * cc) + to_reference
+    out["ventricles"] = (np.log(sums["csf_ventricle"] * cc) + to_reference
                          + BASELINE["ventricles"] + ALLOMETRY["ventricles"] * head
                          + VENTRICLE_MALE_OFFSET * male + aged["ventricles"]
                          + FACTOR_SD["ventricles"] * factor("ventricles"))
@@ -249,11 +265,12 @@ def _sample(volume, coords, mode="bilinear"):
 
 
 def _sample_shared(volume: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
-    """Sample one (C, D, H, W) volume at B sets of coords -> (B, C, D, H, W), no copies."""
-    batch, depth = coords.shape[0], coords.shape[1]
-    grid = coords.reshape(1, batch * depth, *coords.shape[2:])
-    out = _sample(volume.unsqueeze(0), grid)[0]
-    return out.reshape(volume.shape[0], batch, depth, *out.shape[2:]).transpose(0, 1)
+    """Sample one (C, D, H, W) volume at B sets of coords -> (B, C, D, H, W).
+
+    The volume is broadcast over the batch (no copy), so grid_sample's 3-D kernel,
+    which runs its batch entries in parallel, can use every thread.
+    """
+    return _sample(volume.unsqueeze(0).expand(coords.shape[0], *volume.shape), coords)
 
 
 def _smooth(volume: np.ndarray, sigma_vox) -> np.ndarray:
@@ -547,17 +564,19 @@ def synthesize(basis: WarpBasis, truth: pd.DataFrame, config: PhantomConfig,
 
 # ---- truth and noise-free references ---------------------------------------------------
 
-_MORPHOMETERS: dict[tuple, object] = {}
+def template_image(anatomy: Anatomy) -> np.ndarray:
+    """The template itself rendered noise-free, raw scale (D, H, W) float32.
 
-
-def morphometer(anatomy: Anatomy):
-    """The shared Morphometer of an anatomy (its thickness scale is calibrated once)."""
-    from brainlab.data.phantom.morphometry import Morphometer
-
-    key = (id(anatomy), anatomy.shape)
-    if key not in _MORPHOMETERS:
-        _MORPHOMETERS[key] = Morphometer(anatomy)
-    return _MORPHOMETERS[key]
+    Deep nuclei at their brighter level, no texture, bias or noise: the image the
+    morphometry scales its thickness proxy on.
+    """
+    gm = anatomy.gm_region
+    deep = [REGION_ID[n] - 1 for n in ("subcortical_left", "subcortical_right",
+                                        "ventricle_left", "ventricle_right")]
+    other = [i for i in range(len(REGIONS)) if i not in deep]
+    brain = anatomy.brain
+    return WM_RAW * (MU_GM * gm[other].sum(0) + MU_DEEP * gm[deep].sum(0)
+                     + anatomy.wm + MU_CSF * anatomy.csf) * (brain > 0.5)
 
 
 def truth_volumes(basis: WarpBasis, truth: pd.DataFrame, config: PhantomConfig) -> pd.DataFrame:
@@ -595,7 +614,7 @@ def truth_volumes(basis: WarpBasis, truth: pd.DataFrame, config: PhantomConfig) 
     return pd.DataFrame(out)
 
 
-def _expected_truth(truth: pd.DataFrame, sex, age) -> pd.DataFrame:
+def expected_truth(truth: pd.DataFrame, sex, age) -> pd.DataFrame:
     """``truth`` rows re-cast to ``sex`` and ``age`` (ICV follows the sex)."""
     recast = truth.copy()
     recast["sex"] = np.broadcast_to(np.asarray(sex), (len(truth),)).copy()
@@ -603,45 +622,3 @@ def _expected_truth(truth: pd.DataFrame, sex, age) -> pd.DataFrame:
     icv_mean = np.array([ICV_MEAN[s] for s in recast["sex"]])
     recast["icv_cc"] = icv_mean * np.exp(ICV_LOG_SD * recast["z_icv"].to_numpy())
     return recast
-
-
-def noise_free_truth(config: PhantomConfig, draws: int = 32, curve_points: int = 15) -> dict:
-    """Effect maps (sex, age) and expected feature curves vs age, all noise-free."""
-    from brainlab.data.phantom.anatomy import load_anatomy
-
-    anatomy = load_anatomy(config.grid_shape)
-    basis = warp_basis(anatomy)
-    meter = morphometer(anatomy)
-    truth = sample_subjects(config, anatomy)
-    truth = truth.iloc[: min(draws, len(truth))].reset_index(drop=True)
-    edges = np.asarray(config.age_bin_edges, dtype=float)
-    young, old = (edges[0] + edges[1]) / 2, (edges[-2] + edges[-1]) / 2
-    ages = truth["age"].to_numpy()
-    with torch.no_grad():
-        def mean_image(sex, age):
-            return synthesize(basis, _expected_truth(truth, sex, age), config, noise=False).mean(0)
-
-        effect_sex = mean_image("M", ages) - mean_image("F", ages)
-        sexes = truth["sex"].to_numpy()
-        effect_age = mean_image(sexes, old) - mean_image(sexes, young)
-
-        # The expected subject: mean head per sex, latent factors at their mean
-        # (the ventricle factor at sd/2, the log-normal's mean).
-        curve_ages = np.linspace(edges[0], edges[-1], curve_points)
-        expected = truth.iloc[[0] * curve_points].reset_index(drop=True)
-        for column in expected.columns:
-            if column.startswith("z_"):
-                expected[column] = 0.0
-        expected["z_ventricles"] = FACTOR_SD["ventricles"] / 2
-        expected["mu_gm_jitter"] = 0.0
-        curves = {}
-        for sex in ("F", "M"):
-            rows = _expected_truth(expected, sex, curve_ages)
-            curves[sex] = meter.measure(synthesize(basis, rows, config, noise=False).round())
-    features = list(curves["F"].columns)
-    return {
-        "effect_sex": (effect_sex / RAW_MAX).numpy().astype(np.float32),
-        "effect_age": (effect_age / RAW_MAX).numpy().astype(np.float32),
-        "curve_ages": curve_ages, "curve_features": np.array(features),
-        "curve_F": curves["F"].to_numpy(np.float64), "curve_M": curves["M"].to_numpy(np.float64),
-    }

@@ -23,11 +23,14 @@ import torch
 import torch.nn.functional as F
 
 from brainlab.data.phantom.anatomy import CORTICAL_REGIONS, REGION_ID, REGIONS, Anatomy
+from brainlab.errors import BrainlabInputError
 
 # Intensities the measurement assumes, relative to the measured WM level.
 ASSUMED_GM, ASSUMED_DEEP, ASSUMED_CSF = 0.73, 0.82, 0.31
 # Literature mean cortical thickness that the proxy is scaled to on the template.
 TEMPLATE_THICKNESS_MM = 2.7
+# Bits of the one-channel atlas code above the region label (labels are < 32).
+ROI_CODE, CORE_CODE = 32, 64
 
 
 def _identity(shape, batch):
@@ -40,7 +43,14 @@ def _identity(shape, batch):
 class Morphometer:
     """Measures a batch of raw images (B, D, H, W) on one anatomy's grid."""
 
-    def __init__(self, anatomy: Anatomy, thickness_scale: float | None = None):
+    def __init__(self, anatomy: Anatomy, reference: np.ndarray | None = None,
+                 thickness_scale: float | None = None):
+        """``reference``: a noise-free raw image of the template itself (the generator's
+        rendering, WM ≈ 1000), on which the thickness proxy is scaled to
+        ``TEMPLATE_THICKNESS_MM``; or give ``thickness_scale`` directly."""
+        if (reference is None) == (thickness_scale is None):
+            raise BrainlabInputError("Morphometer needs exactly one of reference (a template "
+                                     "image) or thickness_scale")
         self.anatomy = anatomy
         shape = anatomy.shape
         brain = anatomy.brain
@@ -51,11 +61,13 @@ class Morphometer:
             (ident * weights[..., None]).reshape(-1, 3).sum(0) / weights.sum()).float()
         wm_core = (anatomy.wm > 0.85) & np.isin(anatomy.labels, [
             REGION_ID[n] for n in CORTICAL_REGIONS + ("subcortical_left", "subcortical_right")])
-        self.atlas = torch.from_numpy(np.stack([
-            anatomy.labels.astype(np.float32),
-            anatomy.ventricle_roi.astype(np.float32),
-            wm_core.astype(np.float32),
-        ])).float()
+        # One atlas channel: label + 32 * ventricle ROI + 64 * core WM (nearest-neighbour
+        # sampling moves whole codes, so the three maps come back exactly).
+        code = (anatomy.labels.astype(np.int64) + ROI_CODE * anatomy.ventricle_roi
+                + CORE_CODE * wm_core)
+        # A zero slab past the end of each axis stands for "outside the template".
+        self.atlas = F.pad(torch.from_numpy(code.astype(np.int16)), [0, 1, 0, 1, 0, 1])
+        self._axes = [torch.linspace(-1.0, 1.0, n) if n > 1 else torch.zeros(1) for n in shape]
         spacing = np.abs(np.diag(anatomy.affine)[:3])
         self.spacing = spacing
         self.face_mm2 = np.array([spacing[1] * spacing[2], spacing[0] * spacing[2],
@@ -63,33 +75,42 @@ class Morphometer:
         self.bias_pool = tuple(int(max(2, round(24.0 / s))) for s in spacing)
         self.thickness_scale = 1.0
         if thickness_scale is None:
-            from brainlab.data.phantom.generator import MU_CSF, MU_DEEP, MU_GM, WM_RAW
-
-            gm = anatomy.gm_region
-            deep = [REGION_ID[n] - 1 for n in ("subcortical_left", "subcortical_right",
-                                                "ventricle_left", "ventricle_right")]
-            other = [i for i in range(len(REGIONS)) if i not in deep]
-            clean = WM_RAW * (MU_GM * gm[other].sum(0) + MU_DEEP * gm[deep].sum(0)
-                              + anatomy.wm + MU_CSF * anatomy.csf) * (brain > 0.5)
-            raw = self.measure(torch.from_numpy(clean[None]).float())["cortical_thickness_mm"][0]
+            image = torch.from_numpy(np.asarray(reference, dtype=np.float32)[None])
+            raw = self.measure(image)["cortical_thickness_mm"][0]
             thickness_scale = TEMPLATE_THICKNESS_MM / raw
         self.thickness_scale = float(thickness_scale)
 
-    def _align_atlas(self, mask: torch.Tensor) -> torch.Tensor:
-        """Atlas channels in each subject's space: (B, 3, D, H, W), nearest neighbour."""
+    def _align_atlas(self, mask: torch.Tensor):
+        """Atlas maps in each subject's space, nearest neighbour: labels (B, D, H, W)
+        long, ventricle ROI and core WM (B, D, H, W) float.
+
+        The alignment is a scale and a shift per axis, so the nearest template voxel
+        of every subject voxel is one index per axis: three 1-D lookups reproduce
+        ``grid_sample(mode="nearest", padding_mode="zeros", align_corners=True)``
+        of the same coordinates exactly, at a fraction of its cost.
+        """
         batch = mask.shape[0]
         ident = _identity(self.anatomy.shape, batch)
         count = mask.sum(dim=(1, 2, 3)).clamp(min=1.0)
         centre = (ident * mask.unsqueeze(-1)).sum(dim=(1, 2, 3)) / count.unsqueeze(-1)
         scale = (count / self.template_icv_vox) ** (1.0 / 3.0)
-        coords = (self.template_centre.view(1, 1, 1, 1, 3)
-                  + (ident - centre.view(batch, 1, 1, 1, 3)) / scale.view(batch, 1, 1, 1, 1))
-        # One shared atlas sampled at every subject's coords (subjects stacked along D).
-        depth = coords.shape[1]
-        grid = coords.reshape(1, batch * depth, *coords.shape[2:])
-        out = F.grid_sample(self.atlas.unsqueeze(0), grid, mode="nearest",
-                            padding_mode="zeros", align_corners=True)[0]
-        return out.reshape(out.shape[0], batch, depth, *out.shape[2:]).transpose(0, 1)
+        codes = []
+        for b in range(batch):
+            picked = self.atlas
+            for axis, lin in enumerate(self._axes):  # array axis D, H, W = coord 2, 1, 0
+                k = 2 - axis
+                coord = self.template_centre[k] + (lin - centre[b, k]) / scale[b]
+                size = lin.shape[0]
+                index = torch.round(((coord + 1) / 2) * (size - 1))
+                outside = (index < 0) | (index > size - 1)
+                index = torch.where(outside, torch.full_like(index, size), index).long()
+                picked = picked.index_select(axis, index)
+            codes.append(picked)
+        code = torch.stack(codes).long()
+        labels = code % ROI_CODE
+        roi = ((code // ROI_CODE) % 2).float()
+        core = (code // CORE_CODE).float()
+        return labels, roi, core
 
     def _bias_field(self, image, mask, core):
         """Smooth multiplicative field fitted to core-WM intensity (B, D, H, W)."""
@@ -114,9 +135,7 @@ class Morphometer:
         batch = images.shape[0]
         cc = self.anatomy.voxel_cc
         mask = (images > 0).float()
-        atlas = self._align_atlas(mask)
-        labels = atlas[:, 0].round().long()
-        ventricle_roi, core = atlas[:, 1], atlas[:, 2]
+        labels, ventricle_roi, core = self._align_atlas(mask)
 
         bias, _ = self._bias_field(images, mask, core)
         corrected = images / bias.clamp(min=0.3)
@@ -126,29 +145,30 @@ class Morphometer:
         wm_level = torch.where(wm_level > 0, wm_level, corrected.amax(dim=(1, 2, 3)))
         relative = corrected / wm_level.view(-1, 1, 1, 1)
 
-        deep_ids = torch.tensor([REGION_ID["subcortical_left"], REGION_ID["subcortical_right"]])
-        deep = torch.isin(labels, deep_ids)
+        deep = (labels == REGION_ID["subcortical_left"]) | (labels == REGION_ID["subcortical_right"])
         gm_level = torch.where(deep, torch.tensor(ASSUMED_DEEP), torch.tensor(ASSUMED_GM))
         upper = ((relative - gm_level) / (1.0 - gm_level)).clamp(0.0, 1.0)
         lower = ((relative - ASSUMED_CSF) / (gm_level - ASSUMED_CSF)).clamp(0.0, 1.0)
         above = relative >= gm_level
-        wm = torch.where(above, upper, torch.zeros_like(relative)) * mask
+        zeros = torch.zeros_like(relative)
+        wm = torch.where(above, upper, zeros) * mask
         gm = torch.where(above, 1.0 - upper, lower) * mask
-        csf = torch.where(above, torch.zeros_like(relative), 1.0 - lower) * mask
+        csf = torch.where(above, zeros, 1.0 - lower) * mask
         # Around the ventricles (outside the deep nuclei) tissue is CSF or WM.
         periventricular = (ventricle_roi > 0) & ~deep
         csf_wm = ((1.0 - relative) / (1.0 - ASSUMED_CSF)).clamp(0.0, 1.0) * mask
         csf = torch.where(periventricular, csf_wm, csf)
         wm = torch.where(periventricular, mask - csf_wm, wm)
-        gm = torch.where(periventricular, torch.zeros_like(gm), gm)
+        gm = torch.where(periventricular, zeros, gm)
 
         n_labels = len(REGIONS) + 1
         offsets = (torch.arange(batch) * n_labels).view(-1, 1, 1, 1)
         flat_labels = (labels + offsets).reshape(-1)
 
         def per_label(values):
-            out = torch.zeros(batch * n_labels, dtype=torch.float64)
-            out.index_add_(0, flat_labels, values.reshape(-1).double())
+            # bincount adds in voxel order in float64, like a sequential index_add_.
+            out = torch.bincount(flat_labels, weights=values.reshape(-1).double(),
+                                 minlength=batch * n_labels)
             return (out.view(batch, n_labels) * cc).numpy()
 
         gm_l, wm_l, csf_l = per_label(gm), per_label(wm), per_label(csf)
