@@ -1,4 +1,4 @@
-"""One real-browser smoke test: serve the app, open the Cohort page in headless chromium.
+"""Real-browser smoke tests: serve the app, open pages by deep link in headless chromium.
 
 Uses the Playwright pip package with Debian's chromium (``/usr/bin/chromium``, or
 ``$BRAINLAB_CHROMIUM``); browsers are never downloaded. Skips with a reason when
@@ -59,12 +59,44 @@ def test_cohort_page_renders_in_chromium(served_app, tmp_path):
             assert "Home" in nav and "shared" not in nav.lower()
             # Three slices in the viewer, drawn by plotly in the browser.
             assert page.locator(".st-key-viewer .heatmaplayer image, .st-key-viewer .hm").count() >= 3
-            shot = tmp_path / "cohort.png"
-            page.screenshot(path=str(shot))
-            assert shot.stat().st_size > 10_000
-            target = os.environ.get("BRAINLAB_SCREENSHOT_DIR")
-            if target:
-                Path(target).mkdir(parents=True, exist_ok=True)
-                shutil.copy(shot, Path(target) / "cohort.png")
+            save_screenshot(page, tmp_path, "cohort")
+        finally:
+            browser.close()
+
+
+def save_screenshot(page, tmp_path: Path, name: str) -> None:
+    shot = tmp_path / f"{name}.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 10_000
+    target = os.environ.get("BRAINLAB_SCREENSHOT_DIR")
+    if target:
+        Path(target).mkdir(parents=True, exist_ok=True)
+        shutil.copy(shot, Path(target) / f"{name}.png")
+
+
+def test_every_page_opens_by_deep_link(served_app, tmp_path):
+    """Each page's URL path, as the first request of a fresh browser, opens that page
+    (through app.py's navigation: its title, the cohort picker, no exception)."""
+    from playwright.sync_api import sync_playwright
+
+    from app_pages._catalog import PAGES
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            for info in PAGES:
+                page = browser.new_page(viewport={"width": 1400, "height": 1000})
+                page.goto(f"{served_app}/{info.url_path}", wait_until="domcontentloaded")
+                page.wait_for_selector("h1", timeout=180_000)
+                wait_until_idle(page, timeout_s=240)
+                title = "brainlab" if info.url_path == "home" else info.title
+                assert page.locator("h1").first.inner_text().strip() == title, info.url_path
+                assert page.locator('[data-testid="stException"]').count() == 0, \
+                    page.locator('[data-testid="stException"]').first.inner_text()
+                assert "cohort=" in page.url  # the picker ran and wrote its choice
+                nav = page.locator('[data-testid="stSidebarNav"]').inner_text()
+                assert all(other.title in nav for other in PAGES)
+                save_screenshot(page, tmp_path, info.url_path)
+                page.close()
         finally:
             browser.close()
