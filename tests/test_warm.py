@@ -1,0 +1,92 @@
+"""``python -m brainlab warm`` on the tiny phantom, and the shared analyses it fills."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from brainlab import background
+from brainlab.__main__ import main
+from brainlab.analysis import derived_results
+from brainlab.result_store import ResultStore
+
+
+@pytest.fixture
+def fixture_models_only(tiny_checkpoints, monkeypatch, tmp_path):
+    """Only the tiny fixture's checkpoints are listed, and a fresh result store."""
+    from brainlab import paths, result_store
+
+    monkeypatch.setattr(paths, "SHIPPED_CHECKPOINTS", tmp_path / "no-shipped")
+    store = ResultStore(tmp_path / "results")
+    monkeypatch.setattr(result_store, "_default_store", store)
+    return store
+
+
+def _run_warm(capsys) -> dict:
+    code = main(["warm", "--cohort", "tiny", "--json"])
+    out = capsys.readouterr().out
+    summary = json.loads(out[out.index("{"):])
+    assert code == 0, summary["failed"]
+    return summary
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_warm_computes_everything_once_then_finds_it(fixture_models_only, tiny, capsys):
+    first = _run_warm(capsys)
+    assert first["failed"] == {} and first["hits"] == []
+    labels = " | ".join(first["computed"])
+    for expected in ("latents: raw MRI voxels", "UMAP 3D: MRI-AE latent", "probes: morph-AE latent",
+                     "reconstructions: mri-ae", "GAN samples", "real vs synthetic: sex-clf",
+                     "directions (real)", "edit curve", "evaluation: gan"):
+        assert expected in labels
+    assert first["items"] == len(first["computed"])
+
+    second = _run_warm(capsys)
+    assert second["computed"] == [] and sorted(second["hits"]) == sorted(first["computed"])
+
+    # A page asking with the same defaults gets the stored result, no recomputation.
+    store = fixture_models_only
+    checkpoints = derived_results.default_checkpoints(tiny)
+    hits = store.hits
+    table = derived_results.probe_table(tiny, "mri-ae", checkpoints["mri-ae"])
+    assert store.hits == hits + 1
+    assert set(table.representation) == {"raw MRI", "mri-ae latent"}
+    assert "seed study (reference)" in table.columns
+    coords = derived_results.projection(tiny, "voxels", method="umap", dims=2)
+    assert coords.shape == (len(tiny), 2) and np.isfinite(coords).all()
+    errors = derived_results.reconstructions(tiny, checkpoints["mri-ae"])
+    assert isinstance(errors, pd.DataFrame) and (errors["ssim"] <= 1).all()
+    comparison = derived_results.real_vs_synthetic(tiny, checkpoints["sex-clf"], checkpoints["gan"])
+    assert comparison["samples"].shape[1:] == tiny.grid_shape
+    assert comparison["summary"]["n_synthetic"] == derived_results.COMPARE_SAMPLES
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_background_probe_table_fills_row_by_row_and_lands_in_the_store(fixture_models_only, tiny):
+    store = fixture_models_only
+    checkpoints = derived_results.default_checkpoints(tiny)
+    key = derived_results.probe_table_key(tiny, "morph-ae", checkpoints["morph-ae"])
+    runner = background.BackgroundRunner()
+    task = runner.submit(key, derived_results.probe_table, tiny, "morph-ae",
+                         checkpoints["morph-ae"], n_jobs=1)
+    again = runner.submit(key, derived_results.probe_table, tiny, "morph-ae",
+                          checkpoints["morph-ae"], n_jobs=1)
+    assert again is task
+    table = task.wait(120)
+    assert len(task.snapshot()["partial"]) == len(table)
+    assert task.snapshot()["partial"][0]["representation"] == table.representation.iloc[0]
+    assert store.contains(key)
+
+
+def test_shared_analyses_reject_the_wrong_checkpoint(fixture_models_only, tiny):
+    from brainlab.errors import BrainlabInputError
+
+    checkpoints = derived_results.default_checkpoints(tiny)
+    with pytest.raises(BrainlabInputError, match="needs a checkpoint of type mri-ae"):
+        derived_results.latents(tiny, "mri-ae", checkpoints["gan"])
+    with pytest.raises(BrainlabInputError, match="gan or dcgan-seed"):
+        derived_results.gan_samples(checkpoints["mri-ae"])
+    with pytest.raises(BrainlabInputError, match="start must be"):
+        derived_results.edit_curve(tiny, checkpoints["gan"], "age", start="7",
+                                   encoder=checkpoints["encoder"], sex_model=checkpoints["sex-clf"])
