@@ -263,7 +263,8 @@ def baselines_mask(train):
 
 
 def test_normalised_frechet_held_out_real_scores_about_one():
-    from brainlab.analysis.metrics import mean_sd_over_seeds, normalised_frechet
+    from brainlab.analysis.metrics import (fit_frechet_space, mean_sd_over_seeds,
+                                           normalised_frechet)
 
     train = _volumes(60, 40)
     heldout, more_real = _volumes(40, 41), _volumes(40, 42)
@@ -279,6 +280,9 @@ def test_normalised_frechet_held_out_real_scores_about_one():
     # Unequal set sizes are subsampled to the smaller one.
     uneven = normalised_frechet(train, heldout, more_real[:15], n_components=6)
     assert uneven["n_each"] == 15 and uneven["n_components"] == 6
+    space = fit_frechet_space(train, n_components=6)
+    reused = normalised_frechet(None, heldout, collapsed, space=space)
+    assert reused["normalised_frechet"] == pytest.approx(bad["normalised_frechet"])
     with pytest.raises(BrainlabInputError, match=">= 5 seeds"):
         mean_sd_over_seeds(lambda seed: 1.0, seeds=[0, 1])
 

@@ -8,6 +8,7 @@ the app. Image intensities are expected in [0, 1] (``data_range=1``).
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.linalg import sqrtm
@@ -475,32 +476,59 @@ def _equal_n(a: np.ndarray, b: np.ndarray, seed: int) -> tuple[np.ndarray, np.nd
     return pick(a), pick(b)
 
 
+@dataclass(frozen=True)
+class FrechetSpace:
+    """PCA features fitted on the training images, and the training images' codes in them."""
+
+    pca: PCA
+    train_codes: np.ndarray
+
+    @property
+    def n_components(self) -> int:
+        return int(self.pca.n_components_)
+
+
+def fit_frechet_space(real_train, n_components: int = 32, seed: int = 0) -> FrechetSpace:
+    """Fit the Fréchet feature space once (PCA of the flattened training images), so
+    ``normalised_frechet`` over several seeds or models reuses it."""
+    train = flatten_volumes(real_train, "real_train")
+    if len(train) < 3:
+        raise BrainlabInputError(f"need >= 3 training images; found {len(train)}")
+    k = int(min(n_components, len(train) - 1, train.shape[1]))
+    pca = PCA(n_components=k, random_state=seed).fit(train)
+    return FrechetSpace(pca, pca.transform(train))
+
+
 def normalised_frechet(real_train, real_heldout, generated, n_components: int = 32,
-                       seed: int = 0) -> dict:
+                       seed: int = 0, space: FrechetSpace | None = None) -> dict:
     """Fréchet(generated, train) / Fréchet(held-out real, train): 1.0 = as real as unseen brains.
 
     Both distances use the same PCA features (fitted on the flattened training
-    images) and the same number of images: the larger of held-out / generated is
-    subsampled (seeded) to the smaller, because Fréchet estimates grow as n shrinks.
-    A perfect generator (more unseen real brains) scores about 1; the spread of that
-    ratio over seeds is what ``mean_sd_over_seeds`` reports.
+    images, or ``space`` from ``fit_frechet_space`` to reuse them; ``real_train`` is
+    then ignored and may be None) and the same number of images: the larger of
+    held-out / generated is subsampled (seeded) to the smaller, because Fréchet
+    estimates grow as n shrinks. A perfect generator (more unseen real brains)
+    scores about 1; how far from 1 two real sets of this size land is the noise
+    floor to read a generator against (``mean_sd_over_seeds`` for the spread).
     """
-    train = flatten_volumes(real_train, "real_train")
     heldout = flatten_volumes(real_heldout, "real_heldout")
     fake = flatten_volumes(generated, "generated")
-    if not train.shape[1] == heldout.shape[1] == fake.shape[1]:
+    if space is None:
+        space = fit_frechet_space(real_train, n_components, seed)
+    voxels = space.pca.n_features_in_
+    if not voxels == heldout.shape[1] == fake.shape[1]:
         raise BrainlabInputError(
-            f"voxel counts differ: train {train.shape[1]}, held-out {heldout.shape[1]}, "
+            f"voxel counts differ: train {voxels}, held-out {heldout.shape[1]}, "
             f"generated {fake.shape[1]}; expected one grid")
     heldout, fake = _equal_n(heldout, fake, seed)
     n = len(fake)
-    if n < 3 or len(train) < 3:
+    if n < 3:
         raise BrainlabInputError(
-            f"need >= 3 images in each set; found train {len(train)}, held-out "
-            f"{len(real_heldout)}, generated {len(generated)}")
-    k = int(min(n_components, n - 1, len(train) - 1, train.shape[1]))
-    pca = PCA(n_components=k, random_state=seed).fit(train)
-    train_z, heldout_z, fake_z = pca.transform(train), pca.transform(heldout), pca.transform(fake)
+            f"need >= 3 held-out and generated images; found {len(real_heldout)} and "
+            f"{len(generated)}")
+    k = int(min(space.n_components, n - 1))
+    train_z = space.train_codes[:, :k]
+    heldout_z, fake_z = space.pca.transform(heldout)[:, :k], space.pca.transform(fake)[:, :k]
     generated_distance = _frechet_distance(fake_z, train_z)
     heldout_distance = _frechet_distance(heldout_z, train_z)
     return {
@@ -508,7 +536,7 @@ def normalised_frechet(real_train, real_heldout, generated, n_components: int = 
                                if heldout_distance > 0 else float("nan")),
         "frechet_generated_train": generated_distance,
         "frechet_heldout_train": heldout_distance,
-        "n_each": int(n), "n_train": int(len(train)), "n_components": k,
+        "n_each": int(n), "n_train": int(len(train_z)), "n_components": k,
     }
 
 
