@@ -61,3 +61,18 @@ def test_interpolate_rejects_a_non_gan_model(tiny_checkpoints, tmp_path):
     with pytest.raises(BrainlabInputError, match="must be a GAN checkpoint"):
         run_interpolate(SimpleNamespace(model=str(tiny_checkpoints / "mri-ae"), start="0",
                                         end="1", out=str(tmp_path / "x.nii.gz")))
+
+
+def test_interpolate_and_probe_show_progress_on_stderr(tiny_checkpoints, tmp_path, capsys):
+    assert main(["interpolate", "--model", str(tiny_checkpoints / "gan"), "--from", "3",
+                 "--to", "4", "--frames", "6", "--out", str(tmp_path / "w.nii")]) == 0
+    captured = capsys.readouterr()
+    assert "interpolate" in captured.err and "frame 6 of 6" in captured.err
+    assert captured.out.startswith("wrote 6 frames")
+    assert main(["interpolate", "--model", str(tiny_checkpoints / "gan"), "--frames", "1",
+                 "--out", str(tmp_path / "x.nii")]) == 2
+    assert "--frames must be >= 2; found 1" in capsys.readouterr().err
+    assert main(["probe", "--cohort", "tiny", "--folds", "3", "--json"]) == 0
+    captured = capsys.readouterr()
+    assert "probes" in captured.err and "rows" in captured.err
+    assert json.loads(captured.out)[0]["n_splits"] == 3

@@ -196,3 +196,24 @@ def test_compare_cli_prints_the_summary_as_json(tiny_checkpoints, capsys):
     with pytest.raises(BrainlabInputError, match="--classifier must be one of"):
         run_compare_cli(["--classifier", str(tiny_checkpoints / "gan"),
                          "--gan", str(tiny_checkpoints / "gan"), "--cohort", "tiny"])
+
+
+def test_compare_cli_shows_progress_and_stores_the_result(tiny_checkpoints, capsys):
+    import json
+
+    from brainlab.analysis import derived_results
+    from brainlab.data import load
+    from brainlab.result_store import default_store
+
+    argv = ["--classifier", str(tiny_checkpoints / "age-model"), "--gan",
+            str(tiny_checkpoints / "gan"), "--cohort", "tiny", "--samples", "6", "--seed", "3",
+            "--json"]
+    assert run_compare_cli(argv) == 0
+    captured = capsys.readouterr()
+    assert "compare" in captured.err
+    first = json.loads(captured.out)
+    key = derived_results.real_vs_synthetic_key(load("tiny"), tiny_checkpoints / "age-model",
+                                                tiny_checkpoints / "gan", 6, 3)
+    assert default_store().contains(key)
+    assert run_compare_cli(argv) == 0
+    assert json.loads(capsys.readouterr().out) == first

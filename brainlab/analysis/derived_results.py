@@ -18,7 +18,6 @@ first start.
 
 from __future__ import annotations
 
-import os
 import threading
 import warnings
 from dataclasses import dataclass, field
@@ -43,8 +42,6 @@ COMPARE_SAMPLES = 64         # Classifiers page
 COMPARE_MAX_REAL = 256
 DIRECTION_SAMPLES = 256      # labelled GAN samples when directions are fitted on samples
 EDIT_STRENGTHS = tuple(float(s) for s in np.linspace(-3.0, 3.0, 9))
-# Probe rows run in this many processes (both cores of the target machine).
-PROBE_JOBS = max(1, min(2, os.cpu_count() or 1))
 
 
 # ---------------------------------------------------------------- checkpoints
@@ -257,7 +254,7 @@ def probe_rows(cohort, representation: str, checkpoint=None, n_splits: int = PRO
     def compute():
         features = latents(cohort, representation, checkpoint, _scaled(progress, 0.0, 0.2), store)
         return score_probes({rep.probe_name: features}, probe_labels(cohort), n_splits=n_splits,
-                            seed=seed, n_jobs=PROBE_JOBS if n_jobs is None else n_jobs,
+                            seed=seed, n_jobs=n_jobs,
                             progress=_scaled(progress, 0.2, 1.0), on_row=partial)
 
     store = store or default_store()

@@ -46,7 +46,18 @@ def probe_representations(cohort: Cohort, model=None, progress=None) -> dict[str
 
 
 def cohort_probe_table(cohort: Cohort, model=None, n_splits: int = 5, seed: int = 0,
-                       progress=None):
-    """The probe table (pandas DataFrame) of raw vs latent features for a cohort."""
-    return probe_table(probe_representations(cohort, model, progress), probe_labels(cohort),
-                       n_splits=n_splits, seed=seed)
+                       progress=None, n_jobs: int | None = None):
+    """The probe table (pandas DataFrame) of raw vs latent features for a cohort.
+
+    ``n_jobs`` processes score the rows (None: both cores for a large cohort);
+    ``progress(fraction, message)`` follows the features, then the rows.
+    """
+    features = probe_representations(cohort, model, _part(progress, 0.0, 0.3))
+    return probe_table(features, probe_labels(cohort), n_splits=n_splits, seed=seed,
+                       n_jobs=n_jobs, progress=_part(progress, 0.3, 1.0))
+
+
+def _part(progress, low: float, high: float):
+    if progress is None:
+        return None
+    return lambda fraction, message="": progress(low + (high - low) * fraction, message)

@@ -45,6 +45,9 @@ PCA_COMPONENTS = 64
 # The once-per-table reduction of wide features: enough components that the
 # per-fold PCA to PCA_COMPONENTS loses nothing it would have kept from the voxels.
 PRE_PCA_COMPONENTS = 256
+# n_jobs=None runs rows in parallel from this many subjects on: below it, starting
+# worker processes costs more than the rows themselves.
+PARALLEL_FROM_SUBJECTS = 300
 
 COLUMNS = ["representation", "target", "model", "strategy", "accuracy_mean", "accuracy_sd",
            "balanced_accuracy_mean", "chance", "n", "n_splits"]
@@ -181,7 +184,7 @@ def _score_row(x: np.ndarray, y: np.ndarray, spec: dict, n: int, seed: int) -> d
 
 def probe_table(features_by_representation: dict[str, np.ndarray], labels: dict[str, np.ndarray],
                 n_splits: int = 5, seed: int = 0, models: tuple[str, ...] = MODEL_NAMES,
-                n_jobs: int = 1, progress: ProgressCallback = None,
+                n_jobs: int | None = 1, progress: ProgressCallback = None,
                 on_row=None) -> pd.DataFrame:
     """Cross-validated probe accuracies, one row per representation x target x model x strategy.
 
@@ -194,7 +197,7 @@ def probe_table(features_by_representation: dict[str, np.ndarray], labels: dict[
     that is smaller (the column says how many were used). ``chance`` is the
     majority-class rate (what always guessing it scores). ``models`` picks a subset
     of ``MODEL_NAMES``. ``n_jobs`` processes score rows in parallel (the numbers do
-    not depend on it); ``on_row(row_dict)`` is called as each row finishes and
+    not depend on it; None: up to 2 from ``PARALLEL_FROM_SUBJECTS`` subjects on, else 1); ``on_row(row_dict)`` is called as each row finishes and
     ``progress(fraction, message)`` after it. Rows come back in table order.
     """
     n = _check_inputs(features_by_representation, labels)
@@ -203,6 +206,8 @@ def probe_table(features_by_representation: dict[str, np.ndarray], labels: dict[
     unknown = sorted(set(models) - set(MODEL_NAMES))
     if unknown or not models:
         raise BrainlabInputError(f"models must be a non-empty subset of {MODEL_NAMES}; found {models}")
+    if n_jobs is None:
+        n_jobs = max(1, min(2, os.cpu_count() or 1)) if n >= PARALLEL_FROM_SUBJECTS else 1
     if int(n_jobs) < 1:
         raise BrainlabInputError(f"n_jobs must be >= 1; found {n_jobs}")
     report(progress, 0.0, "reducing wide features")

@@ -2,7 +2,9 @@
 
 The command-line twin of the app's Classifiers page: the same numbers
 (male fraction or mean predicted age, real metrics, two-sample AUC, memorisation)
-as a short table or, with ``--json``, as JSON.
+as a short table or, with ``--json``, as JSON. A progress bar runs on stderr; the
+result goes to the result store under the same key as the page's, so the page (or
+a second run) finds it.
 """
 
 from __future__ import annotations
@@ -31,9 +33,11 @@ def register(subparsers) -> None:
 
 
 def run_compare(args) -> int:
-    from brainlab.analysis.real_vs_synthetic import CLASSIFIER_TYPES, compare_real_synthetic
+    from brainlab.analysis.derived_results import open_checkpoint, real_vs_synthetic
+    from brainlab.analysis.real_vs_synthetic import CLASSIFIER_TYPES
     from brainlab.checkpoints import load_checkpoint, read_card
     from brainlab.data import load
+    from brainlab.data.progress import tqdm_progress
 
     if args.samples < 2:
         raise BrainlabInputError(f"--samples must be >= 2; found {args.samples}")
@@ -48,11 +52,13 @@ def run_compare(args) -> int:
     if gan_card["model_type"] not in ("gan", "dcgan-seed"):
         raise BrainlabInputError(
             f"--gan must be a GAN checkpoint; {args.gan} holds a {gan_card['model_type']!r}")
-    split = cohort.split(int(card.get("cohort", {}).get("split_seed", 0)))
-    gan_split = cohort.split(int(gan_card.get("cohort", {}).get("split_seed", 0)))
-    result = compare_real_synthetic(classifier, gan, cohort, n_samples=args.samples,
-                                    seed=args.seed, heldout_indices=split.test,
-                                    train_indices=gan_split.train, max_real=args.max_real)
+    progress, close = tqdm_progress("compare")
+    try:
+        result = real_vs_synthetic(cohort, open_checkpoint(args.classifier, model=classifier),
+                                   open_checkpoint(args.gan, model=gan), n_samples=args.samples,
+                                   seed=args.seed, max_real=args.max_real, progress=progress)
+    finally:
+        close()
     summary = dict(result["summary"], cohort=cohort.name, classifier=str(args.classifier),
                    gan=str(args.gan))
     if args.json:

@@ -1,4 +1,7 @@
-"""``python -m brainlab probe`` and ``python -m brainlab interpolate``."""
+"""``python -m brainlab probe`` and ``python -m brainlab interpolate``.
+
+Both show a progress bar on stderr (stdout stays the table / the summary line).
+"""
 
 from __future__ import annotations
 
@@ -40,14 +43,19 @@ def run_probe(args) -> int:
     from brainlab.analysis.probes import with_seed_reference
     from brainlab.checkpoints import load_checkpoint
     from brainlab.data import load
+    from brainlab.data.progress import tqdm_progress
 
     cohort = load(args.cohort)
     model = None
     if args.model:
         model, _ = load_checkpoint(args.model, cohort=cohort)
     # The seed study's published figures ride along in their own labelled column.
-    table = with_seed_reference(cohort_probe_table(cohort, model, n_splits=args.folds,
-                                                   seed=args.seed))
+    progress, close = tqdm_progress("probes")
+    try:
+        table = with_seed_reference(cohort_probe_table(cohort, model, n_splits=args.folds,
+                                                       seed=args.seed, progress=progress))
+    finally:
+        close()
     if args.json:
         print(json.dumps(table.to_dict(orient="records"), indent=2, default=float))
     else:
@@ -56,16 +64,23 @@ def run_probe(args) -> int:
 
 
 def run_interpolate(args) -> int:
+    import numpy as np
+
     from brainlab.atomic import atomic_write
     from brainlab.analysis.gan_walks import (frames_to_nifti_bytes, frames_to_png_strip,
-                                             parse_endpoint, walk)
+                                             parse_endpoint, render_frames)
+    from brainlab.analysis.interpolation import interpolation_path
     from brainlab.checkpoints import load_checkpoint
     from brainlab.data import load
     from brainlab.data.grid import mni_affine
+    from brainlab.data.progress import report, tqdm_progress
 
     out = Path(args.out)
     if not out.name.endswith((".nii", ".nii.gz")):
         raise BrainlabInputError(f"--out must end in .nii.gz or .nii; found {out.name!r}")
+    frames_wanted = int(getattr(args, "frames", 16))
+    if frames_wanted < 2:
+        raise BrainlabInputError(f"--frames must be >= 2; found {frames_wanted}")
     gan, card = load_checkpoint(args.model)
     if card["model_type"] not in ("gan", "dcgan-seed"):
         raise BrainlabInputError(
@@ -76,14 +91,26 @@ def run_interpolate(args) -> int:
             raise BrainlabInputError("a subject endpoint needs --encoder CHECKPOINT")
         cohort = load(args.cohort)
         encoder, _ = load_checkpoint(args.encoder, expected_type="encoder", cohort=cohort)
-    z_start = parse_endpoint(args.start, gan, cohort, encoder, args.refine_steps)
-    z_end = parse_endpoint(args.end, gan, cohort, encoder, args.refine_steps)
-    _, frames = walk(gan, z_start, z_end, args.frames, args.method)
-    affine = mni_affine(tuple(card["cohort"]["grid_shape"]))
-    payload = frames_to_nifti_bytes(frames, affine, compress=out.name.endswith(".gz"))
-    atomic_write(out, lambda temporary: temporary.write_bytes(payload))
-    if args.png:
-        Path(args.png).write_bytes(frames_to_png_strip(frames))
+    progress, close = tqdm_progress("interpolate")
+    try:
+        report(progress, 0.0, "endpoints")
+        z_start = parse_endpoint(args.start, gan, cohort, encoder, args.refine_steps)
+        report(progress, 0.1, "endpoints")
+        z_end = parse_endpoint(args.end, gan, cohort, encoder, args.refine_steps)
+        path = interpolation_path(z_start, z_end, frames_wanted, method=args.method)
+        chunks, batch = [], 4
+        for start in range(0, len(path), batch):
+            chunks.append(render_frames(gan, path[start:start + batch]))
+            done = min(len(path), start + batch)
+            report(progress, 0.2 + 0.7 * done / len(path), f"frame {done} of {len(path)}")
+        frames = np.concatenate(chunks)
+        affine = mni_affine(tuple(card["cohort"]["grid_shape"]))
+        payload = frames_to_nifti_bytes(frames, affine, compress=out.name.endswith(".gz"))
+        atomic_write(out, lambda temporary: temporary.write_bytes(payload))
+        if args.png:
+            Path(args.png).write_bytes(frames_to_png_strip(frames))
+        report(progress, 1.0, "written")
+    finally:
+        close()
     print(f"wrote {len(frames)} frames of shape {frames.shape[1:]} to {out}")
     return 0
-
