@@ -154,3 +154,16 @@ def test_tiny_phantom_with_images(tiny):
     ratio = rows["deep GM / WM intensity, mean image"]
     assert ratio.measured is not None and 0.5 < ratio.measured < 1.1
     assert rows["brain extent / v1 hcp-ya extent"].note.startswith("n/a (needs the 58×70×58")
+
+
+def test_a_lifespan_table_is_judged_on_its_young_adults():
+    young = planted_table(n=300, seed=7)
+    old = planted_table(n=200, seed=8).assign(age=lambda t: t["age"] + 40.0)
+    old["subject_id"] = "old-" + old["subject_id"]
+    old["gm_cc"] *= np.exp(-0.007 * (old["age"] - 60))  # -0.7%/y after 60
+    rows = _rows(_cohort(pd.concat([young, old], ignore_index=True)))
+    assert rows["HCP-YA targets measured on ages 22-37 only"].measured == 300
+    assert rows["ICV-adjusted sex d, total GM"].measured == pytest.approx(0.8, abs=0.25)
+    late = rows["ageing rate, total GM, ages 60-90 (%/y)"]
+    assert late.measured == pytest.approx(-0.7, abs=0.15) and late.passed
+    assert rows["WM peak age (y)"].passed is not True  # no inverted U was planted

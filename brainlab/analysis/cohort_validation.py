@@ -666,14 +666,16 @@ MIN_YOUNG_ADULTS = 40
 
 
 def young_adult_subset(cohort):
-    """The cohort's subjects aged 22-37 when ages in years reach outside that range
-    (and at least ``MIN_YOUNG_ADULTS`` are inside); otherwise the cohort itself."""
+    """The cohort's subjects aged 22-37 when it is not a young-adult cohort (ages in
+    years below 20 or from 40 on) and at least ``MIN_YOUNG_ADULTS`` are inside;
+    otherwise the cohort itself (HCP-YA's few subjects of 37+ stay in)."""
     import dataclasses
 
     years = pd.to_numeric(cohort.table["age"], errors="coerce").to_numpy(float)
     known = np.isfinite(years)
     inside = known & (years >= YOUNG_ADULT_AGES[0]) & (years < YOUNG_ADULT_AGES[1])
-    if known.sum() < 3 or inside.sum() == known.sum() or inside.sum() < MIN_YOUNG_ADULTS:
+    wide = known & ((years < 20.0) | (years >= 40.0))
+    if known.sum() < 3 or not wide.any() or inside.sum() < MIN_YOUNG_ADULTS:
         return cohort
     sexes = cohort.table["sex"].to_numpy()[inside]
     if min((sexes == "M").sum(), (sexes == "F").sum()) < 2:
