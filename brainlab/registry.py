@@ -39,7 +39,7 @@ class ModelSpec:
     """Everything brainlab knows about one model type, in one place."""
 
     model_type: str                  # key in checkpoints' cards and in this table
-    display_name: str                # what pages and reports call it
+    display_name: str                # what pages and reports call it (lower case mid-sentence)
     class_path: str                  # "module:Class" of the nn.Module (a BrainlabModel)
     config_class: type               # its frozen config dataclass (stored in every card)
     trainer_path: str                # "module:function": trainer(cohort, RecipeOptions) -> folder
@@ -50,6 +50,8 @@ class ModelSpec:
     # Used instead when a card lacks the first primary metric (the age model in bin mode).
     fallback_targets: tuple[QualityTarget, ...] = ()
     needs_images: bool = True        # False: trains on table-only cohorts too
+    # Trained model types this one is built on (its recipe loads them from beside --out).
+    depends_on: tuple[str, ...] = ()
     in_train_all: bool = True        # trained by `train all` (in table order)
     cli_name: str = ""               # name on the command line; "" = model_type
 
@@ -105,21 +107,22 @@ MODEL_TYPES: dict[str, ModelSpec] = {spec.model_type: spec for spec in (
                                          log_every=10),
         quality_targets=(QualityTarget("ssim", 0.95, "min", 0.85, "held-out SSIM"),)),
     ModelSpec(
-        "gan", "Code-space GAN", "brainlab.models.gan:LatentGan", GanConfig,
+        "gan", "GAN", "brainlab.models.gan:LatentGan", GanConfig,
         f"{_RECIPES}:train_gan", f"{_STEPS}:LatentGanSteps", f"{_EVALUATION}:evaluate_latent_gan",
         default_train_config=TrainConfig(epochs=40, minutes=2.0, batch_size=64, log_every=5,
                                          eval_every=10),
-        quality_targets=_GAN_TARGETS),
+        quality_targets=_GAN_TARGETS, depends_on=("mri-ae",)),
     ModelSpec(
-        "encoder", "Latent encoder", "brainlab.models.encoder:LatentEncoder", EncoderConfig,
+        "encoder", "GAN latent encoder", "brainlab.models.encoder:LatentEncoder", EncoderConfig,
         f"{_RECIPES}:train_encoder", f"{_STEPS}:EncoderSteps",
         f"{_EVALUATION}:evaluate_encoder",
         default_train_config=TrainConfig(epochs=20, minutes=3.0, batch_size=8, log_every=10,
                                          eval_every=5, max_eval_subjects=16),
         quality_targets=(QualityTarget("refined_ssim", 0.85, "min", 0.70,
-                                       "held-out G(E(x)) SSIM after refinement"),)),
+                                       "held-out G(E(x)) SSIM after refinement"),),
+        depends_on=("gan",)),
     ModelSpec(
-        "morph-ae", "Morphometry autoencoder",
+        "morph-ae", "morphometry autoencoder",
         "brainlab.models.morphometry:MorphometryAutoencoder", MorphometryAutoencoderConfig,
         f"{_RECIPES}:train_default", f"{_STEPS}:MorphometrySteps",
         f"{_EVALUATION}:evaluate_morphometry",
@@ -130,14 +133,14 @@ MODEL_TYPES: dict[str, ModelSpec] = {spec.model_type: spec for spec in (
                                        "held-out mean R² (brainlab's bar)"),),
         needs_images=False),
     ModelSpec(
-        "sex-clf", "Sex classifier", "brainlab.models.classifiers:SexClassifier",
+        "sex-clf", "sex classifier", "brainlab.models.classifiers:SexClassifier",
         ClassifierConfig, f"{_RECIPES}:train_default", f"{_STEPS}:SingleOptimiserSteps",
         f"{_EVALUATION}:evaluate_sex_classifier",
         default_train_config=TrainConfig(epochs=30, minutes=6.0, batch_size=16, log_every=5),
         quality_targets=(QualityTarget("balanced_accuracy", 0.90, "min", 0.75,
                                        "held-out balanced accuracy"),)),
     ModelSpec(
-        "age-model", "Brain-age model", "brainlab.models.classifiers:BrainAgeModel",
+        "age-model", "brain-age model", "brainlab.models.classifiers:BrainAgeModel",
         BrainAgeConfig, f"{_RECIPES}:train_default", f"{_STEPS}:BrainAgeSteps",
         f"{_EVALUATION}:evaluate_age_model",
         default_train_config=TrainConfig(epochs=30, minutes=6.0, batch_size=16, log_every=5),
@@ -145,7 +148,7 @@ MODEL_TYPES: dict[str, ModelSpec] = {spec.model_type: spec for spec in (
         fallback_targets=(QualityTarget("balanced_accuracy", 0.60, "min", 0.40,
                                         "held-out age-bin balanced accuracy (brainlab's bar)"),)),
     ModelSpec(
-        "dcgan-seed", "Seed study's DCGAN", "brainlab.models.seed_reference:SeedDcgan",
+        "dcgan-seed", "seed DCGAN (baseline)", "brainlab.models.seed_reference:SeedDcgan",
         SeedGanConfig, f"{_RECIPES}:train_default", f"{_STEPS}:SeedGanSteps",
         f"{_EVALUATION}:evaluate_seed_gan",
         # The seed trained in fp32 at 64³.

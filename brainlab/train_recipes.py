@@ -124,7 +124,8 @@ def _dependency(model_type: str, cohort, options: RecipeOptions):
 
 def train_gan(cohort, options: RecipeOptions, spec) -> Path:
     """brainlab's GAN: a code-space GAN on the frozen decoder of the cohort's MRI autoencoder."""
-    autoencoder = _dependency("mri-ae", cohort, options)
+    (autoencoder_type,) = spec.depends_on
+    autoencoder = _dependency(autoencoder_type, cohort, options)
     gan = spec.model_class().from_autoencoder(autoencoder)
     config = train_config_for(spec.model_type, options)
     return _fit_built(gan, cohort, cohort.split(config.split_seed), options, config)
@@ -132,7 +133,8 @@ def train_gan(cohort, options: RecipeOptions, spec) -> Path:
 
 def train_encoder(cohort, options: RecipeOptions, spec) -> Path:
     """brainlab's latent encoder for the cohort's GAN (trained first when missing)."""
-    gan = _dependency("gan", cohort, options)
+    (gan_type,) = spec.depends_on
+    gan = _dependency(gan_type, cohort, options)
     encoder = spec.model_class().from_gan(gan)
     config = train_config_for(spec.model_type, options)
     return _fit_built(encoder, cohort, cohort.split(config.split_seed), options, config)

@@ -263,3 +263,26 @@ def test_gan_without_banked_codes_asks_for_statistics(cohort):
     gan = LatentGan.from_autoencoder(MriAutoencoder.from_cohort(cohort, TINY_AE), TINY_GAN)
     with pytest.raises(BrainlabInputError, match="2 training subjects have no banked code"):
         LatentGanSteps(gan, TrainConfig()).step({"index": torch.arange(2)})
+
+
+def test_gan_panel_on_isometric_coordinates_equals_the_voxel_metrics():
+    """evaluate_*gan score on N-column coordinates; every figure must match the voxels'."""
+    from brainlab.analysis.evaluation import gan_panel, isometric_coordinates
+    from brainlab.analysis.metrics import gan_metrics
+
+    rng = np.random.default_rng(0)
+    # Brain-like spectrum (a few strong modes) so every PCA solver finds the same axes.
+    modes = rng.standard_normal((16, int(np.prod(GRID)))) * 0.6 ** np.arange(16)[:, None]
+
+    def volumes(n, shift=0.0):
+        flat = 0.5 + shift + 0.02 * rng.standard_normal((n, 16)) @ modes
+        return flat.reshape(n, *GRID).astype(np.float32)
+
+    train, heldout, generated = volumes(40), volumes(12), volumes(12, shift=0.01)
+    expected = gan_metrics(train, heldout, generated, seed=0)
+    coordinates = isometric_coordinates(train, heldout, generated)
+    assert [c.shape for c in coordinates] == [(40, 64), (12, 64), (12, 64)]
+    found = gan_panel(*coordinates, n_voxels=int(np.prod(GRID)), seed=0)
+    assert sorted(found) == sorted(expected)
+    for key, value in expected.items():
+        assert found[key] == pytest.approx(value, rel=1e-4, abs=1e-9), key  # fp32 voxels

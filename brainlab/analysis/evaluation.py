@@ -16,7 +16,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from brainlab.analysis.metrics import (classifier_metrics, gan_metrics, pca_frechet,
+from brainlab.analysis.memorisation import flatten_volumes, memorisation_report
+from brainlab.analysis.metrics import (classifier_metrics, diversity, pca_frechet,
                                        reconstruction_metrics, regression_metrics,
                                        two_sample_auc)
 from brainlab.data.batches import CohortBatches
@@ -164,6 +165,61 @@ def _generate_in_chunks(decode, codes: torch.Tensor, chunk: int = 16,
     return np.concatenate(parts)
 
 
+def isometric_coordinates(*stacks, chunk: int = 8192) -> list[np.ndarray]:
+    """The volumes of each (n_i, ...) stack as (n_i, N) float64 coordinates, N = all volumes.
+
+    The coordinates are those of the centred volumes in an orthonormal basis of their span
+    (from the eigendecomposition of their N x N Gram matrix, accumulated over blocks of
+    ``chunk`` voxels), so distances, inner products of differences and any PCA of them are
+    those of the voxel vectors, up to rounding: the GAN panel's PCA fits, classifiers and
+    nearest neighbours then run on N (~900) columns instead of ~235k voxels.
+    """
+    flats = [flatten_volumes(stack, "volumes") for stack in stacks]
+    voxels = {flat.shape[1] for flat in flats}
+    if len(voxels) != 1:
+        raise BrainlabInputError(f"volume stacks have voxel counts {sorted(voxels)}; "
+                                 f"expected one grid")
+    (n_voxels,) = voxels
+    total = sum(len(flat) for flat in flats)
+    mean = sum(flat.sum(axis=0, dtype=np.float64) for flat in flats) / total
+    gram = np.zeros((total, total))
+    for start in range(0, n_voxels, chunk):
+        block = np.concatenate([flat[:, start:start + chunk] for flat in flats]).astype(np.float64)
+        block -= mean[start:start + chunk]
+        gram += block @ block.T
+    eigenvalues, eigenvectors = np.linalg.eigh(gram)
+    coordinates = eigenvectors * np.sqrt(np.clip(eigenvalues, 0.0, None))
+    bounds = np.cumsum([0] + [len(flat) for flat in flats])
+    return [coordinates[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def gan_panel(real_train, real_heldout, generated, n_voxels: int, seed: int = 0,
+              memorisation: bool = True) -> dict:
+    """``brainlab.analysis.metrics.gan_metrics`` on ``isometric_coordinates`` of the volumes.
+
+    The same figures as on the voxels (tests/test_gan.py checks it): Fréchet and the
+    classifier are invariant to the orthonormal change of basis; diversity and the
+    memorisation distances are RMS over voxels, so their inputs are rescaled by
+    sqrt(N / n_voxels). ``memorisation=False`` leaves out diversity and memorisation
+    (the Gaussian baseline needs only Fréchet and the two-sample AUC).
+    """
+    result = pca_frechet(real_train, real_heldout, generated, seed=seed)
+    result["n_train"] = int(len(real_train))
+    result["two_sample_auc"] = two_sample_auc(real_heldout, generated, seed=seed)
+    if not memorisation:
+        return result
+    scale = np.sqrt(real_train.shape[1] / n_voxels)
+    result["diversity_generated"] = diversity(generated * scale, seed=seed)
+    result["diversity_real"] = diversity(real_heldout * scale, seed=seed)
+    result["diversity_ratio"] = (result["diversity_generated"] / result["diversity_real"]
+                                 if result["diversity_real"] > 0 else float("nan"))
+    report = memorisation_report(generated * scale, real_train * scale, real_heldout * scale)
+    for key in ("threshold", "percentile", "fraction_suspected", "n_suspected",
+                "median_generated", "median_heldout", "median_ratio"):
+        result[f"memorisation_{key}"] = report[key]
+    return result
+
+
 @torch.no_grad()
 def evaluate_latent_gan(model, cohort, indices, max_subjects: int | None = None, seed: int = 0,
                         progress: Progress = None) -> dict:
@@ -175,13 +231,16 @@ def evaluate_latent_gan(model, cohort, indices, max_subjects: int | None = None,
                                     message="generating (GAN)")
     gaussian = _generate_in_chunks(model.decode, model.gaussian_codes(z), progress=progress,
                                    message="generating (Gaussian baseline)")
-    _tick(progress, 0, 2, "scoring")
-    metrics = dict(gan_metrics(real_train, real_heldout, generated, seed=seed))
-    _tick(progress, 1, 2, "scoring the baseline")
+    _tick(progress, 0, 3, "scoring: coordinates")
+    n_voxels = int(np.prod(generated.shape[1:]))
+    train_c, heldout_c, generated_c, gaussian_c = isometric_coordinates(
+        real_train, real_heldout, generated, gaussian)
+    _tick(progress, 1, 3, "scoring the GAN")
+    metrics = gan_panel(train_c, heldout_c, generated_c, n_voxels, seed=seed)
+    _tick(progress, 2, 3, "scoring the baseline")
     # Only three baseline figures go into the card: skip the rest of the panel for it.
-    baseline = pca_frechet(real_train, real_heldout, gaussian, seed=seed)
-    baseline["two_sample_auc"] = two_sample_auc(real_heldout, gaussian, seed=seed)
-    _tick(progress, 2, 2, "scored")
+    baseline = gan_panel(train_c, heldout_c, gaussian_c, n_voxels, seed=seed, memorisation=False)
+    _tick(progress, 3, 3, "scored")
     for key in ("frechet", "frechet_ratio", "two_sample_auc"):
         if key in baseline:
             metrics[f"gaussian_{key}"] = baseline[key]
@@ -200,7 +259,9 @@ def evaluate_seed_gan(model, cohort, indices, max_subjects: int | None = None, s
     z = model.sample_latent(len(real_heldout), seed)
     generated = _generate_in_chunks(model.generate, z, chunk=8, progress=progress)
     model.train(was_training)
-    metrics = dict(gan_metrics(real_train, real_heldout, generated, seed=seed))
+    _tick(progress, 0, 1, "scoring")
+    coordinates = isometric_coordinates(real_train, real_heldout, generated)
+    metrics = gan_panel(*coordinates, int(np.prod(generated.shape[1:])), seed=seed)
     metrics["n"] = int(len(real_heldout))
     return metrics
 
@@ -274,6 +335,8 @@ def evaluate_checkpoint(path, cohort, max_subjects: int | None = None, split_nam
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # fingerprint mismatch is reported in the result
         model, card = load_checkpoint(path, cohort=cohort, device=device)
+    # fp32 as in the card; channels_last_3d gives the same outputs ~1.3x faster on CPU.
+    model.set_precision(False, channels_last=True)
     split = cohort.split(int(card.get("cohort", {}).get("split_seed", 0)))
     indices = getattr(split, split_name)
     metrics = evaluate_model(model, cohort, indices, max_subjects, progress=progress)

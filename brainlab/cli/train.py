@@ -50,6 +50,11 @@ def _progress_bar(description: str, quiet: bool):
         return (lambda event: None), (lambda: None)
     from tqdm import tqdm
 
+    from brainlab.registry import MODEL_TYPES
+
+    # The metrics the verdicts judge, of any type (the bar shows those it receives).
+    headline = {rule.metric for spec in MODEL_TYPES.values()
+                for rule in spec.quality_targets + spec.fallback_targets}
     bar = tqdm(desc=description, unit="step", dynamic_ncols=True)
 
     def callback(event: dict) -> None:
@@ -62,9 +67,7 @@ def _progress_bar(description: str, quiet: bool):
                 shown[name] = f"{value:.4g}"
         split = "test" if event.get("type") == "done" else "val"
         for name, value in (event.get("metrics") or {}).items():
-            if isinstance(value, float) and name in (
-                    "ssim", "mean_r2", "balanced_accuracy", "mae", "accuracy", "frechet_ratio",
-                    "refined_ssim"):
+            if isinstance(value, float) and name in headline:
                 shown[f"{split}_{name}"] = f"{value:.3g}"
         if shown:
             bar.set_postfix(shown, refresh=False)
