@@ -2,15 +2,15 @@
 
 ``train(model_type, cohort, options) -> Path`` (the checkpoint folder) runs the recipe
 named in the type's ``brainlab.registry`` entry: ``recipe(cohort, options, spec)``;
-``TRAINERS[type](cohort, options)`` is the same per type. ``options`` is a ``RecipeOptions``: ``out`` (this model's checkpoint folder),
-``out_root`` (the folder of ``train all``, where e.g. the GAN finds ``mri-ae/``),
-``epochs``, ``minutes``, ``batch_size``, ``seed``, ``device``, ``resume`` and
+``TRAINERS[type](cohort, options)`` is the same per type. ``options`` is a
+``RecipeOptions``: ``out`` (this model's checkpoint folder), ``out_root`` (the folder
+of ``train all``, where e.g. the GAN finds ``mri-ae/``), ``epochs``, ``minutes``, ``batch_size``, ``seed``, ``device``, ``resume`` and
 ``callbacks`` (event callbacks, e.g. the CLI's tqdm bar); None = the recipe's default.
 A new model type needs only its registry entry (``train_default`` builds it from the
 cohort and fits it with the entry's default TrainConfig, steps and evaluation).
 
-Default budgets on the default ``hcp-ya`` phantom (1113 subjects, 779 train). Time
-budgets (not epochs) bound each run; evaluation on the 167 test subjects comes on top.
+Default budgets (``ModelSpec.default_train_config`` in the registry) on the default
+``hcp-ya`` phantom (1113 subjects, 779 train). Time budgets (not epochs) bound each run; evaluation on the 167 test subjects comes on top.
 ``train all`` takes about 35 minutes on 2 CPU cores (fp32 + channels_last_3d; this
 CPU kind has no fast BF16); the shipped models were trained as two parallel 1-thread
 runs (mri-ae -> gan -> encoder, and sex-clf -> age-model -> morph-ae).
@@ -20,8 +20,8 @@ runs (mri-ae -> gan -> encoder, and sex-clf -> age-model -> morph-ae).
 | mri-ae     | 12      | 60         | 4     | the slowest model (0.25-0.5 s per training sample   |
 |            |         |            |       | on 1 thread); starts from PCA (held-out SSIM 0.95  |
 |            |         |            |       | at step 0), lr 3e-4 refines it                     |
-| gan        | 2       | (GAN recipe) | 64  | seconds to minutes on the frozen AE's codes        |
-| encoder    | 3       | (encoder recipe) | 8 |                                                    |
+| gan        | 2       | 40         | 64    | seconds to minutes on the frozen AE's codes        |
+| encoder    | 3       | 20         | 8     | a small MLP on the frozen GAN's codes              |
 | morph-ae   | 1       | 300        | 64    | an MLP on ~50 features: converges in seconds       |
 | sex-clf    | 6       | 30         | 16    | ~70 ms per training sample: ~5 epochs in 6 min     |
 | age-model  | 6       | 30         | 16    | same backbone as the sex classifier                |
