@@ -20,6 +20,9 @@ How the figures are computed (the same for every cohort):
 - ageing: OLS of log(measure) on [1, age units, male, log ICV] over subjects
   aged 22-37, with age units = years / 4.5 (or the ordinal HCP age bin when only
   bins are known); rate = exp(coefficient) - 1 per bin.
+- a cohort that is not young-adult (ages below 20 or from 40, e.g. ``lifespan``)
+  is judged on its subjects aged 22-37 for the HCP-YA targets; its whole age
+  range feeds the "lifespan ageing" group (PHANTOM.md's subject-variation table).
 Pass ranges are brainlab's tolerance around PHANTOM.md's figures (each row
 shows the range it used); where PHANTOM.md gives a range it is used as is.
 """
@@ -29,6 +32,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import asdict, dataclass
+
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
@@ -245,18 +249,15 @@ class Residualiser(TransformerMixin, BaseEstimator):
         return x[:, self.n_covariates:] - design @ self.coef_
 
 
-def _folds(y) -> StratifiedKFold:
-    return StratifiedKFold(N_FOLDS, shuffle=True, random_state=FOLD_SEED)
-
-
 def cross_validated_probabilities(x, y, n_covariates: int = 0) -> np.ndarray:
     """Out-of-fold P(y = 1) of StandardScaler -> LogisticRegression (fixed folds);
     with ``n_covariates`` the first columns are regressed out inside each fold."""
     steps = [Residualiser(n_covariates)] if n_covariates else []
     model = make_pipeline(*steps, StandardScaler(), LogisticRegression(max_iter=5000))
+    folds = StratifiedKFold(N_FOLDS, shuffle=True, random_state=FOLD_SEED)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return cross_val_predict(model, x, y, cv=_folds(y), method="predict_proba")[:, 1]
+        warnings.simplefilter("ignore")  # convergence chatter on tiny, collinear tables
+        return cross_val_predict(model, x, y, cv=folds, method="predict_proba")[:, 1]
 
 
 def _balanced_accuracy(y, p) -> float:
