@@ -28,6 +28,7 @@ analysis; only the CLI and the app import it.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -69,7 +70,7 @@ class LiveGanConfig:
     n_shown: int = 256          # generated codes drawn in the distribution view (fixed z)
     grid_size: int = 32         # D heatmap resolution per axis
     n_strip: int = 4            # decoded brains in the strip (fixed z)
-    strip_every: int = 10       # decode the strip every N updates (decoding costs most)
+    strip_every: int = 10       # refresh the strip every N updates, one brain per update
     bf16: str = "auto"          # decoder precision: 'auto' (from the CPU flags), 'on' or 'off'
 
 
@@ -115,25 +116,38 @@ class _FrechetToReference:
 
     The reference covariance's square root R is computed once; then
     tr sqrt(S_r S_x) = sum of the singular values of X R / sqrt(n - 1) (X: the centred
-    sample), one small SVD per call instead of a matrix square root.
+    sample), one small SVD per call instead of a matrix square root. Torch float64 on the
+    caller's threads (numpy's LAPACK SVD took 1.4 s instead of milliseconds with two
+    spinning BLAS threads on a busy 2-core machine).
     """
 
     def __init__(self, reference: np.ndarray):
-        reference = np.asarray(reference, dtype=np.float64)
+        reference = torch.as_tensor(np.asarray(reference), dtype=torch.float64)
         self.mean = reference.mean(0)
-        covariance = np.cov(reference, rowvar=False)
-        self.trace = float(np.trace(covariance))
-        values, vectors = np.linalg.eigh(covariance)
-        self.root = (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T
+        covariance = torch.cov(reference.T)
+        self.trace = float(torch.trace(covariance))
+        values, vectors = torch.linalg.eigh(covariance)
+        self.root = (vectors * values.clamp_min(0).sqrt()) @ vectors.T
 
-    def __call__(self, sample: np.ndarray) -> float:
-        sample = np.asarray(sample, dtype=np.float64)
+    def __call__(self, sample) -> float:
+        sample = torch.as_tensor(np.asarray(sample), dtype=torch.float64)
         mean = sample.mean(0)
-        centred = (sample - mean) / np.sqrt(max(len(sample) - 1, 1))
-        cross = np.linalg.svd(centred @ self.root, compute_uv=False).sum()
-        distance = (np.sum((mean - self.mean) ** 2) + self.trace
-                    + float(np.sum(centred ** 2)) - 2 * cross)
+        centred = (sample - mean) / max(len(sample) - 1, 1) ** 0.5
+        cross = float(torch.linalg.svdvals(centred @ self.root).sum())
+        distance = (float(((mean - self.mean) ** 2).sum()) + self.trace
+                    + float((centred ** 2).sum()) - 2 * cross)
         return float(max(distance, 0.0))
+
+
+@contextlib.contextmanager
+def one_torch_thread():
+    """Tiny MLPs and 128-d algebra: a second thread only adds contention on 2 cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _check_choice(name: str, value, choices) -> None:
@@ -197,6 +211,9 @@ class LiveGan:
         self.grid_y = np.linspace(lows[1] - pad[1], highs[1] + pad[1], self.config.grid_size)
         mesh = np.stack(np.meshgrid(self.grid_x, self.grid_y), -1).reshape(-1, 2)
         self._grid_codes = torch.from_numpy(self.pca.inverse_transform(mesh).astype(np.float32))
+        # The fitted projection as a torch map, so each update projects on one thread.
+        self._pca_mean = torch.from_numpy(self.pca.mean_.astype(np.float32))
+        self._pca_components = torch.from_numpy(self.pca.components_.T.astype(np.float32))
         self.reset("gaussian")
 
     # ---- building and resetting ---------------------------------------------------
@@ -283,7 +300,9 @@ class LiveGan:
         self._last = {"d_loss": float("nan"), "g_loss": float("nan"), "penalty": float("nan"),
                       "d_real_accuracy": float("nan"), "d_fake_accuracy": float("nan")}
         self._strip: np.ndarray | None = None
-        self._strip_update = -1
+        self._strip_pending: list[int] = []
+        self._strip_cycle_end = 0
+        self._strip_decoded_at = np.full(config.n_strip, -1, dtype=np.int64)
         with torch.no_grad():
             gaussian = self.gan.gaussian_codes(self.fixed_z[:self.n_frechet]).numpy()
         self.gaussian_frechet_ratio = self._frechet(gaussian) / self.frechet_floor
@@ -400,18 +419,14 @@ class LiveGan:
         _check_choice("which", which, ("d", "g", "both"))
         if int(n) != n or n < 1:
             raise BrainlabInputError(f"n must be an integer >= 1; found {n!r}")
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
+        with one_torch_thread():
             for _ in range(int(n)):
                 if which in ("d", "both"):
                     self._d_step()
                 if which in ("g", "both"):
                     self._g_step()
                 self.updates += 1
-        finally:
-            torch.set_num_threads(threads)
-        self._record()
+            self._record()
         return dict(self._last)
 
     def _record(self) -> None:
@@ -449,18 +464,37 @@ class LiveGan:
         return scores.numpy().reshape(size, size)
 
     def decoded_strip(self, force: bool = False) -> np.ndarray | None:
-        """(n_strip, 3, H', W') middle axial, coronal and sagittal slices of brains decoded
-        from fixed z, padded to one size; recomputed every ``strip_every`` updates."""
+        """(n_strip, 3, S, S) middle axial, coronal and sagittal slices of brains decoded
+        from fixed z (``middle_slices``).
+
+        Decoding is the costly part of an update (one decoder pass per brain), so the
+        strip is refreshed every ``strip_every`` updates, one brain per call: no single
+        update pays for the whole strip. ``force`` decodes every brain now.
+        """
         if self.config.n_strip == 0:
             return None
-        due = self._strip is None or force or \
-            self.updates - self._strip_update >= self.config.strip_every
-        if due:
-            with torch.no_grad():
-                volumes = self.gan.decode(self.gan.codes_from_latent(self.strip_z, ema=False))
-            self._strip = middle_slices(volumes[:, 0].cpu().numpy())
-            self._strip_update = self.updates
+        if self._strip is None or force:
+            self._decode_strip(list(range(self.config.n_strip)))
+            self._strip_pending = []
+            self._strip_cycle_end = self.updates
+        else:
+            if not self._strip_pending and \
+                    self.updates - self._strip_cycle_end >= self.config.strip_every:
+                self._strip_pending = list(range(self.config.n_strip))
+            if self._strip_pending:
+                self._decode_strip([self._strip_pending.pop(0)])
+                if not self._strip_pending:
+                    self._strip_cycle_end = self.updates
         return self._strip
+
+    def _decode_strip(self, rows: list[int]) -> None:
+        with torch.no_grad():
+            codes = self.gan.codes_from_latent(self.strip_z[rows], ema=False)
+            slices = middle_slices(self.gan.decode(codes)[:, 0].cpu().numpy())
+        if self._strip is None:
+            self._strip = np.zeros((self.config.n_strip,) + slices.shape[1:], dtype=np.float32)
+        self._strip[rows] = slices
+        self._strip_decoded_at[rows] = self.updates
 
     def snapshot(self, strip: bool = True) -> dict:
         """Everything the GAN Lab view draws, as numpy arrays and floats.
@@ -468,25 +502,26 @@ class LiveGan:
         Keys: update, d_steps, g_steps, real_xy (N_train, 2), heldout_xy, fake_xy
         (n_shown, 2), grid_x (G,), grid_y (G,), d_scores (G, G), d_score_kind
         ('probability' | 'critic'), history (lists per key), gaussian_frechet_ratio,
-        frechet_ratio (latest), strip (n_strip, 3, H', W') or None, strip_update,
+        frechet_ratio (latest), strip (n_strip, 3, S, S) or None, strip_decoded_at
+        (n_strip,) the update at which each brain was last decoded,
         explained_variance (2,), config (dict), start, preset.
         """
-        fake = self.generated_codes()
-        finite = np.isfinite(fake).all(1)
-        fake_xy = np.full((len(fake), 2), np.nan, dtype=np.float32)
-        if finite.any():
-            fake_xy[finite] = self.pca.transform(fake[finite])
+        with one_torch_thread():
+            fake = self.generated_codes()
+            fake_xy = ((torch.from_numpy(fake) - self._pca_mean) @ self._pca_components).numpy()
+            fake_xy[~np.isfinite(fake_xy).all(1)] = np.nan
+            d_scores = self.discriminator_scores()
         return {
             "update": self.updates, "d_steps": self.d_steps, "g_steps": self.g_steps,
             "real_xy": self.real_xy, "heldout_xy": self.heldout_xy, "fake_xy": fake_xy,
             "grid_x": self.grid_x, "grid_y": self.grid_y,
-            "d_scores": self.discriminator_scores(),
+            "d_scores": d_scores,
             "d_score_kind": "critic" if self.config.loss == "wgan-gp" else "probability",
             "history": {key: list(values) for key, values in self.history.items()},
             "gaussian_frechet_ratio": float(self.gaussian_frechet_ratio),
             "frechet_ratio": self.history["frechet_ratio"][-1],
             "strip": self.decoded_strip() if strip else None,
-            "strip_update": self._strip_update,
+            "strip_decoded_at": self._strip_decoded_at.copy(),
             "explained_variance": self.pca.explained_variance_ratio_.astype(float),
             "config": asdict(self.config), "start": self.start, "preset": self.preset,
         }

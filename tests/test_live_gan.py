@@ -85,12 +85,21 @@ def test_the_snapshot_has_what_the_view_draws(live, codes, cohort):
     assert snapshot["grid_y"][-1] > snapshot["real_xy"][:, 1].max()
 
 
-def test_the_strip_is_decoded_every_nth_update_only(live):
-    first = live.snapshot()["strip_update"]
+def test_the_strip_is_refreshed_every_nth_update_one_brain_at_a_time(live):
+    np.testing.assert_array_equal(live.snapshot()["strip_decoded_at"], [0, 0])
     live.step("g")
-    assert live.snapshot()["strip_update"] == first  # 1 update < strip_every
+    np.testing.assert_array_equal(live.snapshot()["strip_decoded_at"], [0, 0])  # 1 < strip_every
     live.step("g", n=SMALL.strip_every)
-    assert live.snapshot()["strip_update"] == live.updates
+    now = live.updates
+    np.testing.assert_array_equal(live.snapshot()["strip_decoded_at"], [now, 0])
+    before = live.snapshot(strip=False)["strip_decoded_at"]
+    np.testing.assert_array_equal(before, [now, 0])  # strip=False decodes nothing
+    snapshot = live.snapshot()
+    np.testing.assert_array_equal(snapshot["strip_decoded_at"], [now, now])
+    with torch.no_grad():
+        expected = middle_slices(live.gan.decode(
+            live.gan.codes_from_latent(live.strip_z, ema=False))[:, 0].numpy())
+    np.testing.assert_allclose(snapshot["strip"], expected, atol=1e-5)
 
 
 def test_the_normalised_frechet_is_one_for_held_out_codes(live, codes):
