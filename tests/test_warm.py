@@ -90,3 +90,20 @@ def test_shared_analyses_reject_the_wrong_checkpoint(fixture_models_only, tiny):
     with pytest.raises(BrainlabInputError, match="start must be"):
         derived_results.edit_curve(tiny, checkpoints["gan"], "age", start="7",
                                    encoder=checkpoints["encoder"], sex_model=checkpoints["sex-clf"])
+
+
+def test_request_runs_in_the_background_and_joins_the_same_task(fixture_models_only, tiny):
+    from brainlab.errors import BrainlabInputError
+
+    task = derived_results.request(derived_results.projection, tiny, "morphometry", None,
+                                   method="pca", dims=3)
+    same = derived_results.request(derived_results.projection, tiny, "morphometry", None,
+                                   method="pca", dims=3)
+    assert same is task
+    coords = task.wait(60)
+    assert coords.shape == (len(tiny), 3)
+    key = derived_results.result_key(derived_results.projection, tiny, "morphometry", None,
+                                     method="pca", dims=3)
+    assert fixture_models_only.contains(key) and str(key) == task.key
+    with pytest.raises(BrainlabInputError, match="not a derived result"):
+        derived_results.request(print, tiny)

@@ -634,3 +634,45 @@ def warm(cohort, progress: ProgressCallback = None, store: ResultStore | None = 
         done += item.weight
         report(progress, done / total, item.label)
     return summary
+
+
+# ---------------------------------------------------------------- background requests
+
+KEY_FUNCTIONS = {latents: latents_key, projection: projection_key, probe_rows: probe_rows_key,
+                 probe_table: probe_table_key, reconstructions: reconstructions_key,
+                 gan_samples: gan_samples_key, real_vs_synthetic: real_vs_synthetic_key,
+                 directions: directions_key, edit_curve: edit_curve_key,
+                 evaluation: evaluation_key}
+_RUN_ONLY = ("n_jobs", "progress", "partial", "store")
+
+
+def result_key(function: Callable, *args, **kwargs) -> ResultKey:
+    """The store key ``function(*args, **kwargs)`` (one of ``KEY_FUNCTIONS``) uses."""
+    if function not in KEY_FUNCTIONS:
+        raise BrainlabInputError(
+            f"{getattr(function, '__name__', function)!r} is not a derived result; expected one "
+            f"of {', '.join(f.__name__ for f in KEY_FUNCTIONS)}")
+    settings = {k: v for k, v in kwargs.items() if k not in _RUN_ONLY}
+    return KEY_FUNCTIONS[function](*args, **settings)
+
+
+def request(function: Callable, *args, label: str = "", **kwargs):
+    """Start (or join) ``function(*args, **kwargs)`` in the background; returns the
+    :class:`~brainlab.background.Task`, keyed by the result's store key.
+
+    A page calls this and polls ``task.snapshot()``; two sessions asking for the same
+    result get the same task. A result already on disk finishes at once.
+    """
+    from brainlab.background import runner
+
+    key = result_key(function, *args, **kwargs)
+    return runner().submit(key, function, *args, label=label or key.kind, **kwargs)
+
+
+def start_warm(cohort, evaluations: bool = True):
+    """``warm(cohort)`` as one background task (the app's first start); returns the Task."""
+    from brainlab.background import runner
+
+    return runner().submit(f"warm/{cohort.fingerprint}/{int(evaluations)}", warm, cohort,
+                           label=f"preparing results for {cohort.name}",
+                           evaluations=evaluations)
