@@ -326,6 +326,15 @@ def test_calibrated_memorisation_finds_planted_copies_not_new_brains():
     assert 0 <= report["heldout_smoothed_flagged"] <= 1
     with pytest.raises(BrainlabInputError, match="n_planted must be >= 1"):
         calibrated_memorisation(generated, train, heldout, n_planted=0)
+    # Copies rendered the way a model would (here: blurred) are still found; unrelated
+    # brains passed off as copies are not.
+    rendered = np.stack([gaussian_filter(v, 0.7) for v in train[[1, 5]]])
+    found = calibrated_memorisation(generated, train, heldout, planted=(rendered, [1, 5]))
+    assert found["planted_recall"] == pytest.approx(1.0) and found["n_planted"] == 2
+    fake = calibrated_memorisation(generated, train, heldout, planted=(unseen[:2], [1, 5]))
+    assert fake["planted_recall"] == 0.0
+    with pytest.raises(BrainlabInputError, match="planted train indices must be in 0..39"):
+        calibrated_memorisation(generated, train, heldout, planted=(rendered, [1, 40]))
 
 
 def test_is_poor_calls_a_constant_predictor_poor():

@@ -130,7 +130,8 @@ def _smoothed(images, sigma: float, chunk: int = REFERENCE_CHUNK):
 
 def calibrated_memorisation(generated, real_train, real_heldout, n_planted: int = 20,
                             percentile: float = 5.0, smoothing: float = MEMORISATION_SMOOTHING,
-                            planted_noise: float = PLANTED_NOISE, seed: int = 0) -> dict:
+                            planted_noise: float = PLANTED_NOISE, seed: int = 0,
+                            planted=None) -> dict:
     """Copy detection against the FULL training split, calibrated two ways.
 
     Every set is lightly smoothed (``smoothing`` voxels), then each volume's RMS
@@ -145,6 +146,11 @@ def calibrated_memorisation(generated, real_train, real_heldout, n_planted: int 
     - ``heldout_smoothed_flagged``: share of held-out brains, smoothed once more by
       1 voxel, that are flagged: should stay near percentile/100 (the check must not
       flag smoothness).
+
+    ``planted=(images, train_indices)`` replaces the noisy copies with copies as the
+    model would render them (e.g. the autoencoder's reconstructions of those
+    training brains: what a decoder that memorised them would output); a copy counts
+    as found when it is flagged and its nearest training brain is the one it copies.
     """
     if not 0 < percentile < 100:
         raise BrainlabInputError(f"percentile must be in (0, 100); found {percentile}")
@@ -154,10 +160,23 @@ def calibrated_memorisation(generated, real_train, real_heldout, n_planted: int 
     if m == 0:
         raise BrainlabInputError("real_train is empty; expected the training split")
     rng = np.random.default_rng(seed)
-    planted_index = np.sort(rng.choice(m, min(n_planted, m), replace=False))
-    planted = np.asarray(real_train[planted_index], dtype=np.float32)
-    planted = np.clip(planted + rng.normal(0.0, planted_noise, planted.shape), 0.0, 1.0
-                      ).astype(np.float32)
+    if planted is None:
+        planted_index = np.sort(rng.choice(m, min(n_planted, m), replace=False))
+        planted = np.asarray(real_train[planted_index], dtype=np.float32)
+        planted = np.clip(planted + rng.normal(0.0, planted_noise, planted.shape), 0.0, 1.0
+                          ).astype(np.float32)
+    else:
+        planted, planted_index = planted
+        planted = np.asarray(planted, dtype=np.float32)
+        planted_index = np.asarray(planted_index, dtype=np.int64)
+        if planted.ndim != 4 or len(planted) != len(planted_index) or len(planted) == 0:
+            raise BrainlabInputError(
+                f"planted must be (images (n, D, H, W), train indices (n,)); found shapes "
+                f"{planted.shape} and {planted_index.shape}")
+        if planted_index.min() < 0 or planted_index.max() >= m:
+            raise BrainlabInputError(
+                f"planted train indices must be in 0..{m - 1}; found {int(planted_index.min())}"
+                f"..{int(planted_index.max())}")
     heldout = np.asarray(real_heldout, dtype=np.float32)
     from scipy.ndimage import gaussian_filter
 
