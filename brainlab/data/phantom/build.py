@@ -29,7 +29,7 @@ from brainlab.data.phantom.morphometry import Morphometer
 from brainlab.data.phantom.presets import PHANTOM_VERSION, RAW_MAX, fingerprint
 from brainlab.data.progress import CountProgress, ProgressCallback, report
 
-CHUNK = 16  # subjects synthesised at once per worker; results do not depend on it
+CHUNK = 12  # subjects synthesised at once per worker (~450 MB each); results do not depend on it
 
 
 def default_workers() -> int:
@@ -101,6 +101,16 @@ class _Chunks:
             view, offset = view[written:], offset + written
 
 
+def _release_free_memory() -> None:
+    """Hand freed heap memory back to the system (glibc), so peaks do not add up."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to do
+        pass
+
+
 def _single_threaded_torch() -> None:
     torch.set_num_threads(1)
 
@@ -114,6 +124,7 @@ def build_into(folder: Path, config: PhantomConfig, progress: ProgressCallback,
     workers = default_workers() if workers is None else max(1, int(workers))
     report(progress, 0.0, "template anatomy")
     anatomy = load_anatomy(config.grid_shape)
+    _release_free_memory()  # a first build resamples the 1 mm template: ~1 GB of temporaries
     report(progress, 0.02, "warp basis and morphometry atlas")
     generator.warp_basis(anatomy)
     morphometer(anatomy)

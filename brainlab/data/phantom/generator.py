@@ -28,6 +28,7 @@ own seed, so a subject is the same whatever the batch size.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -254,9 +255,13 @@ def _identity(shape, batch=1):
     The last axis is in grid_sample's order (W, H, D), i.e. (z, y, x) for the RAS
     cohort grid; displacement channels use the same order throughout.
     """
+    return _identity_grid(tuple(shape)).expand(batch, *shape, 3)
+
+
+@functools.lru_cache(maxsize=8)
+def _identity_grid(shape: tuple[int, ...]) -> torch.Tensor:
     axes = [torch.linspace(-1.0, 1.0, n) if n > 1 else torch.zeros(1) for n in shape]
-    grid = torch.stack(torch.meshgrid(*axes, indexing="ij")[::-1], dim=-1)
-    return grid.unsqueeze(0).expand(batch, *shape, 3)
+    return torch.stack(torch.meshgrid(*axes, indexing="ij")[::-1], dim=-1).unsqueeze(0)
 
 
 def _sample(volume, coords, mode="bilinear"):
@@ -390,16 +395,18 @@ class WarpBasis:
     def _tabulate_ventricles(self) -> None:
         """Ventricle volume and the GM/WM it displaces for each growth offset (template)."""
         anatomy = self.anatomy
-        distance = torch.from_numpy(anatomy.ventricle_distance)
-        brain = torch.from_numpy(anatomy.brain)
-        wm_filled = torch.from_numpy(anatomy.wm + anatomy.csf_ventricle)
-        gm = torch.from_numpy(anatomy.gm_region[[REGION_ID[r] - 1 for r in CONVERTED_REGIONS]])
-        table = {"offset": VENTRICLE_OFFSETS, "ventricles": [], "wm": [], "gm": []}
-        for offset in VENTRICLE_OFFSETS:
-            occupied = ventricle_fraction(distance, float(offset), self.ventricle_width_mm)
-            table["ventricles"].append(float((occupied * brain).sum()))
-            table["wm"].append(float((occupied * wm_filled).sum()))
-            table["gm"].append((occupied * gm).sum(dim=(1, 2, 3)).double().numpy())
+        distance = torch.from_numpy(anatomy.ventricle_distance).reshape(-1)
+        # Only voxels closer than the largest offset (+ half the soft edge) are ever
+        # occupied; the occupancy of those at every offset, times each map, summed in
+        # float64: one matrix product instead of 301 passes over the whole grid.
+        near = distance < float(VENTRICLE_OFFSETS.max()) + self.ventricle_width_mm / 2
+        gm = anatomy.gm_region[[REGION_ID[r] - 1 for r in CONVERTED_REGIONS]]
+        maps = np.concatenate([anatomy.brain[None], (anatomy.wm + anatomy.csf_ventricle)[None], gm])
+        maps = torch.from_numpy(maps.reshape(len(maps), -1))[:, near].double()
+        offsets = torch.from_numpy(VENTRICLE_OFFSETS).float().view(-1, 1)
+        occupied = ventricle_fraction(distance[near].view(1, -1), offsets, self.ventricle_width_mm)
+        sums = (occupied.double() @ maps.T).numpy()  # (offsets, 2 + R_c)
+        table = {"ventricles": sums[:, 0], "wm": sums[:, 1], "gm": sums[:, 2:]}
         cc = anatomy.voxel_cc
         self.ventricle_table = {
             "offset": VENTRICLE_OFFSETS,
@@ -534,16 +541,21 @@ def synthesize(basis: WarpBasis, truth: pd.DataFrame, config: PhantomConfig,
         torch.from_numpy(params["log_scale3"]).float(), elastic,
         extra=torch.cat([lost, log_bias], 1))
     warped = _sample_shared(basis.channels, coords)
+    # In place on the freshly sampled channels (same arithmetic, fewer full-size copies).
     gm, wm, csf = warped[:, 0], warped[:, 1], warped[:, 2]
     brain = gm + wm + csf
     # Ventricles: everything within ``offset`` mm of the template surface is CSF.
     offset = torch.from_numpy(params["offset"]).float().view(-1, 1, 1, 1)
     ventricle = ventricle_fraction(warped[:, 3], offset, basis.ventricle_width_mm)
-    ventricle = torch.minimum(ventricle, brain)
-    keep = 1.0 - ventricle / brain.clamp(min=1e-3)
-    gm, wm, csf = gm * keep, wm * keep, csf * keep + ventricle
-    thinned = torch.maximum(warped[:, 4] * keep * carried[:, 0], -csf)
-    gm, csf = gm - thinned, csf + thinned
+    torch.minimum(ventricle, brain, out=ventricle)
+    keep = torch.div(ventricle, brain.clamp(min=1e-3)).neg_().add_(1.0)  # 1 - ventricle / brain
+    gm.mul_(keep)
+    wm.mul_(keep)
+    csf.mul_(keep).add_(ventricle)
+    thinned = warped[:, 4].mul_(keep).mul_(carried[:, 0])
+    torch.maximum(thinned, csf.neg(), out=thinned)
+    gm.sub_(thinned)
+    csf.add_(thinned)
 
     mu_gm = params["targets"]["mu_gm"] + (truth["mu_gm_jitter"].to_numpy() if noise else 0.0)
     mu_csf = truth["mu_csf"].to_numpy() if noise else np.full(batch, MU_CSF)
@@ -551,15 +563,20 @@ def synthesize(basis: WarpBasis, truth: pd.DataFrame, config: PhantomConfig,
     def per_subject(values):
         return torch.tensor(np.asarray(values, dtype=np.float32)).view(-1, 1, 1, 1)
 
-    image = WM_RAW * (per_subject(mu_gm) * gm + wm + per_subject(mu_csf) * csf)
+    image = gm.mul_(per_subject(mu_gm)).add_(wm).add_(csf.mul_(per_subject(mu_csf))).mul_(WM_RAW)
     if noise:
-        image = image * torch.exp(carried[:, 1])
+        image.mul_(torch.exp(carried[:, 1]))
         sigma = per_subject(WM_RAW / truth["snr"].to_numpy())
-        real = torch.stack([torch.randn(shape, generator=g) for g in generators])
-        imag = torch.stack([torch.randn(shape, generator=g) for g in generators])
-        image = torch.sqrt((image + sigma * real) ** 2 + (sigma * imag) ** 2)
-    image = image * (brain > 0.5)
-    return image.clamp(0.0, RAW_MAX)
+        real = torch.empty((batch,) + tuple(shape))
+        imag = torch.empty((batch,) + tuple(shape))
+        for i, g in enumerate(generators):  # each subject's stream: real, then imaginary
+            torch.randn(shape, generator=g, out=real[i])
+        for i, g in enumerate(generators):
+            torch.randn(shape, generator=g, out=imag[i])
+        # Rician magnitude: sqrt((image + sigma * real)^2 + (sigma * imag)^2)
+        image = real.mul_(sigma).add_(image).pow_(2).add_(imag.mul_(sigma).pow_(2)).sqrt_()
+    image.mul_(brain > 0.5)
+    return image.clamp_(0.0, RAW_MAX)
 
 
 # ---- truth and noise-free references ---------------------------------------------------

@@ -17,6 +17,7 @@ Per image:
 
 from __future__ import annotations
 
+import functools
 import numpy as np
 import pandas as pd
 import torch
@@ -29,15 +30,17 @@ from brainlab.errors import BrainlabInputError
 ASSUMED_GM, ASSUMED_DEEP, ASSUMED_CSF = 0.73, 0.82, 0.31
 # Literature mean cortical thickness that the proxy is scaled to on the template.
 TEMPLATE_THICKNESS_MM = 2.7
-# Bits of the one-channel atlas code above the region label (labels are < 32).
-ROI_CODE, CORE_CODE = 32, 64
 
 
 def _identity(shape, batch):
     """Normalised coords (B, D, H, W, 3), last axis in grid_sample order (W, H, D)."""
+    return _identity_grid(tuple(shape)).expand(batch, *shape, 3)
+
+
+@functools.lru_cache(maxsize=8)
+def _identity_grid(shape: tuple[int, ...]) -> torch.Tensor:
     axes = [torch.linspace(-1.0, 1.0, n) if n > 1 else torch.zeros(1) for n in shape]
-    grid = torch.stack(torch.meshgrid(*axes, indexing="ij")[::-1], dim=-1)
-    return grid.unsqueeze(0).expand(batch, *shape, 3)
+    return torch.stack(torch.meshgrid(*axes, indexing="ij")[::-1], dim=-1).unsqueeze(0)
 
 
 class Morphometer:
@@ -61,12 +64,12 @@ class Morphometer:
             (ident * weights[..., None]).reshape(-1, 3).sum(0) / weights.sum()).float()
         wm_core = (anatomy.wm > 0.85) & np.isin(anatomy.labels, [
             REGION_ID[n] for n in CORTICAL_REGIONS + ("subcortical_left", "subcortical_right")])
-        # One atlas channel: label + 32 * ventricle ROI + 64 * core WM (nearest-neighbour
-        # sampling moves whole codes, so the three maps come back exactly).
-        code = (anatomy.labels.astype(np.int64) + ROI_CODE * anatomy.ventricle_roi
-                + CORE_CODE * wm_core)
-        # A zero slab past the end of each axis stands for "outside the template".
-        self.atlas = F.pad(torch.from_numpy(code.astype(np.int16)), [0, 1, 0, 1, 0, 1])
+        # Labels, ventricle ROI and core WM, each with a zero slab past the end of every
+        # axis that stands for "outside the template" (grid_sample's zero padding).
+        self.atlas = [F.pad(torch.from_numpy(np.asarray(values)), [0, 1, 0, 1, 0, 1])
+                      for values in (anatomy.labels.astype(np.int64),
+                                     anatomy.ventricle_roi.astype(np.float32),
+                                     wm_core.astype(np.float32))]
         self._axes = [torch.linspace(-1.0, 1.0, n) if n > 1 else torch.zeros(1) for n in shape]
         spacing = np.abs(np.diag(anatomy.affine)[:3])
         self.spacing = spacing
@@ -94,22 +97,22 @@ class Morphometer:
         count = mask.sum(dim=(1, 2, 3)).clamp(min=1.0)
         centre = (ident * mask.unsqueeze(-1)).sum(dim=(1, 2, 3)) / count.unsqueeze(-1)
         scale = (count / self.template_icv_vox) ** (1.0 / 3.0)
-        codes = []
+        maps = [[] for _ in self.atlas]
         for b in range(batch):
-            picked = self.atlas
+            index = []
             for axis, lin in enumerate(self._axes):  # array axis D, H, W = coord 2, 1, 0
                 k = 2 - axis
                 coord = self.template_centre[k] + (lin - centre[b, k]) / scale[b]
                 size = lin.shape[0]
-                index = torch.round(((coord + 1) / 2) * (size - 1))
-                outside = (index < 0) | (index > size - 1)
-                index = torch.where(outside, torch.full_like(index, size), index).long()
-                picked = picked.index_select(axis, index)
-            codes.append(picked)
-        code = torch.stack(codes).long()
-        labels = code % ROI_CODE
-        roi = ((code // ROI_CODE) % 2).float()
-        core = (code // CORE_CODE).float()
+                nearest = torch.round(((coord + 1) / 2) * (size - 1))
+                outside = (nearest < 0) | (nearest > size - 1)
+                index.append(torch.where(outside, torch.full_like(nearest, size), nearest).long())
+            for out, atlas in zip(maps, self.atlas):
+                picked = atlas
+                for axis, positions in enumerate(index):
+                    picked = picked.index_select(axis, positions)
+                out.append(picked)
+        labels, roi, core = (torch.stack(m) for m in maps)
         return labels, roi, core
 
     def _bias_field(self, image, mask, core):
