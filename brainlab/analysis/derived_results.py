@@ -512,12 +512,14 @@ def evaluation_key(cohort, checkpoint, max_subjects: int | None = None) -> Resul
 
 def evaluation(cohort, checkpoint, max_subjects: int | None = None,
                progress: ProgressCallback = None, store: ResultStore | None = None) -> dict:
-    """``training.evaluate_checkpoint`` on the cohort's test split (the card's split seed)."""
+    """``analysis.evaluation.evaluate_checkpoint`` on the cohort's test split (the card's
+    split seed), with progress."""
     from brainlab.analysis.evaluation import evaluate_checkpoint
 
     checkpoint = open_checkpoint(checkpoint)
     key = evaluation_key(cohort, checkpoint, max_subjects)
-    return _cached(key, lambda: evaluate_checkpoint(checkpoint.path, cohort, max_subjects),
+    return _cached(key, lambda: evaluate_checkpoint(checkpoint.path, cohort, max_subjects,
+                                                    progress=progress),
                    store, progress, f"evaluating {checkpoint.model_type}")
 
 
