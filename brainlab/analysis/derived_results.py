@@ -434,7 +434,9 @@ def directions(cohort, gan, source: str = "real", encoder=None, sex_model=None, 
     used = _direction_checkpoints(source, gan, encoder, sex_model, age_model)
     key = directions_key(cohort, gan, source, encoder, sex_model, age_model, n_samples)
     gan = used["gan"]
-    model = {role: (c.model if c is not None else None) for role, c in used.items()}.get
+
+    def model(role: str):  # loaded only when the result is not stored
+        return used[role].model if used.get(role) is not None else None
 
     def compute():
         train = cohort.split(gan.split_seed).train
