@@ -186,16 +186,26 @@ def _template_voxels_1mm() -> dict:
         except (OSError, KeyError, ValueError):
             pass  # unreadable: rebuild
     gm, wm, csf, mask, t1, src_affine = _load_templates_1mm()
-    labels = _region_labels_1mm(gm.shape, src_affine, csf, mask)
+    # Regions and distances on the mask's bounding box only (every voxel kept lies in
+    # the mask, the ventricles well inside it): the same values, half the voxels.
+    # The crop's affine shifts the origin by whole voxels, so coordinates are exact.
+    corner = np.array([np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != axis))).min()
+                       for axis in range(3)])
+    far = np.array([np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != axis))).max()
+                    for axis in range(3)]) + 1
+    box = tuple(slice(int(lo), int(hi)) for lo, hi in zip(corner, far))
+    box_affine = np.array(src_affine, dtype=np.float64)
+    box_affine[:3, 3] += np.diag(box_affine)[:3] * corner
+    labels = _region_labels_1mm(mask[box].shape, box_affine, csf[box], mask[box])
     ventricles = np.isin(labels, [REGION_ID["ventricle_left"], REGION_ID["ventricle_right"]])
     distance = (ndimage.distance_transform_edt(~ventricles)
                 - ndimage.distance_transform_edt(ventricles)).astype(np.float32)
-    keep = mask > 0
-    ijk = np.stack(np.nonzero(keep), 1)
+    keep = mask[box] > 0
+    ijk = np.stack(np.nonzero(keep), 1) + corner
     mm = (ijk * np.diag(src_affine)[:3] + src_affine[:3, 3]).astype(np.float32)
-    values = {"mm": mm, "gm": gm[keep], "wm": wm[keep], "csf": csf[keep], "t1": t1[keep],
-              "labels": labels[keep], "ventricle_distance": distance[keep], "grid_shape": np.array(gm.shape),
-              "grid_affine": np.asarray(src_affine, dtype=np.float64)}
+    values = {"mm": mm, "gm": gm[box][keep], "wm": wm[box][keep], "csf": csf[box][keep],
+              "t1": t1[box][keep], "labels": labels[keep], "ventricle_distance": distance[keep],
+              "grid_shape": np.array(gm.shape), "grid_affine": np.asarray(src_affine, dtype=np.float64)}
     _save_npz(path, values)
     return values
 
