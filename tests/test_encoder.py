@@ -110,10 +110,14 @@ def test_evaluate_reports_both_fidelities(trained_encoder, cohort):
 
     metrics = evaluate_encoder(trained_encoder, cohort, np.arange(16, 24), max_subjects=4,
                                refine_steps=3)
-    assert metrics["n"] == 4 and metrics["refine_steps"] == 3
+    assert metrics["n"] == 4 and metrics["refine_steps"] == 3 and metrics["refined_n"] == 4
     for key in ("direct_ssim", "refined_ssim", "direct_psnr", "refined_psnr", "latent_mse"):
         assert np.isfinite(metrics[key])
     assert metrics["refined_ssim"] >= metrics["direct_ssim"] - 0.01
+    assert metrics["direct_ssim_refined_subset"] == pytest.approx(metrics["direct_ssim"])
+    subset = evaluate_encoder(trained_encoder, cohort, np.arange(16, 24), refine_steps=3,
+                              max_refined=3)
+    assert subset["n"] == 8 and subset["refined_n"] == 3
 
 
 def test_save_load_gives_identical_latents(trained_encoder, cohort, tmp_path):
