@@ -9,7 +9,6 @@ import torch
 from brainlab.checkpoints import load_checkpoint, save_checkpoint
 from brainlab.config import EncoderConfig, GanConfig, MriAutoencoderConfig, TrainConfig
 from brainlab.errors import BrainlabInputError, CheckpointMismatchError
-from brainlab.models.autoencoder import MriAutoencoder
 from brainlab.models.encoder import LatentEncoder
 from brainlab.models.gan import LatentGan
 from brainlab.models.seed_reference import SeedLatentEncoder

@@ -12,7 +12,7 @@ from brainlab.errors import BrainlabInputError
 from brainlab.models.autoencoder import MriAutoencoder
 from brainlab.models.blocks import Conv3d
 from brainlab.precision import BF16_ENV, bf16_supported, cpu_has_bf16_instructions, resolve_bf16
-from test_models import TINY_CONFIGS, steps_for, tiny_model
+from test_models import steps_for, tiny_model
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
