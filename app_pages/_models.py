@@ -131,10 +131,10 @@ def _verdict(card: dict) -> tuple[str, str]:
         return "unknown", "no quality check recorded"
 
 
-def metric_summary(metrics: dict, limit: int = 4) -> str:
-    """``"ssim 0.91, psnr 27.3"``: the first ``limit`` scalar metrics of a card."""
+def metric_summary(metrics: dict, limit: int = 4, skip=()) -> str:
+    """``"ssim 0.91, psnr 27.3"``: the first ``limit`` scalar metrics not in ``skip``."""
     scalars = [(k, v) for k, v in (metrics or {}).items()
-               if isinstance(v, (int, float, str)) and not isinstance(v, bool)]
+               if isinstance(v, (int, float, str)) and not isinstance(v, bool) and k not in skip]
     return ", ".join(f"{k} {v:.3g}" if isinstance(v, (int, float)) else f"{k} {v}"
                      for k, v in scalars[:limit])
 

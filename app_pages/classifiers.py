@@ -96,7 +96,7 @@ with right:
 st.header(f"The {name} on real brains it never saw")
 st.caption(f"Judged on {judged.description}"
            + ("" if judged.trained_here else " (capped at 256)" if len(judged.indices) > 256 else "")
-           + f". Metrics: {metric_summary(result['metrics_real'], limit=8) or 'none'} "
+           + f". Metrics: {metric_summary(result['metrics_real'], 8, skip=('n',)) or 'none'} "
              f"(n={summary['n_real']} real brains).")
 left, right = st.columns(2)
 with left:

@@ -21,7 +21,7 @@ from app_pages._slices import slice_cursor
 from app_pages._state import url_choice
 from app_pages._subjects import describe_subject, new_pick, subject_choice, table_click
 
-SCOPES = {"test": "held-out (test split)", "all": "any subject"}
+SCOPES = {"test": "unseen by the model", "all": "any subject"}
 ERROR_COLUMNS = {"ssim": st.column_config.NumberColumn("SSIM", format="%.3f"),
                  "psnr": st.column_config.NumberColumn("PSNR (dB)", format="%.1f"),
                  "mean |error|": st.column_config.NumberColumn(format="%.4f"),
