@@ -267,7 +267,7 @@ def start_job(model_type: str, cohort: str = "hcp-ya", name: str | None = None,
                 [sys.executable, "-m", "brainlab", "jobs", "supervise", str(folder)],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True, pass_fds=(lock,), cwd=str(paths.REPO_ROOT),
-                env={**os.environ, "BRAINLAB_JOB_LOCK_FD": str(lock), "PYTHONUNBUFFERED": "1"})
+                env={**os.environ, "PYTHONUNBUFFERED": "1"})
         _children.append(child)
         return _update_record(record, status="running", pid=child.pid, started_at=_now())
     finally:

@@ -97,9 +97,11 @@ def run_show(args) -> int:
     eta_text = "-" if eta is None else f"{eta:.0f} s"
     print(f"  progress:   {100 * progress['fraction']:.0f}%  step {progress['step']}"
           f"/{progress['total_steps'] or '?'}  elapsed {progress['elapsed']:.0f} s  eta {eta_text}")
-    if progress["test_metrics"]:
-        shown = {k: v for k, v in progress["test_metrics"].items() if isinstance(v, float)}
-        print("  test:       " + ", ".join(f"{k} {v:.3g}" for k, v in shown.items()))
+    if record["status"] == "done":
+        from brainlab.checkpoints import quality_verdict, read_card
+
+        level, sentence = quality_verdict(read_card(record["checkpoint"]))
+        print(f"  quality {level}: {sentence}")
     if record.get("message"):
         print(f"  {record['message']}")
     if tail and record["status"] != "done":
