@@ -147,11 +147,12 @@ def run(batch: int = 10, steps: int = 3, size: int = 64) -> dict:
 
     # Amortised GAN cost: one encoder pass per real training volume, spread over the
     # default run's adversarial samples (epochs x batches x steps_per_batch x code_batch).
-    from brainlab.train_recipes import GAN_TRAIN_CONFIG
+    from brainlab.registry import model_spec
 
+    gan_train_config = model_spec("gan").default_train_config
     n_train = 779
-    batches = -(-n_train // GAN_TRAIN_CONFIG.batch_size)
-    samples = GAN_TRAIN_CONFIG.epochs * batches * gan.config.steps_per_batch * gan.config.code_batch
+    batches = -(-n_train // gan_train_config.batch_size)
+    samples = gan_train_config.epochs * batches * gan.config.steps_per_batch * gan.config.code_batch
     amortised = (timings["brainlab_gan_train_default_batch"]
                  + timings["brainlab_gan_encode_once"] * n_train / samples)
     timings["brainlab_gan_train_amortised"] = amortised
