@@ -244,3 +244,20 @@ def test_generator_and_morphometry_do_not_import_each_other():
             elif isinstance(node, ast.Import):
                 imported |= {a.name for a in node.names}
         assert not any(m.endswith((f"phantom.{other}", "phantom.build")) for m in imported), name
+
+
+def test_bench_report_puts_each_figure_beside_its_goal():
+    from brainlab.bench.cohort import format_report
+
+    result = {"preset": "hcp-ya", "n_subjects": 1113, "grid": [58, 70, 58], "fingerprint": "f",
+              "cold_build_s": 30.0, "cold_build_cpu_s": 55.0, "warping_floor_s": 12.0,
+              "warping_floor_one_thread_s": 20.0, "floor_threads": 2, "floor_ratio": 2.5,
+              "floor_ratio_goal": 2.0, "warm_load_s": 0.1, "import_s": 1.0,
+              "peak_memory_mb_build": 1500.0, "peak_memory_mb_warm": 200.0, "cpu_count": 2,
+              "torch_threads": 2, "load_average_before": [0.5], "load_average_after": [1.5]}
+    text = format_report(result)
+    assert "2.50 x   goal <= 2 x: MISSED" in text
+    assert "goal <= 2048 MB: met" in text and "goal <= 1 s: met" in text
+    assert "busy" not in text
+    text = format_report(dict(result, floor_ratio=1.8, load_average_after=[5.0]))
+    assert "goal <= 2 x: met" in text and "busy" in text
