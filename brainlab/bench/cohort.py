@@ -8,7 +8,8 @@ load reopens that cache in a new process.
 The *warping floor* is measured in the same run, right after the cold build: bare
 ``grid_sample`` of the template's three tissue maps (GM, WM, CSF) for every subject
 on the native grid, in batches of 16 laid out so that torch's 3-D kernel uses every
-thread (the time a build could not beat if it did nothing but warp). Goals
+thread, and again on one thread; the faster of the two is the floor (the time a
+build could not beat if it did nothing but warp). Goals
 (issue 9): cold build <= 2x that floor, peak RSS <= 2 GB, warm load <= 1 s. The
 load average is recorded because on a shared machine it, not the code, often
 decides the wall time; ratios within one run are what count.
@@ -121,10 +122,13 @@ def run(preset: str = "hcp-ya", cache_dir: str | Path | None = None) -> dict:
         "fingerprint": cold["fingerprint"],
         "cold_build_s": round(cold["seconds"], 2),
         "cold_build_cpu_s": round(cold["cpu_seconds"], 2),
-        "warping_floor_s": round(floor["seconds"], 2),
+        # The floor is the faster of the two layouts (on a busy machine one thread can win).
+        "warping_floor_s": round(min(floor["seconds"], floor["one_thread_seconds"]), 2),
+        "warping_floor_all_threads_s": round(floor["seconds"], 2),
         "warping_floor_one_thread_s": round(floor["one_thread_seconds"], 2),
         "floor_threads": floor["threads"],
-        "floor_ratio": round(cold["seconds"] / max(floor["seconds"], 1e-9), 2),
+        "floor_ratio": round(cold["seconds"] / max(min(floor["seconds"], floor["one_thread_seconds"]),
+                                                   1e-9), 2),
         "floor_ratio_goal": FLOOR_RATIO_GOAL,
         "warm_load_s": round(warm["seconds"], 3),
         "import_s": round(warm["import_seconds"], 2),
@@ -153,7 +157,8 @@ def format_report(result: dict) -> str:
         f"  cold build     {result['cold_build_s']:8.2f} s   (CPU {result['cold_build_cpu_s']:.1f} s, "
         f"incl. template resampling)",
         f"  warping floor  {result['warping_floor_s']:8.2f} s   (grid_sample of GM/WM/CSF for every "
-        f"subject, {result['floor_threads']} threads; 1 thread: "
+        f"subject, the faster of {result['floor_threads']} threads: "
+        f"{result.get('warping_floor_all_threads_s', result['warping_floor_s']):.2f} s and 1 thread: "
         f"{result['warping_floor_one_thread_s']:.2f} s)",
         f"  build / floor  {ratio:8.2f} x   goal <= {goal:g} x: {_verdict(ratio <= goal)}",
         f"  peak memory    {peak:8.0f} MB  build (goal <= {PEAK_RSS_GOAL_MB} MB: "
