@@ -64,12 +64,13 @@ class Morphometer:
             (ident * weights[..., None]).reshape(-1, 3).sum(0) / weights.sum()).float()
         wm_core = (anatomy.wm > 0.85) & np.isin(anatomy.labels, [
             REGION_ID[n] for n in CORTICAL_REGIONS + ("subcortical_left", "subcortical_right")])
-        # Labels, ventricle ROI and core WM, each with a zero slab past the end of every
-        # axis that stands for "outside the template" (grid_sample's zero padding).
-        self.atlas = [F.pad(torch.from_numpy(np.asarray(values)), [0, 1, 0, 1, 0, 1])
-                      for values in (anatomy.labels.astype(np.int64),
-                                     anatomy.ventricle_roi.astype(np.float32),
-                                     wm_core.astype(np.float32))]
+        # One atlas code per voxel: label (< 32) + 32 * ventricle ROI + 64 * core WM,
+        # with a zero slab past the end of every axis that stands for "outside the
+        # template" (grid_sample's zero padding). Nearest-neighbour lookups move whole
+        # codes, so the three maps come back exactly.
+        code = (anatomy.labels.astype(np.int16) + np.int16(32) * anatomy.ventricle_roi
+                + np.int16(64) * wm_core).astype(np.int16)
+        self.atlas = F.pad(torch.from_numpy(code), [0, 1, 0, 1, 0, 1])
         self._axes = [torch.linspace(-1.0, 1.0, n) if n > 1 else torch.zeros(1) for n in shape]
         spacing = np.abs(np.diag(anatomy.affine)[:3])
         self.spacing = spacing
@@ -97,7 +98,7 @@ class Morphometer:
         count = mask.sum(dim=(1, 2, 3)).clamp(min=1.0)
         centre = (ident * mask.unsqueeze(-1)).sum(dim=(1, 2, 3)) / count.unsqueeze(-1)
         scale = (count / self.template_icv_vox) ** (1.0 / 3.0)
-        maps = [[] for _ in self.atlas]
+        codes = []
         for b in range(batch):
             index = []
             for axis, lin in enumerate(self._axes):  # array axis D, H, W = coord 2, 1, 0
@@ -107,12 +108,12 @@ class Morphometer:
                 nearest = torch.round(((coord + 1) / 2) * (size - 1))
                 outside = (nearest < 0) | (nearest > size - 1)
                 index.append(torch.where(outside, torch.full_like(nearest, size), nearest).long())
-            for out, atlas in zip(maps, self.atlas):
-                picked = atlas
-                for axis, positions in enumerate(index):
-                    picked = picked.index_select(axis, positions)
-                out.append(picked)
-        labels, roi, core = (torch.stack(m) for m in maps)
+            codes.append(self.atlas[index[0].view(-1, 1, 1), index[1].view(1, -1, 1),
+                                    index[2].view(1, 1, -1)])
+        code = torch.stack(codes)
+        labels = torch.bitwise_and(code, 31).long()
+        roi = torch.bitwise_and(torch.bitwise_right_shift(code, 5), 1).float()
+        core = torch.bitwise_right_shift(code, 6).float()
         return labels, roi, core
 
     def _bias_field(self, image, mask, core):
