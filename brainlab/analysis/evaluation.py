@@ -293,7 +293,10 @@ def evaluate_encoder(model, cohort, indices, max_subjects: int | None = None, se
         refined_rows = np.sort(rng.choice(positions, int(max_refined), replace=False))
     device = model.device
     gan = model.gan
-    total = len(positions) + len(refined_rows)
+    steps = int(model.config.refine_steps if refine_steps is None else refine_steps)
+    # Progress in units of one encode + generate; a refinement step costs ~1.5 of them.
+    refine_cost = 1.0 + 1.5 * steps
+    total = len(positions) + refine_cost * len(refined_rows)
     real, direct = [], []
     for start in range(0, len(positions), batch_size):
         x = torch.from_numpy(cohort.images[positions[start:start + batch_size]])[:, None]
@@ -308,8 +311,8 @@ def evaluate_encoder(model, cohort, indices, max_subjects: int | None = None, se
         with torch.no_grad():
             refined.append(gan.generate(z)[:, 0].cpu().numpy())
         real_refined.append(x[:, 0].numpy())
-        _tick(progress, len(positions) + min(start + batch_size, len(refined_rows)), total,
-              "refining")
+        _tick(progress, len(positions) + refine_cost * min(start + batch_size, len(refined_rows)),
+              total, "refining")
     real_arr = np.concatenate(real)
     direct_arr = np.concatenate(direct)
     before = reconstruction_metrics(real_arr, direct_arr)
@@ -320,8 +323,7 @@ def evaluate_encoder(model, cohort, indices, max_subjects: int | None = None, se
         latent_mse = float(F.mse_loss(model.mapper(gan.whiten(gan.codes_from_latent(z))), z))
     metrics = {"n": int(len(positions)), "refined_n": int(len(refined_rows)),
                "latent_mse": latent_mse,
-               "refine_steps": int(model.config.refine_steps if refine_steps is None
-                                   else refine_steps),
+               "refine_steps": steps,
                "direct_ssim_refined_subset": float(np.mean(
                    np.asarray(before["per_subject_ssim"])[subset]))}
     for prefix, values in (("direct", before), ("refined", after)):
