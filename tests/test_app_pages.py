@@ -216,3 +216,42 @@ def test_a_replaced_upload_is_removed_and_the_last_goes_with_the_session():
     del at
     gc.collect()
     assert not second.exists()  # the session ended
+
+
+def test_builds_of_one_source_share_one_load_and_never_block_other_sources(monkeypatch):
+    """Two sessions asking for the same cohort wait on one build; another cohort is served
+    meanwhile (one lock per source, not one global lock)."""
+    import sys
+    import threading
+
+    sys.path.insert(0, str(app_helpers.REPO_ROOT))
+    from app_pages import _cohort_picker as picker
+
+    picker._store.clear()
+    release, calls = threading.Event(), []
+
+    def fake_load(source, progress=None):
+        calls.append(source)
+        if source == "slow":
+            assert release.wait(60), "the slow build was never released"
+        return f"cohort {source}"
+
+    monkeypatch.setattr(picker, "load", fake_load)
+    results = {}
+    first = threading.Thread(target=lambda: results.setdefault("a", picker.get_cohort("slow")))
+    first.start()
+    while "slow" not in calls:  # the first build has started and holds its lock
+        threading.Event().wait(0.01)
+    second = threading.Thread(target=lambda: results.setdefault("b", picker.get_cohort("slow")))
+    second.start()
+    fast = threading.Thread(target=lambda: results.setdefault("fast", picker.get_cohort("fast")))
+    fast.start()
+    fast.join(10)
+    assert results.get("fast") == "cohort fast"  # served while the slow build still runs
+    assert "a" not in results and "b" not in results
+    release.set()
+    first.join(10)
+    second.join(10)
+    assert results == {"a": "cohort slow", "b": "cohort slow", "fast": "cohort fast"}
+    assert calls.count("slow") == 1
+    picker._store.clear()
