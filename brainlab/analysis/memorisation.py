@@ -64,7 +64,8 @@ def nearest_neighbour_distances(queries, reference, chunk: int = REFERENCE_CHUNK
     return best / np.sqrt(q.shape[1]), best_index
 
 
-def memorisation_report(generated, real_train, real_heldout, percentile: float = 5.0) -> dict:
+def memorisation_report(generated, real_train, real_heldout, percentile: float = 5.0,
+                        heldout_nearest: tuple | None = None) -> dict:
     """Nearest-training-image distances of generated samples vs held-out real images.
 
     Returns per-sample arrays (``generated_distances``, ``generated_nearest_train``,
@@ -77,7 +78,11 @@ def memorisation_report(generated, real_train, real_heldout, percentile: float =
     if not 0 < percentile < 100:
         raise BrainlabInputError(f"percentile must be in (0, 100); found {percentile}")
     generated_distances, generated_nearest = nearest_neighbour_distances(generated, real_train)
-    heldout_distances, heldout_nearest = nearest_neighbour_distances(real_heldout, real_train)
+    # ``heldout_nearest``: (distances, indices) of the held-out images computed before
+    # against the same ``real_train``; they do not depend on the generator.
+    if heldout_nearest is None:
+        heldout_nearest = nearest_neighbour_distances(real_heldout, real_train)
+    heldout_distances, heldout_nearest = (np.asarray(a) for a in heldout_nearest)
     threshold = float(np.percentile(heldout_distances, percentile))
     suspected = generated_distances < threshold
     median_generated = float(np.median(generated_distances))
