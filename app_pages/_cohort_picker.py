@@ -150,7 +150,8 @@ def _set_source(source: str) -> None:
             for name in ("subject", "x", "y", "z"):
                 st.query_params.pop(name, None)
         st.session_state[_SOURCE_KEY] = source
-        st.session_state.pop("explorer_subject", None)
+        for key in [k for k in st.session_state if str(k).startswith(("slice_", "explorer_subject"))]:
+            del st.session_state[key]  # a new cohort opens its first subject at centre slices
 
 
 def cohort_sidebar() -> None:

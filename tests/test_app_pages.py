@@ -255,3 +255,19 @@ def test_builds_of_one_source_share_one_load_and_never_block_other_sources(monke
     assert results == {"a": "cohort slow", "b": "cohort slow", "fast": "cohort fast"}
     assert calls.count("slow") == 1
     picker._store.clear()
+
+
+def test_every_cohort_opens_at_its_centre_slices(tensor_folder):
+    if not phantom_available():
+        pytest.skip("brainlab.data.phantom.load_phantom is not available yet")
+    at = open_page("tiny", "cohort")
+    centre = [size // 2 for size in SHAPE]
+    x, y, z = ("x: left → right", "y: posterior → anterior", "z: inferior → superior")
+    assert [widget(at.slider, name).value for name in (x, y, z)] == centre
+    widget(at.slider, x).set_value(2).run()
+    assert not at.exception and at.query_params["x"] in ("2", ["2"])
+    # Another cohort on the same grid: back to the centre, not the old cursor.
+    widget(at.text_input, "…or a path on the server").set_value(tensor_folder).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert [widget(at.slider, name).value for name in (x, y, z)] == centre
+    assert app_helpers.query(at, "x") == str(centre[0])
