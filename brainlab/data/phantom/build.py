@@ -3,8 +3,9 @@
 The only module that uses both the generator (images from sampled truth) and the
 morphometry (a table from images), so neither imports the other.
 
-Subjects are made in chunks of ``CHUNK`` by ``workers`` threads, each running
-torch single-threaded (torch releases the GIL, so the threads use separate cores).
+Subjects are made in chunks (``IN_FLIGHT`` subjects over all workers) by ``workers``
+threads, each running torch single-threaded (torch releases the GIL, so the threads
+use separate cores).
 Every chunk's images go straight to their place in ``images.npy`` (positional
 writes into a preallocated file), so memory holds only the chunks in flight.
 Each subject draws its random fields from its own seed: the cohort does not
@@ -29,7 +30,10 @@ from brainlab.data.phantom.morphometry import Morphometer
 from brainlab.data.phantom.presets import PHANTOM_VERSION, RAW_MAX, fingerprint
 from brainlab.data.progress import CountProgress, ProgressCallback, report
 
-CHUNK = 12  # subjects synthesised at once per worker (~450 MB each); results do not depend on it
+# Subjects in flight over all workers (~35 MB of temporaries each at 58x70x58), split
+# into one chunk per worker: 2 workers x 12 keeps a build under 2 GB. Results do not
+# depend on it.
+IN_FLIGHT = 24
 
 
 def default_workers() -> int:
@@ -116,12 +120,13 @@ def _single_threaded_torch() -> None:
 
 
 def build_into(folder: Path, config: PhantomConfig, progress: ProgressCallback,
-               workers: int | None = None, chunk: int = CHUNK) -> dict:
+               workers: int | None = None, chunk: int | None = None) -> dict:
     """Synthesise every subject into ``folder``; returns the manifest extras.
 
     ``progress`` gets set-up stages, then ``"subjects k/n · elapsed · ETA"``.
     """
     workers = default_workers() if workers is None else max(1, int(workers))
+    chunk = max(1, IN_FLIGHT // workers) if chunk is None else max(1, int(chunk))
     report(progress, 0.0, "template anatomy")
     anatomy = load_anatomy(config.grid_shape)
     _release_free_memory()  # a first build resamples the 1 mm template: ~1 GB of temporaries
