@@ -267,9 +267,10 @@ def evaluate_seed_gan(model, cohort, indices, max_subjects: int | None = None, s
 
 
 # Held-out subjects whose latent is refined (30 Adam steps through the decoder, ~0.06 s
-# of CPU per subject and step): all of them took ~5 CPU-minutes on hcp-ya's 167; 32
-# keep `evaluate` within a minute, and the direct fidelity still covers every subject.
-REFINED_SUBJECTS = 32
+# of CPU per subject and step): all of hcp-ya's 167 took ~5 CPU-minutes; 16 (as many as
+# the validation uses) keep `evaluate` within a minute, and the direct fidelity still
+# covers every subject.
+REFINED_SUBJECTS = 16
 
 
 def evaluate_encoder(model, cohort, indices, max_subjects: int | None = None, seed: int = 0,
