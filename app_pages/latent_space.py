@@ -30,8 +30,10 @@ st.markdown("Each subject as a point: raw data or a model's latent code, project
 
 model_types = {t for t in ("mri-ae", "morph-ae", "encoder") if checkpoints_for(t, cohort)}
 keys = available_representations(cohort, model_types)
-missing = [r for k, r in REPRESENTATIONS.items() if k not in keys
-           and r.model_type is not None and not (r.needs_images and not has_images)]
+# Latents a checkpoint would add: only where the cohort has the raw data they are built on.
+possible = available_representations(cohort, {r.model_type for r in REPRESENTATIONS.values()})
+missing = [REPRESENTATIONS[k] for k in possible if k not in keys
+           and REPRESENTATIONS[k].raw_pair in possible]
 if not keys:
     st.info(f"Cohort **{cohort.name}** has neither images nor morphometry columns to map.")
     st.stop()

@@ -97,7 +97,12 @@ if model is not None:
                "look for outliers and for one sex reconstructing worse.")
 
 st.header("Morphometry autoencoder")
-morph_model, morph_card = model_picker("morph-ae", cohort, source)
+morph_model = None
+if not cohort.morphometry_columns:
+    st.info(f"Cohort **{cohort.name}** has no morphometry columns (regional volumes), so there "
+            "is nothing for the morphometry autoencoder to reconstruct.")
+else:
+    morph_model, morph_card = model_picker("morph-ae", cohort, source)
 if morph_model is not None:
     judged = judged_subjects(cohort, morph_card)
     original, reconstructed = cached_result(

@@ -94,8 +94,9 @@ def test_reconstructions_list_and_judge_all_five(five_brains, fresh_caches):
     original = app_helpers.array(viewer["data"][0]["z"], float)
     assert original.max() > 0  # the centre slice shows brain, not black background
     assert query(at, "z") == "29"
-    hints = " ".join(i.value for i in at.info)
-    assert f"--cohort {five_brains}" in hints  # a command that works when copied
+    # No morphometry in five NIfTI files: said so, not a command that would fail.
+    assert any("has no morphometry columns" in i.value for i in at.info)
+    assert not any("train morph-ae" in i.value for i in at.info)
 
 
 def test_latent_space_maps_five_and_explains_probes(five_brains, fresh_caches):
@@ -103,6 +104,7 @@ def test_latent_space_maps_five_and_explains_probes(five_brains, fresh_caches):
     scatter = next(s for s in charts(at).values()
                    if (s["layout"].get("title") or {}).get("text", "").startswith("raw MRI"))
     assert sum(len(t["customdata"]) for t in scatter["data"] if t.get("customdata")) >= 5
+    assert not any("morph-ae" in c.value for c in at.caption)  # no latent without morphometry
     widget(at.button, "Run probes").click().run()
     assert not at.exception
     problem = next(e.value for e in at.error if "Could not run the probes" in e.value)

@@ -5,7 +5,8 @@ Every upload lives in one cache folder, ``<cache>/uploads/<content hash>/``
 a real one that the CLI accepts (``--cohort <cache>/uploads/<hash>/study``). A
 ``.csv``/``.tsv`` is written there as is. A ``.zip`` (NIfTI volumes +
 ``participants.tsv``, or HCP ``images.npy``/``sex.npy``/``age.npy``, or one table) is
-extracted member by member, refusing absolute paths, ``..`` components, symbolic
+extracted member by member into ``<hash>/<zip name>/`` (so the cohort is named after
+the file), refusing absolute paths, ``..`` components, symbolic
 links and other special entries, more than ``max_files`` members, and more than
 ``max_unpacked_bytes`` in total (counted while extracting, not trusted from the zip
 header). Extraction goes to a temporary folder renamed into place, so a half-written
@@ -106,9 +107,10 @@ def extract_upload(data: bytes, filename: str, max_bytes: int = MAX_UPLOAD_BYTES
         if is_table:
             (staging / name).write_bytes(data)
         else:
+            # Under the upload's own name, so the cohort is called "study", not by its hash.
             with archive:
-                _extract(archive, members, staging, name, max_unpacked_bytes)
-            _cohort_root(staging, name)  # refuse a zip holding no cohort before keeping it
+                _extract(archive, members, staging / _stem(name), name, max_unpacked_bytes)
+            _cohort_root(staging / _stem(name), name)  # refuse a zip holding no cohort
         (staging / _COMPLETE).write_text(name)
         os.chmod(staging, 0o755)  # mkdtemp makes 0700; uploads are shared like other outputs
         try:
@@ -121,8 +123,12 @@ def extract_upload(data: bytes, filename: str, max_bytes: int = MAX_UPLOAD_BYTES
     return _stored_path(final, name, is_table)
 
 
+def _stem(name: str) -> str:
+    return name[:-4] if name.lower().endswith(".zip") and len(name) > 4 else name
+
+
 def _stored_path(folder: Path, name: str, is_table: bool) -> Path:
-    return folder / name if is_table else _cohort_root(folder, name)
+    return folder / name if is_table else _cohort_root(folder / _stem(name), name)
 
 
 def upload_folder(path: str | Path, root: str | Path | None = None) -> Path | None:
