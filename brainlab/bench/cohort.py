@@ -61,18 +61,19 @@ scales = torch.linspace(0.92, 1.08, batch).view(batch, 1, 1, 1, 1)
 coords = (ident * scales + 0.02 * torch.sin(3.0 * ident.flip(-1))).contiguous()
 
 def floor_seconds():
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for first in range(0, subjects, batch):
         b = min(batch, subjects - first)
         F.grid_sample(tissue.unsqueeze(0).expand(b, -1, -1, -1, -1), coords[:b],
                       mode="bilinear", padding_mode="border", align_corners=True)
-    return time.perf_counter() - start
+    return time.perf_counter() - start, time.process_time() - cpu
 
 threads = torch.get_num_threads()
-all_threads = floor_seconds()
+all_threads, all_cpu = floor_seconds()
 torch.set_num_threads(1)
-one_thread = floor_seconds()
-print(json.dumps({"seconds": all_threads, "one_thread_seconds": one_thread, "threads": threads}))
+one_thread, one_cpu = floor_seconds()
+print(json.dumps({"seconds": all_threads, "one_thread_seconds": one_thread, "threads": threads,
+                  "cpu_seconds": all_cpu, "one_thread_cpu_seconds": one_cpu}))
 """
 
 
@@ -130,6 +131,9 @@ def run(preset: str = "hcp-ya", cache_dir: str | Path | None = None) -> dict:
         "floor_ratio": round(cold["seconds"] / max(min(floor["seconds"], floor["one_thread_seconds"]),
                                                    1e-9), 2),
         "floor_ratio_goal": FLOOR_RATIO_GOAL,
+        # CPU seconds against the one-thread floor's: less sensitive to other load.
+        "warping_floor_cpu_s": round(floor["one_thread_cpu_seconds"], 2),
+        "floor_cpu_ratio": round(cold["cpu_seconds"] / max(floor["one_thread_cpu_seconds"], 1e-9), 2),
         "warm_load_s": round(warm["seconds"], 3),
         "import_s": round(warm["import_seconds"], 2),
         "peak_memory_mb_build": round(cold["peak_rss_mb"], 1),
@@ -161,6 +165,9 @@ def format_report(result: dict) -> str:
         f"{result.get('warping_floor_all_threads_s', result['warping_floor_s']):.2f} s and 1 thread: "
         f"{result['warping_floor_one_thread_s']:.2f} s)",
         f"  build / floor  {ratio:8.2f} x   goal <= {goal:g} x: {_verdict(ratio <= goal)}",
+        f"  CPU time       {result.get('floor_cpu_ratio', float('nan')):8.2f} x   build CPU "
+        f"{result['cold_build_cpu_s']:.1f} s / one-thread floor CPU "
+        f"{result.get('warping_floor_cpu_s', float('nan')):.1f} s (less sensitive to other load)",
         f"  peak memory    {peak:8.0f} MB  build (goal <= {PEAK_RSS_GOAL_MB} MB: "
         f"{_verdict(peak <= PEAK_RSS_GOAL_MB)}), {result['peak_memory_mb_warm']:.0f} MB warm load",
         f"  warm load      {warm:8.3f} s   (goal <= {WARM_LOAD_GOAL_S:g} s: "
