@@ -536,15 +536,17 @@ class LiveGan:
 
     # ---- saving ----------------------------------------------------------------------
 
-    def save(self, out_dir, evaluate: bool = True, max_subjects: int | None = 64) -> Path:
+    def save(self, out_dir, evaluate: bool = True, max_subjects: int | None = 64,
+             progress=None) -> Path:
         """Write the live G (also as its EMA, so the checkpoint generates what the view
         shows) and D as a ``gan`` checkpoint with a card; returns the folder.
 
         With ``evaluate`` the card holds the same test-split metrics as a trained GAN's
-        (image-space PCA-Fréchet ratio, two-sample AUC, Gaussian baseline), so the model
+        (``analysis.evaluation.evaluate_latent_gan``: image-space Fréchet ratio, two-sample
+        AUC, Gaussian baseline; ``progress`` is its progress callback), so the model
         pickers show a verdict; ``max_subjects`` caps the test subjects (the card records
-        n). On hcp-ya the whole test split (167) took 391 s on a busy 2-core machine, most
-        of it in ``gan_metrics``; None evaluates all of them.
+        n). On hcp-ya the whole test split (167) took 391 s on a busy 2-core machine (with
+        the earlier ``gan_metrics`` panel); None evaluates all of them.
         """
         from brainlab.checkpoints import save_checkpoint
 
@@ -553,8 +555,13 @@ class LiveGan:
         metrics = {"frechet_ratio_codes": self.history["frechet_ratio"][-1],
                    "gaussian_frechet_ratio_codes": float(self.gaussian_frechet_ratio)}
         if evaluate:
-            metrics = {**live_gan_metrics(gan, self.cohort, self.split.test,
-                                          max_subjects=max_subjects), **metrics}
+            from brainlab.analysis.evaluation import evaluate_latent_gan
+
+            gan.eval()
+            with torch.no_grad():
+                evaluated = evaluate_latent_gan(gan, self.cohort, self.split.test,
+                                                max_subjects=max_subjects, progress=progress)
+            metrics = {**evaluated, "split": "test", **metrics}
         training = {"live": True, "updates": self.updates, "d_steps": self.d_steps,
                     "g_steps": self.g_steps, "start": self.start, "preset": self.preset,
                     "live_config": asdict(self.config),
@@ -578,35 +585,3 @@ def middle_slices(volumes: np.ndarray) -> np.ndarray:
         for axis, view in enumerate((volume[d // 2], volume[:, h // 2], volume[:, :, w // 2])):
             out[index, axis, :view.shape[0], :view.shape[1]] = view
     return out
-
-
-def live_gan_metrics(gan, cohort, indices, max_subjects: int | None = None, seed: int = 0) -> dict:
-    """The card metrics of a trained GAN on held-out ``indices``: image-space PCA-Fréchet
-    ratio, two-sample AUC and the rest of ``gan_metrics``, plus ``gaussian_*`` for the
-    fitted Gaussian on the same z (as ``python -m brainlab train gan`` records)."""
-    from brainlab.analysis.metrics import gan_metrics
-
-    heldout = np.asarray(indices, dtype=np.int64)
-    rng = np.random.default_rng(seed)
-    if max_subjects is not None and len(heldout) > max_subjects:
-        heldout = np.sort(rng.choice(heldout, int(max_subjects), replace=False))
-    others = np.setdiff1d(np.arange(len(cohort)), np.asarray(indices, dtype=np.int64))
-    cap = max(len(heldout), min(len(others), 4 * len(heldout), 400))
-    if len(others) > cap:
-        others = np.sort(rng.choice(others, cap, replace=False))
-    real_train, real_heldout = cohort.images[others], cohort.images[heldout]
-    z = gan.sample_latent(len(heldout), seed)
-    with torch.no_grad():
-        generated = np.concatenate([gan.decode(gan.codes_from_latent(z[i:i + 16]))[:, 0].numpy()
-                                    for i in range(0, len(z), 16)])
-        gaussian = np.concatenate([gan.decode(gan.gaussian_codes(z[i:i + 16]))[:, 0].numpy()
-                                   for i in range(0, len(z), 16)])
-    metrics = dict(gan_metrics(real_train, real_heldout, generated, seed=seed))
-    baseline = gan_metrics(real_train, real_heldout, gaussian, seed=seed)
-    for key in ("frechet", "frechet_ratio", "two_sample_auc"):
-        if key in baseline:
-            metrics[f"gaussian_{key}"] = baseline[key]
-    metrics["n"] = int(len(heldout))
-    metrics["split"] = "test"
-    metrics["notes"] = "gaussian_*: same decoder, codes from the fitted Gaussian (G at step 0)"
-    return metrics
