@@ -217,3 +217,23 @@ def test_compare_cli_shows_progress_and_stores_the_result(tiny_checkpoints, caps
     assert default_store().contains(key)
     assert run_compare_cli(argv) == 0
     assert json.loads(capsys.readouterr().out) == first
+
+
+def test_a_precomputed_real_reference_gives_the_same_comparison(small_cohort):
+    from brainlab.analysis.real_vs_synthetic import heldout_subset, real_reference
+
+    split = small_cohort.split(0)
+    fakes = synthetic_stack(small_cohort, split.train[:8])
+    heldout = heldout_subset(split.test, max_real=3)
+    assert len(heldout) == 3 and np.array_equal(heldout, heldout_subset(split.test, 3))
+    reference = real_reference(SizeSexClassifier(), small_cohort, heldout, split.train)
+    kwargs = dict(n_samples=8, heldout_indices=split.test, train_indices=split.train, max_real=3)
+    plain = compare_real_synthetic(SizeSexClassifier(), ReplayGan(fakes), small_cohort, **kwargs)
+    reused = compare_real_synthetic(SizeSexClassifier(), ReplayGan(fakes), small_cohort,
+                                    reference=reference, **kwargs)
+    assert plain["summary"] == reused["summary"]
+    np.testing.assert_array_equal(plain["memorisation"]["heldout_distances"],
+                                  reused["memorisation"]["heldout_distances"])
+    with pytest.raises(BrainlabInputError, match="other held-out brains"):
+        compare_real_synthetic(SizeSexClassifier(), ReplayGan(fakes), small_cohort,
+                               reference=reference, **dict(kwargs, max_real=None))

@@ -386,13 +386,41 @@ def real_vs_synthetic(cohort, classifier, gan, n_samples: int = COMPARE_SAMPLES,
     key = real_vs_synthetic_key(cohort, classifier, gan, n_samples, seed, max_real)
 
     def compute():
+        reference = real_reference(cohort, classifier, gan, max_real,
+                                   _scaled(progress, 0.0, 0.3), store)
         return compare_real_synthetic(
             classifier.model, gan.model, cohort, n_samples=int(n_samples), seed=int(seed),
             heldout_indices=cohort.split(classifier.split_seed).test,
             train_indices=cohort.split(gan.split_seed).train, max_real=max_real,
-            progress=progress)
+            progress=_scaled(progress, 0.3, 1.0), reference=reference)
 
     return _cached(key, compute, store, progress, "comparing real and synthetic brains")
+
+
+def real_reference_key(cohort, classifier, gan, max_real: int | None = COMPARE_MAX_REAL
+                       ) -> ResultKey:
+    classifier, gan = open_checkpoint(classifier), open_checkpoint(gan)
+    return _key("real-reference", cohort, {"classifier": classifier},
+                {"max_real": max_real, "split_seed": classifier.split_seed,
+                 "train_split_seed": gan.split_seed})
+
+
+def real_reference(cohort, classifier, gan, max_real: int | None = COMPARE_MAX_REAL,
+                   progress: ProgressCallback = None, store: ResultStore | None = None) -> dict:
+    """The GAN-independent half of a comparison (``real_vs_synthetic.real_reference``):
+    the classifier on the held-out real brains and their nearest training brains. Stored,
+    so a new sample seed or count on the Classifiers page only computes the samples' half.
+    ``gan`` only says which training split the memorisation check uses."""
+    from brainlab.analysis.real_vs_synthetic import heldout_subset
+    from brainlab.analysis.real_vs_synthetic import real_reference as compute_reference
+
+    classifier, gan = open_checkpoint(classifier), open_checkpoint(gan)
+    key = real_reference_key(cohort, classifier, gan, max_real)
+    heldout = heldout_subset(cohort.split(classifier.split_seed).test, max_real)
+    train = cohort.split(gan.split_seed).train
+    return _cached(key, lambda: compute_reference(classifier.model, cohort, heldout, train,
+                                                  progress=progress),
+                   store, progress, "real brains")
 
 
 DIRECTION_SOURCES = ("real", "samples", "both")

@@ -159,17 +159,72 @@ def _age_calibration(true_age, predicted, n_bins: int = 8) -> dict:
             "count": np.array([int((ids == b).sum()) for b in kept])}
 
 
+class _Rows:
+    """Rows ``indices`` of an image stack, read slice by slice (bounded memory)."""
+
+    def __init__(self, images, indices):
+        self.images, self.indices = images, np.asarray(indices, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, index):
+        return np.asarray(self.images[self.indices[index]], dtype=np.float32)
+
+
+def heldout_subset(heldout, max_real: int | None) -> np.ndarray:
+    """The held-out real brains a comparison uses: all, or a fixed random ``max_real``.
+
+    The subset is drawn with a fixed seed (0), not the sample seed, so every sample
+    set of one classifier is compared with the same real brains (and what depends
+    on them only is computed once: see ``real_reference``).
+    """
+    heldout = np.asarray(heldout, dtype=np.int64)
+    if max_real is not None and len(heldout) > max_real:
+        heldout = np.sort(np.random.default_rng(0).choice(heldout, int(max_real), replace=False))
+    return heldout
+
+
+def real_reference(classifier, cohort, heldout_indices, train_indices, memorisation: bool = True,
+                   progress=None) -> dict:
+    """What a comparison needs from the real brains only, whatever the GAN samples:
+    the classifier's outputs on ``heldout_indices`` and, for the memorisation check,
+    each held-out brain's nearest training brain (``train_indices``).
+
+    Returns ``{"heldout_indices", "scores_real", "heldout_distances",
+    "heldout_nearest_train"}`` (arrays; the last two None without ``memorisation``).
+    """
+    from brainlab.analysis.memorisation import nearest_neighbour_distances
+
+    report_progress = progress or (lambda fraction, message="": None)
+    heldout = np.asarray(heldout_indices, dtype=np.int64)
+    train = np.asarray(train_indices, dtype=np.int64)
+    report_progress(0.0, "classifying real brains")
+    scores_real = classifier_outputs(classifier, _Rows(cohort.images, heldout))
+    distances = nearest = None
+    if memorisation and len(train) > 0:
+        report_progress(0.4, "held-out brains' nearest training brains")
+        distances, nearest = nearest_neighbour_distances(
+            np.asarray(cohort.images[heldout], dtype=np.float32), _Rows(cohort.images, train))
+    report_progress(1.0, "done")
+    return {"heldout_indices": heldout, "scores_real": scores_real,
+            "heldout_distances": distances, "heldout_nearest_train": nearest}
+
+
 def compare_real_synthetic(classifier, gan, cohort, n_samples: int = 64, seed: int = 0,
                            heldout_indices=None, train_indices=None,
                            max_real: int | None = 256, memorisation: bool = True,
-                           progress=None) -> dict:
+                           progress=None, reference: dict | None = None) -> dict:
     """Run ``classifier`` on held-out real brains and on ``n_samples`` GAN samples.
 
     ``heldout_indices`` default to the test split of the classifier's training split
     (``cohort.split(0)``); ``train_indices`` (the GAN's training brains, for the
     memorisation check) to its train split. ``max_real`` caps the held-out set (a fixed
-    random subset). Returns a dict (arrays as numpy) — see the keys below; everything
-    in ``summary`` is a plain float/int for JSON.
+    random subset, the same for every sample seed: ``heldout_subset``). ``reference``:
+    ``real_reference(...)`` of the same classifier, cohort and indices, computed before
+    (it does not depend on the GAN), so only the samples' side is computed. Returns a
+    dict (arrays as numpy) — see the keys below; everything in ``summary`` is a plain
+    float/int for JSON.
     """
     if cohort.images is None:
         raise BrainlabInputError(f"cohort {cohort.name!r} has no images; cannot compare brains")
@@ -184,14 +239,18 @@ def compare_real_synthetic(classifier, gan, cohort, n_samples: int = 64, seed: i
     train = np.asarray(split.train if train_indices is None else train_indices, dtype=np.int64)
     if len(heldout) < 2:
         raise BrainlabInputError(f"need >= 2 held-out real brains; found {len(heldout)}")
-    if max_real is not None and len(heldout) > max_real:
-        heldout = np.sort(np.random.default_rng(seed).choice(heldout, int(max_real), replace=False))
-
+    heldout = heldout_subset(heldout, max_real)
+    if reference is not None and not np.array_equal(reference["heldout_indices"], heldout):
+        raise BrainlabInputError(
+            "the real-brain reference was computed for other held-out brains; expected "
+            f"{len(heldout)} brains of this comparison, found {len(reference['heldout_indices'])}")
     report_progress(0.05, "generating samples")
     latents, samples = generate_samples(gan, n_samples, seed)
     report_progress(0.25, "classifying real brains")
+    if reference is None:
+        reference = real_reference(classifier, cohort, heldout, train, memorisation)
     real_images = np.asarray(cohort.images[heldout], dtype=np.float32)
-    scores_real = classifier_outputs(classifier, real_images)
+    scores_real = np.asarray(reference["scores_real"])
     report_progress(0.4, "classifying samples")
     scores_synthetic = classifier_outputs(classifier, samples)
     table = cohort.table.iloc[heldout]
@@ -254,7 +313,10 @@ def compare_real_synthetic(classifier, gan, cohort, n_samples: int = 64, seed: i
         result["realism"] = None
     if memorisation and len(train) > 0:
         report_progress(0.75, "nearest training brains")
-        memo = memorisation_report(samples, cohort.images[train], real_images)
+        known = reference.get("heldout_distances")
+        memo = memorisation_report(
+            samples, _Rows(cohort.images, train), real_images,
+            heldout_nearest=None if known is None else (known, reference["heldout_nearest_train"]))
         memo["generated_nearest_train_id"] = (
             cohort.table["subject_id"].astype(str).to_numpy()[train[memo["generated_nearest_train"]]])
         result["memorisation"] = memo
