@@ -673,6 +673,7 @@ def warm(cohort, progress: ProgressCallback = None, store: ResultStore | None = 
 KEY_FUNCTIONS = {latents: latents_key, projection: projection_key, probe_rows: probe_rows_key,
                  probe_table: probe_table_key, reconstructions: reconstructions_key,
                  gan_samples: gan_samples_key, real_vs_synthetic: real_vs_synthetic_key,
+                 real_reference: real_reference_key,
                  directions: directions_key, edit_curve: edit_curve_key,
                  evaluation: evaluation_key}
 _RUN_ONLY = ("n_jobs", "progress", "partial", "store")
