@@ -15,7 +15,8 @@ import sys
 
 from brainlab.errors import BrainlabInputError
 
-COMMAND_MODULES = ("cohort", "train", "evaluate", "explore", "compare", "bench", "jobs", "warm")
+COMMAND_MODULES = ("cohort", "train", "evaluate", "explore", "compare", "bench", "jobs", "warm",
+                   "tour")
 
 
 class MissingCommandModule(RuntimeError):
