@@ -28,6 +28,8 @@ class PageInfo:
 PAGES = (
     PageInfo("app_pages/home.py", "home", "Home", ":material/home:",
              "What brainlab does and what is loaded."),
+    PageInfo("app_pages/tour.py", "tour", "Teaching tour", ":material/school:",
+             "Eight guided steps for a class, each opening a page in the right state."),
     PageInfo("app_pages/cohort.py", "cohort", "Cohort", ":material/groups:",
              "Demographics, a tri-planar viewer, mean brains, sex and age effects, morphometry."),
     PageInfo("app_pages/reconstructions.py", "reconstructions", "Reconstructions",
