@@ -213,3 +213,29 @@ def test_projection_errors():
         project(np.full((10, 3), np.nan))
     with pytest.raises(BrainlabInputError, match="at least 4 subjects"):
         project(x[:3], method="umap")
+
+
+def test_the_once_per_table_reduction_matches_per_fold_pca_of_the_wide_features(monkeypatch):
+    from sklearn.decomposition import PCA
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from brainlab.analysis import probes
+
+    monkeypatch.setattr(probes, "PCA_ABOVE_DIMS", 30)
+    monkeypatch.setattr(probes, "PCA_COMPONENTS", 5)
+    monkeypatch.setattr(probes, "PRE_PCA_COMPONENTS", 70)
+    rng = np.random.default_rng(3)
+    n = 90
+    sex = rng.integers(0, 2, n)
+    # Sex rides on a strong shared component spread over many features, as head size
+    # does over voxels; the rest is noise.
+    wide = rng.normal(size=(n, 120)) + np.outer(2.0 * sex + rng.normal(size=n), rng.uniform(0.5, 1, 120))
+    table = probe_table({"raw": wide}, {"sex": sex}, n_splits=3, models=("logistic regression",))
+    assert table.accuracy_mean.iloc[0] > 0.75
+    folds = list(StratifiedKFold(3, shuffle=True, random_state=0).split(wide, sex))
+    per_fold = cross_val_score(make_pipeline(StandardScaler(), PCA(5, random_state=0),
+                                             LogisticRegression(max_iter=2000)), wide, sex, cv=folds)
+    assert table.accuracy_mean.iloc[0] == pytest.approx(per_fold.mean(), abs=0.05)

@@ -220,7 +220,8 @@ def _probe_settings(representation: str, n_splits: int, seed: int) -> dict:
     from brainlab.analysis.probes import MODEL_NAMES, PCA_COMPONENTS, PRE_PCA_COMPONENTS
 
     return {"representation": representation, "folds": int(n_splits), "seed": int(seed),
-            "models": list(MODEL_NAMES), "pca": [PRE_PCA_COMPONENTS, PCA_COMPONENTS]}
+            "models": list(MODEL_NAMES), "pca": [PRE_PCA_COMPONENTS, PCA_COMPONENTS],
+            "method": 2}  # bumped when the probe computation changes its numbers
 
 
 def probe_rows_key(cohort, representation: str, checkpoint=None, n_splits: int = PROBE_FOLDS,

@@ -9,7 +9,8 @@ Features wider than ``PCA_ABOVE_DIMS`` (e.g. raw voxels) are reduced in two step
 once for the whole table, standardised and projected on their first
 ``PRE_PCA_COMPONENTS`` principal components (it sees every subject's features but
 no label, so no label information leaks), then inside
-each pipeline to ``PCA_COMPONENTS`` components fitted on the training folds only.
+each pipeline to ``PCA_COMPONENTS`` components fitted on the training folds only
+(on the component scores as they are: the voxels were standardised in step one).
 The expensive step (29k voxels) runs once instead of once per fold and model.
 
 Rows are independent jobs (one row = one model cross-validated on one
@@ -71,7 +72,13 @@ def _estimator(model_name: str, strategy: str, seed: int):
     }[model_name]()
 
 
-def _pipeline(estimator, n_features: int, smallest_train: int, seed: int) -> Pipeline:
+def _pipeline(estimator, n_features: int, smallest_train: int, seed: int,
+              prereduced: bool = False) -> Pipeline:
+    if prereduced:
+        # Scores of standardised voxels already: rescaling them per component would
+        # flatten their spectrum and make the per-fold PCA pick arbitrary directions.
+        k = int(min(PCA_COMPONENTS, smallest_train - 1, n_features))
+        return Pipeline([("pca", PCA(n_components=k, random_state=seed)), ("model", estimator)])
     steps = [("scale", StandardScaler())]
     if n_features > PCA_ABOVE_DIMS:
         k = int(min(PCA_COMPONENTS, smallest_train - 1, n_features))
@@ -168,7 +175,7 @@ def _score_row(x: np.ndarray, y: np.ndarray, spec: dict, n: int, seed: int) -> d
     """One table row: the cross-validated scores of one model on one representation."""
     smallest_train = min(len(train) for train, _ in spec["folds"])
     pipeline = _pipeline(_estimator(spec["model"], spec["strategy"], seed), x.shape[1],
-                         smallest_train, seed)
+                         smallest_train, seed, spec.get("prereduced", False))
     with threadpool_limits(limits=1):
         scores = cross_validate(pipeline, x, y, cv=spec["folds"],
                                 scoring=("accuracy", "balanced_accuracy"))
@@ -212,8 +219,12 @@ def probe_table(features_by_representation: dict[str, np.ndarray], labels: dict[
         raise BrainlabInputError(f"n_jobs must be >= 1; found {n_jobs}")
     report(progress, 0.0, "reducing wide features")
     features = {name: reduce_wide_features(x, seed) for name, x in features_by_representation.items()}
+    prereduced = {name: features[name].shape[1] != np.shape(x)[1]
+                  for name, x in features_by_representation.items()}
     targets = {name: np.asarray(y) for name, y in labels.items()}
     plan = _row_plan(features, targets, n, n_splits, seed, tuple(models))
+    for spec in plan:
+        spec["prereduced"] = prereduced[spec["representation"]]
     jobs = ((features[spec["representation"]], targets[spec["target"]], spec, n, seed)
             for spec in plan)
     if int(n_jobs) == 1:
