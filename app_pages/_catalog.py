@@ -38,6 +38,10 @@ PAGES = (
              "PCA/UMAP maps of each representation and how well they encode sex and age."),
     PageInfo("app_pages/gan_lab.py", "gan_lab", "GAN lab", ":material/science:",
              "Sample, interpolate and edit synthetic brains."),
+    PageInfo("app_pages/gan_live.py", "gan_live", "GAN Lab live", ":material/play_circle:",
+             "Watch the latent GAN learn: play, pause, step, change its settings live."),
+    PageInfo("app_pages/train.py", "train", "Train", ":material/model_training:",
+             "Train a model in the background, watch its curves, find it in the pickers."),
     PageInfo("app_pages/classifiers.py", "classifiers", "Classifiers", ":material/fact_check:",
              "Sex and age classifiers on real vs synthetic brains."),
 )
