@@ -10,6 +10,7 @@ says which model is missing and the command that trains it — never a traceback
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import streamlit as st
 
@@ -37,10 +38,30 @@ def train_command(model_type: str, cohort_source: str) -> str:
     return f"python -m brainlab train {model_type} --cohort {cohort_source}"
 
 
+def _folders_stamp() -> tuple:
+    """Modification times of the checkpoint roots and their cohort folders: a finished
+    job or a saved live GAN moves its folder in with one ``os.replace``, which changes
+    its parent's mtime, so a new checkpoint changes this stamp (a few ``stat`` calls)."""
+    from brainlab import paths
+
+    stamp = []
+    for root in (paths.SHIPPED_CHECKPOINTS, paths.user_checkpoints()):
+        root = Path(root)
+        if root.is_dir():
+            stamp.append((str(root), root.stat().st_mtime_ns))
+            stamp.extend((str(p), p.stat().st_mtime_ns) for p in root.iterdir() if p.is_dir())
+    return tuple(sorted(stamp))
+
+
 @st.cache_data(ttl=30, show_spinner=False)
-def _listing() -> list[dict]:
-    # Re-listed at most every 30 s so that a model trained meanwhile appears.
+def _cached_listing(stamp: tuple) -> list[dict]:
     return available()
+
+
+def _listing() -> list[dict]:
+    # Re-listed when a checkpoint folder appears (the stamp) and at most every 30 s
+    # otherwise, so that a model trained meanwhile shows without restarting the server.
+    return _cached_listing(_folders_stamp())
 
 
 def checkpoints_for(model_type: str, cohort: Cohort) -> list[dict]:
