@@ -38,7 +38,7 @@ def build_model(model_type: str, cohort, config=None):
     from brainlab.registry import model_spec
 
     cls = model_spec(model_type).model_class()
-    if model_type == "morph-ae":
+    if "features" in cls.batch_fields:  # table models are sized by the cohort's feature columns
         return cls.from_cohort(cohort, config, feature_names=numeric_feature_columns(cohort))
     return cls.from_cohort(cohort, config)
 
