@@ -94,7 +94,7 @@ def tour_steps(cohort_source: str = "hcp-ya", live_gan: bool = False) -> list[To
         step(5, "GAN samples and their quality against baselines",
              "A small GAN generates autoencoder codes; the decoder turns them into brains. "
              "On hcp-ya the shipped GAN is measured no better than a plain Gaussian on the "
-             "same decoder.", "Ask the class why a GAN might not beat a Gaussian here.",
+             "same decoder.", "Ask the class why: what would a GAN need to beat a Gaussian here?",
              "gan_lab", ("gan",), seed=0, n=8),
         step(6, "Watching the GAN learn",
              "Generator and discriminator train live: real and generated codes in one map, "
@@ -119,7 +119,7 @@ def tour_steps(cohort_source: str = "hcp-ya", live_gan: bool = False) -> list[To
               "The sex classifier on real brains and on GAN samples. On hcp-ya it is measured "
               "no better than logistic regression on head size (ICV) alone.")
              + " A two-sample test asks whether samples can be told from real brains.",
-             "Ask the class why: what can a classifier use besides head size?" if not ageing
+             "Ask the class why: what could a classifier use besides head size?" if not ageing
              else "If samples fool the classifier, are they realistic?",
              "classifiers", ("age-model" if ageing else "sex-clf", "gan"),
              model="age-model" if ageing else "sex-clf", n=64, seed=0),
