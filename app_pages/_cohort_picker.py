@@ -2,9 +2,11 @@
 
 ``cohort_sidebar()`` shows the picker (presets, uploads, a server path), loads the
 chosen cohort and keeps ``?cohort=`` in the URL; pages read the result with
-``current_cohort()``. Loading is shared by the whole server process: one lock per
-source, so a build in one session never blocks pages of other sessions, and two
-requests for the same build wait on that one build. Uploads are stored by
+``current_cohort()``. Loading is shared by the whole server process: one background
+build per source, so a build never blocks pages (Home shows its progress bar and
+ETA, other pages say the cohort is building), pages of other cohorts are served
+meanwhile, and sessions asking for the same source share that one build. The
+default cohort also starts the derived results' warm-up (``_warm.py``). Uploads are stored by
 ``brainlab.data.upload`` under ``<cache>/uploads/<hash>/``: the source of an upload
 is that real path, so a suggested CLI command works when copied. A session's
 uploads are released when it uploads another file or ends; the cache is pruned to
@@ -34,6 +36,7 @@ _PICKER_KEY = "brainlab_cohort_picker"
 _LOADED_KEY = "brainlab_cohort"
 _UPLOADS_KEY = "brainlab_uploads"     # {path: original file name} of this session
 _LEASE_KEY = "brainlab_upload_lease"
+BUILD_WAIT_S = 1.5      # a warm load finishes in this time; a cold build goes on in the background
 
 
 def default_source() -> str:
@@ -45,38 +48,73 @@ def default_source() -> str:
 
 @st.cache_resource(show_spinner=False)
 def _store() -> dict:
-    """Process-wide: loaded cohorts, one lock per source, upload use counts."""
+    """Process-wide: loaded cohorts, builds in progress, upload use counts."""
     prune_uploads()  # on start: anything beyond the cap or age limit left by earlier runs
-    return {"cohorts": {}, "locks": {}, "guard": threading.Lock(), "uploads_in_use": {}}
+    return {"cohorts": {}, "builds": {}, "guard": threading.Lock(), "uploads_in_use": {}}
 
 
-def get_cohort(source: str) -> Cohort:
-    """Load ``source`` once per server process; the building session shows a progress bar."""
+class CohortBuild:
+    """One cohort load in a background thread: its progress, then the cohort or the error."""
+
+    def __init__(self, source: str, store: dict) -> None:
+        self.source, self.fraction, self.message = source, 0.0, "starting"
+        self.error: Exception | None = None
+        self.finished = threading.Event()
+        self._store = store
+        threading.Thread(target=self._run, name=f"brainlab-cohort-{source}", daemon=True).start()
+
+    def _report(self, fraction: float, message: str = "") -> None:
+        self.fraction = min(1.0, max(self.fraction, float(fraction)))
+        self.message = message or self.message
+
+    def _run(self) -> None:
+        try:
+            cohort = load(self.source, progress=self._report)
+            with self._store["guard"]:
+                self._store["cohorts"][self.source] = cohort
+        except Exception as error:  # shown to whoever asks for the cohort next
+            self.error = error
+        finally:
+            with self._store["guard"]:
+                if self._store["builds"].get(self.source) is self and self.error is None:
+                    del self._store["builds"][self.source]
+            self.finished.set()
+
+
+def cohort_or_build(source: str, wait_s: float = 0.0) -> tuple[Cohort | None, CohortBuild | None]:
+    """``(cohort, None)`` once ``source`` is loaded, else ``(None, build)`` while it builds.
+
+    The load runs once per server process in a background thread (one per source:
+    a build never blocks pages of other cohorts; sessions asking for the same source
+    share it). ``wait_s``: how long to wait for it here first (a warm load takes well
+    under a second). A failed build raises its error once, to the next caller.
+    """
     store = _store()
     with store["guard"]:
         cohort = store["cohorts"].get(source)
-        lock = store["locks"].setdefault(source, threading.Lock())
+        build = store["builds"].get(source)
+        if cohort is None and build is None:
+            build = store["builds"][source] = CohortBuild(source, store)
     if cohort is not None:
-        return cohort
-    if not lock.acquire(blocking=False):  # another session is building it: wait for that one
-        with st.spinner(f"Another session is building cohort {source} …"):
-            lock.acquire()
-    try:
-        cohort = store["cohorts"].get(source)
-        if cohort is None:
-            bar = st.progress(0.0, text=f"Loading cohort {source} …")
+        return cohort, None
+    build.finished.wait(wait_s)
+    if build.finished.is_set():
+        if build.error is not None:
+            with store["guard"]:
+                if store["builds"].get(source) is build:
+                    del store["builds"][source]
+            raise build.error
+        return store["cohorts"][source], None
+    return None, build
 
-            def progress(fraction: float, message: str = "") -> None:
-                bar.progress(min(1.0, max(0.0, fraction)), text=f"{source}: {message or 'building'}")
 
-            try:
-                cohort = load(source, progress=progress)
-            finally:
-                bar.empty()
-            store["cohorts"][source] = cohort
-        return cohort
-    finally:
-        lock.release()
+def get_cohort(source: str) -> Cohort:
+    """``source`` loaded once per server process, waiting for its build to finish."""
+    cohort, build = cohort_or_build(source)
+    while cohort is None:
+        build.finished.wait()
+        cohort, build = cohort_or_build(source)
+    return cohort
 
 
 # ---------------------------------------------------------------- uploads
@@ -192,15 +230,43 @@ def cohort_sidebar() -> None:
                      help="Phantom presets are synthetic brains with known ground truth.")
     sync_query(cohort=source)
     try:
-        cohort = get_cohort(source)
+        cohort, build = cohort_or_build(source, wait_s=BUILD_WAIT_S)
     except (BrainlabInputError, ValueError, OSError) as error:
         st.error(f"Could not load cohort **{source_label(source)}**: {error}")
         st.stop()
-    st.session_state[_LOADED_KEY] = (cohort, source)
+    st.session_state[_LOADED_KEY] = (cohort, source) if cohort is not None else None
+    if cohort is None:
+        return
     with st.sidebar:
         st.caption(f"{len(cohort)} subjects · fingerprint `{cohort.fingerprint[:10]}`")
+    if source == default_source():
+        from app_pages._warm import warm_sidebar
+
+        warm_sidebar(cohort)
 
 
-def current_cohort() -> tuple[Cohort, str]:
-    """``(cohort, source)`` chosen by the picker in this run (``app.py`` draws it first)."""
-    return st.session_state[_LOADED_KEY]
+@st.fragment(run_every=1.0)
+def build_progress(source: str, bar: bool) -> None:
+    """While ``source`` builds: a progress bar (``bar``) or one line; reruns the page when
+    the build ends."""
+    build = _store()["builds"].get(source)
+    if build is None or build.finished.is_set():
+        st.rerun()
+    text = f"The cohort **{source_label(source)}** is building ({build.message})"
+    if bar:
+        st.progress(build.fraction, text=text)
+    else:
+        st.info(text + "; this page opens when it is ready.", icon=":material/hourglass_top:")
+
+
+def current_cohort(progress_bar: bool = False) -> tuple[Cohort, str]:
+    """``(cohort, source)`` chosen by the picker in this run (``app.py`` draws it first).
+
+    While the cohort still builds, says so (with the subjects done and the ETA; a
+    progress bar when ``progress_bar``) and stops the page; it reruns when the build ends.
+    """
+    loaded = st.session_state.get(_LOADED_KEY)
+    if loaded is None:
+        build_progress(st.session_state[_SOURCE_KEY], progress_bar)
+        st.stop()
+    return loaded

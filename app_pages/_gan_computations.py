@@ -14,17 +14,11 @@ import streamlit as st
 
 from brainlab.analysis import attribute_edits
 from brainlab.analysis.gan_walks import (
-    frames_to_nifti_bytes, render_frames, seed_latent, subject_latent, walk,
+    frames_to_nifti_bytes, seed_latent, subject_latent, walk,
 )
 
 MAX_STRENGTH = 3.0
 CURVE_STRENGTHS = np.linspace(-MAX_STRENGTH, MAX_STRENGTH, 9)
-
-
-@st.cache_data(show_spinner=False, max_entries=8)
-def sample_volumes(gan_key: str, seed: int, n: int, _gan) -> np.ndarray:
-    """``n`` decoded samples (n, D, H, W) from ``seed``."""
-    return render_frames(_gan, np.asarray(_gan.sample_latent(n, seed), dtype=np.float32))
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -52,19 +46,6 @@ def walk_frames(gan_key: str, encoder_key: str, fingerprint: str, start: str, en
 def nifti_bytes(walk_key: tuple, _frames, _affine) -> bytes:
     """The walk's frames as a gzipped 4D NIfTI."""
     return frames_to_nifti_bytes(_frames, _affine)
-
-
-@st.cache_data(show_spinner=False, max_entries=16)
-def fitted_directions(model_keys: tuple, fingerprint: str, source_name: str, n_samples: int,
-                      _gan, _encoder, _sex, _age, _cohort, _train):
-    """Sex/age directions in z fitted on ``"real"`` subjects, GAN ``"samples"`` or ``"both"``."""
-    if source_name == "real":
-        return attribute_edits.directions_from_real(_encoder, _cohort, _train)
-    if source_name == "both":
-        return attribute_edits.directions_from_both(_encoder, _cohort, _train, _gan, n_samples,
-                                                    seed=0, sex_model=_sex, age_model=_age)
-    return attribute_edits.directions_from_samples(_gan, n_samples, seed=0, sex_model=_sex,
-                                                   age_model=_age)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)

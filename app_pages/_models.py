@@ -80,12 +80,13 @@ def checkpoints_for(model_type: str, cohort: Cohort) -> list[dict]:
 
 @st.cache_resource(show_spinner="Loading model …", max_entries=16)
 def load_model(path: str):
-    """``(model, card)`` loaded once per server process, eval mode, inference only."""
+    """``(model, card)`` loaded once per server process, eval mode, inference only; the
+    card carries its folder as ``path`` (for the derived results' checkpoint digest)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model, card = load_checkpoint(path)
     model.requires_grad_(False)
-    return model, card
+    return model, dict(card, path=str(path))
 
 
 def _entry_label(entry: dict) -> str:

@@ -3,18 +3,18 @@
 import numpy as np
 import streamlit as st
 
-from brainlab.analysis.judged_subjects import judged_subjects, training_indices
-from brainlab.analysis.real_vs_synthetic import compare_real_synthetic, realism_order
-from brainlab.errors import BrainlabInputError
+from brainlab.analysis import derived_results
+from brainlab.analysis.judged_subjects import judged_subjects
+from brainlab.analysis.real_vs_synthetic import realism_order
 from brainlab.viz import PLANES
 from brainlab.viz.gan_plots import (
     calibration_figure, confusion_matrix_figure, fraction_bars_figure, sample_grid_figure,
     score_distributions_figure,
 )
-from app_pages._checkpoint_identity import checkpoint_key
 from app_pages._cohort_picker import current_cohort
 from app_pages._memorisation_view import memorisation_view
 from app_pages._models import MODEL_NAMES, metric_summary, model_picker
+from app_pages._results import checkpoint, derived_result
 from app_pages._state import url_choice, url_number
 
 CHOICES = {"sex-clf": "sex classifier", "age-model": "brain-age model"}
@@ -40,29 +40,14 @@ gan, gan_card = model_picker("gan", cohort, source, show_card=False)
 if classifier is None or gan is None:
     st.stop()
 judged = judged_subjects(cohort, classifier_card)
-gan_train = training_indices(cohort, gan_card)
-
-
-# An entry holds up to 256 sample volumes (~240 MB on the HCP grid): keep few.
-@st.cache_data(show_spinner=False, max_entries=4)
-def comparison(classifier_key: str, gan_key: str, fingerprint: str, n: int, sample_seed: int,
-               _classifier, _gan) -> dict:
-    bar = st.progress(0.0, text="Comparing real and synthetic brains …")
-    try:
-        return compare_real_synthetic(
-            _classifier, _gan, cohort, n_samples=n, seed=sample_seed,
-            heldout_indices=judged.indices, train_indices=gan_train,
-            memorisation=gan_train is not None and len(gan_train) > 0,
-            progress=lambda fraction, message="": bar.progress(min(1.0, fraction), text=message))
-    finally:
-        bar.empty()
-
-
-try:
-    result = comparison(checkpoint_key(classifier_card), checkpoint_key(gan_card),
-                        cohort.fingerprint, n_samples, seed, classifier, gan)
-except BrainlabInputError as error:
-    st.error(f"Could not compare on {judged.description}: {error}")
+# From memory or disk at once (``python -m brainlab warm`` and the app's warm-up store the
+# default comparison), else computed in the background while the sidebar stays usable.
+result = derived_result(
+    derived_results.real_vs_synthetic, cohort, checkpoint(classifier, classifier_card),
+    checkpoint(gan, gan_card), n_samples, seed,
+    label=f"Comparing {n_samples} GAN samples with real brains",
+    error_text=lambda error: f"Could not compare on {judged.description}: {error}")
+if result is None:
     st.stop()
 summary, kind, name = result["summary"], result["kind"], MODEL_NAMES[model_type]
 
@@ -94,8 +79,11 @@ with right:
                    f"samples {summary['sd_predicted_synthetic']:.2g}).")
 
 st.header(f"The {name} on real brains it never saw")
-st.caption(f"Judged on {judged.description}"
-           + ("" if judged.trained_here else " (capped at 256)" if len(judged.indices) > 256 else "")
+st.caption(("Judged on " + judged.description if judged.trained_here else
+            "Judged on this cohort's test split (the model was trained on another cohort, so "
+            "it saw none of them)")
+           + (f", a seeded subset of {summary['n_real']}" if summary["n_real"] < len(judged.indices)
+              and judged.trained_here else "")
            + f". Metrics: {metric_summary(result['metrics_real'], 8, skip=('n',)) or 'none'} "
              f"(n={summary['n_real']} real brains).")
 left, right = st.columns(2)

@@ -3,9 +3,9 @@
 import numpy as np
 import streamlit as st
 
-from brainlab.analysis import attribute_edits
+from brainlab.analysis import attribute_edits, derived_results
 from brainlab.analysis.gan_walks import render_frames
-from brainlab.analysis.judged_subjects import fitting_subjects, judged_subjects
+from brainlab.analysis.judged_subjects import judged_subjects
 from brainlab.data.grid import mni_affine
 from brainlab.errors import BrainlabInputError
 from brainlab.viz import PLANES
@@ -13,14 +13,13 @@ from brainlab.viz.gan_plots import sample_grid_figure
 from app_pages._checkpoint_identity import checkpoint_key
 from app_pages._cohort_picker import current_cohort
 from app_pages._cohort_views import phantom_effect_maps
-from app_pages._gan_computations import (
-    MAX_STRENGTH, endpoint_latent, fitted_directions, sample_volumes, walk_frames,
-)
+from app_pages._gan_computations import MAX_STRENGTH, endpoint_latent, walk_frames
 from app_pages._gan_directions import edit_models, fitted_direction
 from app_pages._gan_edit_views import edit_views
 from app_pages._gan_quality import gan_quality
 from app_pages._gan_walk import frame_viewer, walk_downloads
 from app_pages._models import model_picker
+from app_pages._results import checkpoint, derived_result
 from app_pages._state import sync_query, url_checkbox, url_choice, url_number
 
 ENDS = {"seeds": "two random seeds", "subjects": "two real subjects (encoded)"}
@@ -42,7 +41,6 @@ if gan is None:
 gan_key = checkpoint_key(gan_card)
 affine = mni_affine(tuple(gan.grid_shape))
 ids = cohort.subject_ids
-fit_indices = fitting_subjects(cohort, gan_card)  # for directions fitted on real subjects
 heldout_ids = [ids[i] for i in judged_subjects(cohort, gan_card).indices] or ids
 with st.sidebar:
     st.markdown("### View")
@@ -56,8 +54,9 @@ seed = url_number(controls[0].number_input, "Seed", 0, MAX_SEED, "seed", 0, step
 n_samples = url_number(controls[1].slider, "Samples", 2, 32, "n", 8)
 grid_col, quality_col = st.columns([3, 2])
 with grid_col:
-    with st.spinner("Generating samples …"):
-        samples = sample_volumes(gan_key, seed, n_samples, gan)
+    # Fast enough to render here; kept on disk like every derived result.
+    samples = derived_result(derived_results.gan_samples, checkpoint(gan, gan_card), n_samples,
+                             seed, background=False, label="Generating samples")["volumes"]
     st.plotly_chart(sample_grid_figure(samples, labels=[f"#{i}" for i in range(n_samples)],
                                        plane=plane, columns=min(4, n_samples)),
                     width="stretch", key="sample_grid")
@@ -120,9 +119,8 @@ models = edit_models(cohort, source, encoder, encoder_card,
 encoder, encoder_key = models.encoder, models.keys[0]
 model_keys = (gan_key,) + models.keys
 name = "age_given_sex" if attribute == "age" and conditional else attribute
-directions = fitted_direction(models, name, direction_source, lambda: fitted_directions(
-    model_keys, cohort.fingerprint, direction_source, 256, gan, encoder, models.sex,
-    models.age, cohort, fit_indices))
+gan_checkpoint = checkpoint(gan, gan_card)
+directions = fitted_direction(models, name, direction_source, cohort, gan_checkpoint)
 if directions is not None:
     direction = directions.get(name)
     direction_key = "|".join((name, direction_source, cohort.fingerprint) + model_keys)

@@ -7,8 +7,6 @@ from app_pages._catalog import existing_pages, page_link
 from app_pages._cohort_picker import current_cohort, source_label
 from app_pages._models import model_rows
 
-cohort, source = current_cohort()
-
 st.title("brainlab")
 st.markdown(
     "Explore what generative models learn about the brain. brainlab trains autoencoders, "
@@ -20,6 +18,7 @@ st.markdown(
 )
 
 st.subheader("Current cohort")
+cohort, source = current_cohort(progress_bar=True)  # while it builds: a progress bar, then stop
 table = cohort.table
 counts = table["sex"].value_counts()
 ages = table["age"].dropna()

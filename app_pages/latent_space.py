@@ -2,18 +2,17 @@
 
 import streamlit as st
 
+import pandas as pd
+
+from brainlab.analysis import derived_results
 from brainlab.analysis.latent_maps import (
     REPRESENTATIONS, available_representations, colour_values, colour_variables,
-    representation_features, representation_probe_table,
 )
 from brainlab.analysis.probes import SEED_STUDY_REFERENCE
-from brainlab.errors import BrainlabInputError
 from brainlab.viz.latent_plots import latent_scatter, probe_comparison, probe_table_view
-from app_pages._checkpoint_identity import checkpoint_key
 from app_pages._cohort_picker import current_cohort
 from app_pages._models import checkpoints_for, model_picker
-from app_pages._projections import projection
-from app_pages._results import cached_result, peek_result
+from app_pages._results import checkpoint, derived_result, stored_result, task_for
 from app_pages._state import sync_query, url_choice, url_slider
 from app_pages._subject_panel import subject_panel
 from app_pages._subjects import new_pick, subject_choice
@@ -64,17 +63,7 @@ rep = REPRESENTATIONS[rep_key]
 model, card = model_picker(rep.model_type, cohort, source) if rep.model_type else (None, None)
 if rep.model_type is not None and model is None:
     st.stop()
-feature_key = (rep_key, checkpoint_key(card), cohort.fingerprint)
-features = cached_result("features", feature_key,
-                         lambda progress: representation_features(rep_key, cohort, model, progress),
-                         f"Computing {rep.label} for {len(cohort)} subjects (once) …")
-try:
-    coords = projection(feature_key, features, method, dims, neighbors, min_dist)
-except (BrainlabInputError, ValueError) as error:
-    st.error(f"Could not project {len(features)} subjects with {PROJECTIONS[method]}: {error}. "
-             "Choose PCA, or a cohort with more subjects.")
-    st.stop()
-
+model_checkpoint = checkpoint(model, card)
 ids = cohort.subject_ids
 variable = colour_values(cohort, colour)
 map_key = f"map_{rep_key}_{method}"
@@ -87,19 +76,28 @@ clicked = new_pick("map_point", points[0]["customdata"][0]
 map_column, subject_column = st.columns([3, 2]) if has_images else (st.container(), st.container())
 subject = subject_choice(ids, picked=clicked, container=subject_column)
 with map_column:
-    fig = latent_scatter(coords, ids, table["sex"].to_numpy(), table["age"].to_numpy(),
-                         variable.values, colour, variable.kind == "categorical",
-                         axis_title="PC" if method == "pca" else "UMAP", highlight=subject,
-                         title=f"{rep.label} · {PROJECTIONS[method]} {dims}D")
-    if dims == 2:
-        st.plotly_chart(fig, on_select="rerun", selection_mode="points", width="stretch",
-                        key=map_key)
-    else:
-        st.plotly_chart(fig, width="stretch", key=f"map3d_{rep_key}_{method}")
-    st.caption(f"One point per subject, coloured by {colour}: look for gradients or clusters "
-               "that follow the colour (the representation encodes it) and for outliers. "
-               + ("Click a point to open that subject." if dims == 2 else
-                  "Drag to rotate; pick a subject with the Subject box."))
+    # PCA/UMAP coordinates from memory or disk at once, else computed in the background:
+    # a progress bar stands in for the map, the subject panel and probes stay usable.
+    coords = derived_result(
+        derived_results.projection, cohort, rep_key, model_checkpoint, method, dims, neighbors,
+        min_dist, label=f"{PROJECTIONS[method]} {dims}D of {rep.label}",
+        error_text=lambda error: f"Could not project {len(cohort)} subjects with "
+                                 f"{PROJECTIONS[method]}: {error}. Choose PCA, or a cohort "
+                                 "with more subjects.")
+    if coords is not None:
+        fig = latent_scatter(coords, ids, table["sex"].to_numpy(), table["age"].to_numpy(),
+                             variable.values, colour, variable.kind == "categorical",
+                             axis_title="PC" if method == "pca" else "UMAP", highlight=subject,
+                             title=f"{rep.label} · {PROJECTIONS[method]} {dims}D")
+        if dims == 2:
+            st.plotly_chart(fig, on_select="rerun", selection_mode="points", width="stretch",
+                            key=map_key)
+        else:
+            st.plotly_chart(fig, width="stretch", key=f"map3d_{rep_key}_{method}")
+        st.caption(f"One point per subject, coloured by {colour}: look for gradients or "
+                   "clusters that follow the colour (the representation encodes it) and for "
+                   "outliers. " + ("Click a point to open that subject." if dims == 2 else
+                                   "Drag to rotate; pick a subject with the Subject box."))
 with subject_column:
     subject_panel(cohort, source, subject, colour, variable,
                   model if rep_key == "mri-ae" else None)
@@ -111,22 +109,26 @@ st.markdown("Logistic regression, random forest, KNN and a decision tree predict
             f"bin from {pairing}, scored by stratified 5-fold cross-validation with fixed "
             "folds (mean ± sd). The seed study's published figures sit in their own column "
             "for reference; they were not computed here.")
-probe_key = (rep_key, checkpoint_key(card), cohort.fingerprint)
-probes = peek_result("probes", probe_key)
-if probes is None and st.session_state.get("_probe_request") == probe_key:
-    st.session_state.pop("_probe_request", None)
-    try:
-        probes = cached_result("probes", probe_key, lambda progress: representation_probe_table(
-            rep_key, cohort, model, progress=progress), "Running probes …")
-    except (BrainlabInputError, ValueError) as error:  # e.g. a class with a single subject
-        st.error(f"Could not run the probes on {len(cohort)} subjects: {error}")
-if probes is None:
+probe_args = (derived_results.probe_table, cohort, rep_key, model_checkpoint)
+probes = stored_result(*probe_args)
+if probes is None and (task_for(*probe_args) is not None
+                       or st.session_state.get("_probe_request") == rep_key):
+    probes = derived_result(*probe_args, label="Probes",
+                            show_partial=lambda rows: st.dataframe(
+                                probe_table_view(pd.DataFrame(rows)), hide_index=True,
+                                width="stretch"),
+                            error_text=lambda error: f"Could not run the probes on "
+                                                     f"{len(cohort)} subjects: {error}")
+    if probes is None:
+        st.caption("The table fills in row by row; every other control stays usable.")
+elif probes is None:
     # A callback (not the button's return value) so the request survives any rerun.
     st.button("Run probes", type="primary",
-              on_click=lambda: st.session_state.update(_probe_request=probe_key),
-              help="Takes seconds; the result is kept for this cohort and model.")
+              on_click=lambda: st.session_state.update(_probe_request=rep_key),
+              help="Runs in the background; the result is kept on disk for this cohort "
+                   "and model.")
     st.caption("Press **Run probes** to fill the table.")
-else:
+if probes is not None:
     view = probe_table_view(probes)
     st.dataframe(view, hide_index=True, width="stretch", height=min(36 * (len(view) + 1) + 4, 560))
     st.caption("Compare each raw row with its latent row: a latent close to raw keeps the "

@@ -4,19 +4,19 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from brainlab.analysis import derived_results
 from brainlab.analysis.judged_subjects import judged_subjects
 from brainlab.analysis.reconstructions import (
-    morphometry_reconstruction, per_feature_r2, reconstruct_subjects, reconstruction_errors,
-    standardised_features, volume_errors,
+    morphometry_reconstruction, per_feature_r2, reconstruct_subjects, standardised_features,
+    volume_errors,
 )
 from brainlab.viz.reconstruction_plots import (
     error_by_subject, feature_comparison, r2_bars, reconstruction_triplanar,
 )
-from app_pages._checkpoint_identity import checkpoint_key
 from app_pages._cohort_picker import current_cohort
 from app_pages._cohort_views import intensity_range
 from app_pages._models import model_picker
-from app_pages._results import cached_result
+from app_pages._results import checkpoint, derived_result
 from app_pages._slices import slice_cursor
 from app_pages._state import url_choice
 from app_pages._subjects import describe_subject, new_pick, subject_choice, table_click
@@ -57,18 +57,21 @@ else:
     model, card = model_picker("mri-ae", cohort, source)
 if model is not None:
     judged = judged_subjects(cohort, card)
-    errors = cached_result(
-        "mri-errors", (checkpoint_key(card), cohort.fingerprint),
-        lambda progress: reconstruction_errors(model, cohort, judged.indices, progress=progress),
-        f"Reconstructing {len(judged.indices)} subjects (once per model) …")
     st.subheader(f"Judged on {judged.description}")
-    st.caption("Sort by a column (click its header) to find the best and worst "
-               "reconstructed subjects; click a row to view that subject below.")
-    shown = errors.drop(columns=["index"]).rename(columns={"mae": "mean |error|"})
-    event = st.dataframe(shown, on_select="rerun", selection_mode="single-row", hide_index=True,
-                         height=230, width="stretch", key=f"errors_{cohort.fingerprint}",
-                         column_config=ERROR_COLUMNS)
-    clicked = new_pick("errors_row", table_click(event, shown["subject_id"].to_numpy()))
+    # Held-out errors from memory or disk, else computed in the background (a progress bar
+    # stands in for the table; the subject viewer below works meanwhile).
+    errors = derived_result(derived_results.reconstructions, cohort, checkpoint(model, card),
+                            "test" if judged.trained_here else "all",
+                            label=f"Reconstructing {len(judged.indices)} subjects")
+    clicked = None
+    if errors is not None:
+        st.caption("Sort by a column (click its header) to find the best and worst "
+                   "reconstructed subjects; click a row to view that subject below.")
+        shown = errors.drop(columns=["index"]).rename(columns={"mae": "mean |error|"})
+        event = st.dataframe(shown, on_select="rerun", selection_mode="single-row",
+                             hide_index=True, height=230, width="stretch",
+                             key=f"errors_{cohort.fingerprint}", column_config=ERROR_COLUMNS)
+        clicked = new_pick("errors_row", table_click(event, shown["subject_id"].to_numpy()))
     subject = subject_choice(offered_ids(judged), picked=clicked)
     index = cohort.index_of(subject)
     cursor = slice_cursor(cohort.grid_shape)
@@ -82,8 +85,9 @@ if model is not None:
     note.caption(("Unseen subject: the model never saw it in training."
                   if index in set(judged.indices.tolist()) else "**Not held out**: this subject "
                   "may have been used in training, so its reconstruction is optimistic.")
-                 + f" Mean SSIM over the judged subjects {errors['ssim'].mean():.3f}, "
-                   f"PSNR {errors['psnr'].replace(np.inf, np.nan).mean():.1f} dB.")
+                 + ("" if errors is None else
+                    f" Mean SSIM over the judged subjects {errors['ssim'].mean():.3f}, "
+                    f"PSNR {errors['psnr'].replace(np.inf, np.nan).mean():.1f} dB."))
     st.markdown(f"**{describe_subject(table, index)}**")
     st.plotly_chart(reconstruction_triplanar(originals[0], recons[0], cohort.affine, cursor=cursor,
                                              value_range=intensity_range(cohort)),
@@ -91,10 +95,11 @@ if model is not None:
     st.caption("Same slices in all three rows: look for blur at edges and small structures "
                "(hippocampus, ventricles) in the reconstruction, and where the error row is "
                "bright.")
-    st.plotly_chart(error_by_subject(errors, "ssim", selected=subject), width="stretch",
-                    key="ssim_strip")
-    st.caption("SSIM per judged subject by sex (the circled point is the subject above): "
-               "look for outliers and for one sex reconstructing worse.")
+    if errors is not None:
+        st.plotly_chart(error_by_subject(errors, "ssim", selected=subject), width="stretch",
+                        key="ssim_strip")
+        st.caption("SSIM per judged subject by sex (the circled point is the subject above): "
+                   "look for outliers and for one sex reconstructing worse.")
 
 st.header("Morphometry autoencoder")
 morph_model = None
@@ -105,10 +110,12 @@ else:
     morph_model, morph_card = model_picker("morph-ae", cohort, source)
 if morph_model is not None:
     judged = judged_subjects(cohort, morph_card)
-    original, reconstructed = cached_result(
-        "morph-recon", (checkpoint_key(morph_card), cohort.fingerprint),
-        lambda progress: morphometry_reconstruction(morph_model, cohort, judged.indices),
-        "Reconstructing morphometry …")
+    # A small MLP over a table: fast enough to compute here (and keep on disk).
+    morph = derived_result(derived_results.reconstructions, cohort,
+                           checkpoint(morph_model, morph_card),
+                           "test" if judged.trained_here else "all", background=False,
+                           label="Reconstructing morphometry")
+    original, reconstructed = morph["original"], morph["reconstructed"]
     r2 = per_feature_r2(original, reconstructed)
     if subject is None:
         subject = subject_choice(offered_ids(judged))

@@ -45,17 +45,61 @@ def open_page(source: str, page: str, *, timeout: float, **params) -> AppTest:
     at.query_params["cohort"] = source
     for name, value in params.items():
         at.query_params[name] = str(value)
-    at.run()
+    run_settled(at)
     if page != "home":
-        at.switch_page(f"app_pages/{page}.py").run()
+        run_settled(at.switch_page(f"app_pages/{page}.py"))
     assert not at.exception, [e.value for e in at.exception]
     return at
 
 
 def rerun(at: AppTest) -> AppTest:
-    at.run()
+    run_settled(at)
     assert not at.exception, [e.value for e in at.exception]
     return at
+
+
+def background_busy() -> bool:
+    """Whether a cohort build or a background task of this process is still running."""
+    sys.path.insert(0, str(REPO_ROOT))
+    from app_pages._cohort_picker import _store
+    from brainlab.background import runner
+
+    builds = list(_store()["builds"].values())
+    return (any(not b.finished.is_set() for b in builds)
+            or any(not t.done for t in runner().tasks()))
+
+
+def wait_for_background(timeout: float = 180) -> None:
+    """Block until every cohort build and background task of this process has ended."""
+    sys.path.insert(0, str(REPO_ROOT))
+    from app_pages._cohort_picker import _store
+    from brainlab.background import runner
+
+    deadline = time.monotonic() + timeout
+    while background_busy():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"background work still running after {timeout:.0f} s")
+        for build in list(_store()["builds"].values()):
+            build.finished.wait(0.05)
+        for task in runner().tasks():
+            task._done.wait(0.05)
+
+
+def run_settled(at: AppTest, timeout: float = 180) -> AppTest:
+    """``at.run()``, then rerun as a browser would (the progress fragments rerun the page)
+    until no cohort build or background task the page waits for is left."""
+    from brainlab.background import runner
+
+    for _ in range(30):
+        began = time.monotonic()
+        at.run()
+        wait_for_background(timeout)
+        finished_since = any(t.finished is not None and t.finished >= began
+                             for t in runner().tasks())
+        building = "brainlab_cohort" in at.session_state and at.session_state["brainlab_cohort"] is None
+        if not finished_since and not building:
+            return at
+    raise AssertionError("the page kept waiting for background work after 30 reruns")
 
 
 def widget(elements, label):

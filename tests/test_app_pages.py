@@ -14,7 +14,7 @@ pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 import app_helpers  # noqa: E402
-from app_helpers import APP, array, chart_specs, widget  # noqa: E402
+from app_helpers import APP, array, chart_specs, rerun, widget  # noqa: E402
 
 SHAPE = (12, 14, 16)
 TIMEOUT = 180
@@ -108,9 +108,11 @@ def test_cohort_page_subject_and_slices_follow_widgets_and_url(tensor_folder):
     assert widget(at.selectbox, "Subject").value == chosen
     assert widget(at.slider, "z: inferior → superior").value == 3
     other = cohort.subject_ids[2]
-    widget(at.selectbox, "Subject").set_value(other).run()
+    widget(at.selectbox, "Subject").set_value(other)
+    rerun(at)
     assert not at.exception
-    widget(at.slider, "x: left → right").set_value(7).run()
+    widget(at.slider, "x: left → right").set_value(7)
+    rerun(at)
     assert not at.exception
     params = {k: (v[0] if isinstance(v, list) else v) for k, v in at.query_params.items()}
     assert params["subject"] == other and params["x"] == "7" and params["z"] == "3"
@@ -133,7 +135,8 @@ def test_table_only_cohort_pages_work_without_images(fixture_csv):
     assert "Mean brains" not in [h.value for h in at.header]
     feature = widget(at.selectbox, "Feature")
     assert feature.options and feature.value == feature.options[0]
-    feature.set_value(feature.options[3]).run()
+    feature.set_value(feature.options[3])
+    rerun(at)
     assert not at.exception
     scatter = next(s for s in chart_specs(at) if s["layout"]["yaxis"].get("title", {}).get("text") == feature.options[3])
     assert sum(len(array(t["x"])) for t in scatter["data"] if t.get("mode") == "markers") == 54
@@ -142,7 +145,7 @@ def test_table_only_cohort_pages_work_without_images(fixture_csv):
 def test_unknown_cohort_shows_an_error_not_a_traceback():
     at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
     at.query_params["cohort"] = "no-such-cohort"
-    at.run()
+    rerun(at)
     assert not at.exception
     assert any("no-such-cohort" in e.value for e in at.error)
 
@@ -161,7 +164,8 @@ def test_phantom_cohort_overlays_truth():
 def test_path_typed_in_the_sidebar_switches_cohort_and_url(tensor_folder, fixture_csv):
     at = open_page(tensor_folder, "home")
     assert {m.label: m.value for m in at.metric}["subjects"] == "16"
-    widget(at.text_input, "…or a path on the server").set_value(str(fixture_csv)).run()
+    widget(at.text_input, "…or a path on the server").set_value(str(fixture_csv))
+    rerun(at)
     assert not at.exception
     assert {m.label: m.value for m in at.metric}["subjects"] == "54"
     cohort_param = at.query_params["cohort"]
@@ -172,7 +176,8 @@ def test_consecutive_subject_choices_all_stick(tensor_folder):
     cohort = load_cohort(tensor_folder)
     at = open_page(tensor_folder, "cohort")
     for subject in (cohort.subject_ids[3], cohort.subject_ids[9], cohort.subject_ids[1]):
-        widget(at.selectbox, "Subject").set_value(subject).run()
+        widget(at.selectbox, "Subject").set_value(subject)
+        rerun(at)
         assert not at.exception
         assert widget(at.selectbox, "Subject").value == subject
         titles = [(s["layout"].get("title") or {}).get("text", "") for s in chart_specs(at)]
@@ -264,10 +269,12 @@ def test_every_cohort_opens_at_its_centre_slices(tensor_folder):
     centre = [size // 2 for size in SHAPE]
     x, y, z = ("x: left → right", "y: posterior → anterior", "z: inferior → superior")
     assert [widget(at.slider, name).value for name in (x, y, z)] == centre
-    widget(at.slider, x).set_value(2).run()
+    widget(at.slider, x).set_value(2)
+    rerun(at)
     assert not at.exception and at.query_params["x"] in ("2", ["2"])
     # Another cohort on the same grid: back to the centre, not the old cursor.
-    widget(at.text_input, "…or a path on the server").set_value(tensor_folder).run()
+    widget(at.text_input, "…or a path on the server").set_value(tensor_folder)
+    rerun(at)
     assert not at.exception, [e.value for e in at.exception]
     assert [widget(at.slider, name).value for name in (x, y, z)] == centre
     assert app_helpers.query(at, "x") == str(centre[0])

@@ -19,7 +19,7 @@ pytest.importorskip("streamlit")
 import streamlit as st  # noqa: E402
 
 import app_helpers  # noqa: E402
-from app_helpers import query, widget  # noqa: E402
+from app_helpers import query, rerun, widget  # noqa: E402
 
 TIMEOUT = 300
 NUMPY_REPR = re.compile(r"np\.(int|float|str|bool)\w*\(|array\(")
@@ -105,7 +105,8 @@ def test_latent_space_maps_five_and_explains_probes(five_brains, fresh_caches):
                    if (s["layout"].get("title") or {}).get("text", "").startswith("raw MRI"))
     assert sum(len(t["customdata"]) for t in scatter["data"] if t.get("customdata")) >= 5
     assert not any("morph-ae" in c.value for c in at.caption)  # no latent without morphometry
-    widget(at.button, "Run probes").click().run()
+    widget(at.button, "Run probes").click()
+    rerun(at)
     assert not at.exception
     problem = next(e.value for e in at.error if "Could not run the probes" in e.value)
     assert "on 5 subjects" in problem and not NUMPY_REPR.search(problem)

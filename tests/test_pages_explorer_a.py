@@ -194,8 +194,8 @@ def test_table_only_cohort_shows_the_morphometry_part(fixture_csv, monkeypatch, 
     st.cache_data.clear()
     at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
     at.query_params["cohort"] = str(fixture_csv)
-    at.run()
-    at.switch_page("app_pages/reconstructions.py").run()
+    rerun(at)
+    rerun(at.switch_page("app_pages/reconstructions.py"))
     assert not at.exception, [e.value for e in at.exception]
     assert any("table-only" in i.value for i in at.info)
     chart_titled(at, "R² per feature")
@@ -203,7 +203,7 @@ def test_table_only_cohort_shows_the_morphometry_part(fixture_csv, monkeypatch, 
     subject = widget(at.selectbox, "Subject")
     assert subject.value in cohort.subject_ids
 
-    at.switch_page("app_pages/latent_space.py").run()
+    rerun(at.switch_page("app_pages/latent_space.py"))
     assert not at.exception, [e.value for e in at.exception]
     assert widget(at.selectbox, "Representation").options == ["raw morphometry", "morph-AE latent"]
     chart_titled(at, "raw morphometry · PCA 2D")
