@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import threading
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from pathlib import Path
 
 import numpy as np
@@ -181,7 +181,7 @@ def _run_threaded(chunks: _Chunks, starts: list[int], chunk: int, n: int, worker
                             initializer=_single_threaded_torch) as pool:
         pending = {pool.submit(chunks.make, s, min(s + chunk, n)) for s in starts}
         while pending:
-            finished, pending = wait(pending, return_when=FIRST_EXCEPTION)
+            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
             for future in finished:
                 error = future.exception()
                 if error is not None:
@@ -191,6 +191,10 @@ def _run_threaded(chunks: _Chunks, starts: list[int], chunk: int, n: int, worker
                 start, measured, targets = future.result()
                 with lock:
                     results[start] = (measured, targets)
+            # Each thread allocates from its own malloc arena, where freed chunk buffers
+            # fragment and the resident size creeps up chunk after chunk (2.9 GB for
+            # hcp-ya); trimming after every finished chunk keeps it to what is in use.
+            _release_free_memory()
             tracker.update(sum(len(m) for m, _ in results.values()))
     return results
 
