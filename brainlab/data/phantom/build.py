@@ -30,9 +30,9 @@ from brainlab.data.phantom.morphometry import Morphometer
 from brainlab.data.phantom.presets import PHANTOM_VERSION, RAW_MAX, fingerprint
 from brainlab.data.progress import CountProgress, ProgressCallback, report
 
-# Subjects in flight over all workers (~35 MB of temporaries each at 58x70x58), split
-# into one chunk per worker: 2 workers x 8 keeps a cold build under 2 GB. Results do not
-# depend on it.
+# Subjects in flight over all workers (tens of MB of temporaries each at 58x70x58),
+# split into one chunk per worker: 2 workers x 8 peaked at 1.0 GB on hcp-ya. Results
+# do not depend on it.
 IN_FLIGHT = 16
 
 
