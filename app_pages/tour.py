@@ -39,16 +39,18 @@ def model_status(model_types) -> tuple[list[str], list[str]]:
     return missing, other
 
 
-def open_button(step, primary: bool) -> None:
-    """A link button to the step's page, carrying its query params."""
+def app_address() -> str:
+    """This app's address (``http://host:port``), from the tour page's own URL."""
+    url = (st.context.url or "").split("?")[0].rstrip("/")
+    return url.rsplit("/", 1)[0] if url.endswith("/tour") else url
+
+
+def page_of(step):
+    """The step's page in this app's catalogue, or None after saying it is missing."""
     page = pages.get(step.url_path)
     if page is None:
         st.warning(f"Page `{step.url_path}` is not in this app.")
-        return
-    st.page_link(page.path, label=f"Open {page.title}", icon=page.icon,
-                 query_params=step.query, help=step.link(""))
-    if primary:
-        st.caption("Link: `" + step.link("") + "` (after the app's address)")
+    return page
 
 
 step = by_number[number]
@@ -62,8 +64,13 @@ with left:
     if cohort.images is None and step.url_path != "cohort":
         st.warning(f"Cohort **{cohort.name}** is table-only (no images): this step's page "
                    "can show little. Pick a phantom preset in the sidebar.")
-with right:
-    open_button(step, primary=True)
+with right, st.container(border=True):
+    page = page_of(step)
+    if page is not None and st.button(f"Open {page.title}", icon=page.icon, type="primary",
+                                      width="stretch", key=f"open_{step.number}"):
+        st.switch_page(page.path, query_params=step.query)
+    st.caption("Or copy the link, e.g. for a slide:")
+    st.code(step.link(app_address()), language=None, wrap_lines=True)
     missing, other = model_status(step.models)
     for model_type in missing:
         st.warning(f"No {model_spec(model_type).display_name} for this cohort yet. "
@@ -77,21 +84,23 @@ with right:
         st.caption("Models needed: " + ", ".join(model_spec(t).display_name for t in step.models)
                    + " — all found.")
 
-previous, following, _ = st.columns([1, 1, 4])
+previous, following, _ = left.columns([1, 1, 1])
 if number > 1:
     previous.button("Previous step", icon=":material/arrow_back:", width="stretch",
                     on_click=lambda: st.session_state.update(url_step=number - 1))
 if number < len(steps):
     following.button("Next step", icon=":material/arrow_forward:", width="stretch",
-                     type="primary", on_click=lambda: st.session_state.update(url_step=number + 1))
+                     on_click=lambda: st.session_state.update(url_step=number + 1))
 
 st.subheader("All steps")
 for other_step in steps:
-    with st.expander(f"{other_step.number}. {other_step.title}",
-                     expanded=False):
+    with st.expander(f"{other_step.number}. {other_step.title}"):
         st.markdown(other_step.explanation)
         st.markdown(f"**Ask:** {other_step.question}")
-        open_button(other_step, primary=False)
+        other_page = page_of(other_step)
+        if other_page is not None:
+            st.page_link(other_page.path, label=f"Open {other_page.title}", icon=other_page.icon,
+                         query_params=other_step.query)
 st.caption("The same tour on the command line, with full links: "
            f"`python -m brainlab tour --cohort {source}`. On `lifespan` the ageing steps "
            "use bigger age contrasts.")

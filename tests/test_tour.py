@@ -26,6 +26,14 @@ def catalogue() -> dict:
     return {page.url_path: page for page in PAGES}
 
 
+def live_gan_in_app() -> bool:
+    """Whether the app has the live GAN page (its catalogue row and its file)."""
+    pytest.importorskip("streamlit")
+    from app_pages._catalog import existing_pages
+
+    return LIVE_GAN_PAGE in {page.url_path for page in existing_pages()}
+
+
 def page_param_names(page_file: str) -> set[str]:
     """Query-param names a page reads: its own URL-state calls and those of the
     ``app_pages._*`` helpers it imports, plus ``cohort`` (the picker in app.py)."""
@@ -66,7 +74,7 @@ def test_eight_steps_each_with_text_a_question_and_the_cohort_in_its_link(source
 @pytest.mark.parametrize("live_gan", [False, True])
 def test_every_target_page_is_in_the_catalogue(live_gan):
     pages = catalogue()
-    if live_gan and LIVE_GAN_PAGE not in pages:
+    if live_gan and not live_gan_in_app():
         pytest.skip(f"the app has no {LIVE_GAN_PAGE} page yet")
     for step in tour_steps("hcp-ya", live_gan=live_gan):
         assert step.url_path in pages, (step.number, step.url_path)
@@ -78,7 +86,7 @@ def test_every_target_page_is_in_the_catalogue(live_gan):
 @pytest.mark.parametrize("source", ["hcp-ya", "lifespan"])
 def test_every_query_param_is_one_its_page_reads(source):
     pages = catalogue()
-    for step in tour_steps(source, live_gan=LIVE_GAN_PAGE in pages):
+    for step in tour_steps(source, live_gan=live_gan_in_app()):
         read = page_param_names(pages[step.url_path].path)
         assert set(step.query) <= read, (step.number, set(step.query) - read)
 
@@ -136,15 +144,20 @@ def test_tour_page_shows_one_step_links_and_moves_on(with_models):
     assert at.header[0].value.startswith("Step 1 of 8")
     assert len(at.main.expander) == 8
     links = at.main.get("page_link")
-    assert len(links) == 9  # the current step's button and one per step in the list
-    first = tour_steps("tiny")[0]
-    assert (links[0].proto.page, links[0].proto.query_string) == ("cohort", first.link("").split("?")[1])
+    assert [(link.proto.page, link.proto.query_string) for link in links] == [
+        (step.url_path, step.link("").split("?")[1])
+        for step in tour_steps("tiny", live_gan=live_gan_in_app())]
+    assert "/cohort?cohort=tiny&feature=icv_cc" in at.main.code[0].value
     next_button = [b for b in at.button if b.label == "Next step"][0]
     next_button.click()
     rerun(at)
     assert at.header[0].value.startswith("Step 2 of 8")
     assert query(at, "step") == "2"
     assert not at.warning  # every model the tour needs is there
+    [open_button] = [b for b in at.button if b.label == "Open Cohort"]
+    open_button.click()
+    rerun(at)
+    assert at.title[0].value == "Cohort"  # the button went to the step's page
 
 
 def test_tour_page_opens_a_step_from_the_url_and_names_missing_models(without_models):
@@ -160,7 +173,7 @@ def test_each_step_link_opens_its_page_in_that_state(with_models, number):
     from app_helpers import query
 
     pages = catalogue()
-    step = tour_steps("tiny", live_gan=LIVE_GAN_PAGE in pages)[number - 1]
+    step = tour_steps("tiny", live_gan=live_gan_in_app())[number - 1]
     params = {k: v for k, v in step.params if k != "cohort"}
     page_file = pages[step.url_path].path
     at = open_page(Path(page_file).stem, **params)  # asserts there is no exception
