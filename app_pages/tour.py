@@ -85,12 +85,12 @@ with right, st.container(border=True):
                    + " — all found.")
 
 previous, following, _ = left.columns([1, 1, 1])
-if number > 1:
-    previous.button("Previous step", icon=":material/arrow_back:", width="stretch",
-                    on_click=lambda: st.session_state.update(url_step=number - 1))
-if number < len(steps):
-    following.button("Next step", icon=":material/arrow_forward:", width="stretch",
-                     on_click=lambda: st.session_state.update(url_step=number + 1))
+previous.button("Previous step", icon=":material/arrow_back:", width="stretch",
+                disabled=number == 1,
+                on_click=lambda: st.session_state.update(url_step=max(1, number - 1)))
+following.button("Next step", icon=":material/arrow_forward:", width="stretch",
+                 disabled=number == len(steps),
+                 on_click=lambda: st.session_state.update(url_step=min(len(steps), number + 1)))
 
 st.subheader("All steps")
 for other_step in steps:

@@ -107,8 +107,9 @@ def tour_steps(cohort_source: str = "hcp-ya", live_gan: bool = False) -> list[To
              LIVE_GAN_PAGE if live_gan else GAN_LAB_PAGE, ("mri-ae",) if live_gan else ("gan",),
              note=live_note),
         step(7, "Interpolation, and an age edit with its check",
-             "Walk from one synthetic brain to another, then push one along the age "
-             "direction and see whether the brain-age model agrees that it aged."
+             "Further down the GAN lab: under Interpolation, walk from one synthetic brain to "
+             "another; under Attribute directions, push one along the age direction and see "
+             "whether the brain-age model agrees that it aged."
              + (" Full strength: decades of ageing." if ageing else ""),
              "Does the edit change only age, or also sex and head size?",
              "gan_lab", ("gan", "encoder", "sex-clf", "age-model"), ends="seeds", method="slerp",
