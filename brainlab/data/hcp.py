@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +30,7 @@ import pandas as pd
 
 from brainlab.data.cohort import HCP_AGE_BINS, Cohort, ImageArray, table_fingerprint
 from brainlab.data.grid import mni_affine
+from brainlab.atomic import atomic_write
 from brainlab.data.progress import ProgressCallback, report
 from brainlab.errors import BrainlabInputError
 from brainlab.paths import cache_root
@@ -262,8 +262,5 @@ def _scan_images(path: Path, stored: np.ndarray, progress: ProgressCallback) -> 
     if high <= 0:
         raise BrainlabInputError(f"{path.name}: every voxel is <= 0 (max {high}); expected T1 intensities")
     result = {"min": low, "max": high, "sum": total}
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    temporary = cached.with_name(f".{cached.name}.{os.getpid()}.tmp")
-    temporary.write_text(json.dumps(result))
-    os.replace(temporary, cached)
+    atomic_write(cached, lambda temporary: temporary.write_text(json.dumps(result)))
     return result

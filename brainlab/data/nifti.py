@@ -31,6 +31,8 @@ import json
 import os
 import re
 import shutil
+import tempfile
+import uuid
 import zlib
 from pathlib import Path
 
@@ -309,9 +311,10 @@ def _build_cache(cache_dir: Path, folder: Path, volumes: list[Path], subjects: p
             seen.add(label)
 
     cache_dir.parent.mkdir(parents=True, exist_ok=True)
-    building = cache_dir.parent / f".{cache_dir.name}.{os.getpid()}.building"
-    shutil.rmtree(building, ignore_errors=True)
-    building.mkdir()
+    # A unique folder per build: two processes building one cache never share it.
+    building = Path(tempfile.mkdtemp(dir=cache_dir.parent, prefix=f".{cache_dir.name}.",
+                                     suffix=".building"))
+    building.chmod(0o755)  # mkdtemp's folder is private; the cache is not
     try:
         stack = np.lib.format.open_memmap(building / "images.npy", mode="w+", dtype=np.float16,
                                           shape=(max(1, len(usable)), *grid_shape))
@@ -363,7 +366,7 @@ def _trim_stack(path: Path, count: int, grid_shape) -> None:
     full = np.load(path, mmap_mode="r")
     if full.shape[0] == count:
         return
-    trimmed_path = path.with_name("images.trim.npy")
+    trimmed_path = path.with_name(f".images.{uuid.uuid4().hex[:8]}.trim.npy")
     trimmed = np.lib.format.open_memmap(trimmed_path, mode="w+", dtype=full.dtype,
                                         shape=(count, *grid_shape))
     trimmed[:] = full[:count]
