@@ -1,8 +1,8 @@
 """The app warms itself: on first start, the default cohort's derived results are computed.
 
 Once per server process (not per session), when the result store lacks some of
-``warm_plan(cohort)`` (what the pages show by default with the shipped models), a
-thread works through the missing items. Each item runs as the background task of
+``warm_plan(cohort, evaluations=False)`` (what the pages show by default with the
+shipped models; no page shows evaluations), a thread works through the missing items. Each item runs as the background task of
 its own store key, so a page asking for the same result joins that task, and a
 page asking for another result waits for one item, not for the whole warm-up.
 A line in the sidebar shows how far it is while it runs; nothing polls once it is done.
@@ -38,7 +38,9 @@ class WarmUp:
 
         try:
             store = default_store()
-            missing = [item for item in warm_plan(self.cohort) if not store.contains(item.key)]
+            # Evaluations (minutes each) are for the CLI and model cards; no page shows them.
+            missing = [item for item in warm_plan(self.cohort, evaluations=False)
+                       if not store.contains(item.key)]
             self.total = len(missing)
             for item in missing:
                 self.current = item.label

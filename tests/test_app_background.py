@@ -24,7 +24,7 @@ from app_pages import _cohort_picker as picker  # noqa: E402
 from brainlab.analysis import derived_results  # noqa: E402
 from brainlab.result_store import ResultKey  # noqa: E402
 
-TIMEOUT = 60
+TIMEOUT = 300  # per AppTest run: the first one imports torch and brainlab on a busy machine
 
 
 class SlowRows:
@@ -184,8 +184,8 @@ def test_the_default_cohort_warms_once_per_process_with_a_sidebar_line(monkeypat
 
     key = ResultKey("test-warm-item", cohort.fingerprint, {}, {})
 
-    def fake_plan(warmed):
-        plans.append(warmed)
+    def fake_plan(warmed, evaluations=True):
+        plans.append((warmed, evaluations))
         return [derived_results.WarmItem("fake item", key, item)]
 
     monkeypatch.setattr(derived_results, "warm_plan", fake_plan)
@@ -197,7 +197,8 @@ def test_the_default_cohort_warms_once_per_process_with_a_sidebar_line(monkeypat
         sessions.append(at)
     while runner().get(str(key)) is None:  # the warm thread has listed the plan
         threading.Event().wait(0.02)
-    assert len(plans) == 1
+    assert len(plans) == 1 and plans[0][0] is cohort
+    assert plans[0][1] is False  # no page shows evaluations: the warm-up leaves them out
     at.run()
     assert any("Preparing results 0/1 · fake item" in p.proto.text
                for p in at.sidebar.get("progress"))
