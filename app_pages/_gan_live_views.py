@@ -118,9 +118,16 @@ def draw_snapshot(snapshot: dict) -> None:
                    f"fitted Gaussian scores {gaussian:.2f} because it matches the training "
                    f"statistics exactly.")
     if snapshot["strip"] is not None:
-        decoded = snapshot["strip_decoded_at"]
-        st.plotly_chart(strip_figure(snapshot["strip"]).update_layout(height=330),
-                        key="live_strip", width="stretch")
-        st.caption(f"{len(decoded)} brains decoded from fixed z, one refreshed per update every "
-                   f"{config['strip_every']} updates; last decoded at updates "
-                   f"{', '.join(str(int(n)) for n in decoded)}.")
+        draw_strip(snapshot["strip"], snapshot)
+
+
+def draw_strip(strip, snapshot: dict) -> None:
+    """The decoded brains from fixed z and when each was decoded."""
+    if strip is None:
+        return
+    config, decoded = snapshot["config"], snapshot["strip_decoded_at"]
+    st.plotly_chart(strip_figure(strip).update_layout(height=330), key="live_strip",
+                    width="stretch")
+    st.caption(f"{len(decoded)} brains decoded from fixed z, refreshed every "
+               f"{config['strip_every']} updates; last decoded at updates "
+               f"{', '.join(str(int(n)) for n in decoded)} (now {snapshot['update']}).")

@@ -6,10 +6,11 @@ from brainlab.checkpoints import read_card
 
 from app_pages._cohort_picker import current_cohort
 from app_pages._gan_live_session import save_tasks, session_live_gan, start_save
-from app_pages._gan_live_views import draw_snapshot, settings_sidebar
+from app_pages._gan_live_views import draw_snapshot, draw_strip, settings_sidebar
 from app_pages._models import checkpoints_for, model_picker
 
 TICK_SECONDS = 0.3
+STRIP_SECONDS = 2.0
 _PLAYING_KEY = "live_playing"
 
 cohort, source = current_cohort()
@@ -71,7 +72,7 @@ def live_panel() -> None:
         live.step("both")
     if playing:
         live.step("both", int(st.session_state.get("live_per_tick", 3)))
-    snapshot = live.snapshot()
+    snapshot = live.snapshot(strip=not playing)  # while playing the strip has its own tick
     controls[4].markdown(
         f"**Update {snapshot['update']}** · {snapshot['d_steps']} D and {snapshot['g_steps']} "
         f"G steps · from {snapshot['start']} · preset {snapshot['preset'] or 'default'}")
@@ -79,6 +80,18 @@ def live_panel() -> None:
 
 
 live_panel()
+
+
+@st.fragment(run_every=STRIP_SECONDS)
+def strip_panel() -> None:
+    """While playing: the decoded brains, redrawn less often (decoding is the costly part)."""
+    for _ in range(live.config.n_strip):  # decode every brain due since the last redraw
+        live.decoded_strip()
+    draw_strip(live.decoded_strip(), live.snapshot(strip=False))
+
+
+if playing:
+    strip_panel()
 
 st.subheader("Save this run")
 st.markdown("Saves the generator as it is now as a `gan` checkpoint with a card (held-out "

@@ -573,7 +573,8 @@ class LiveGan:
 
 
 def middle_slices(volumes: np.ndarray) -> np.ndarray:
-    """(B, D, H, W) -> (B, 3, S, S) middle slices across each axis, zero-padded to a square
+    """(B, D, H, W) -> (B, 3, S, S) middle axial, coronal and sagittal slices (RAS voxel
+    axes; first array axis = x, as ``strip_figure`` expects), zero-padded to a square
     of the largest side S (so a strip of brains stacks into one array)."""
     volumes = np.asarray(volumes, dtype=np.float32)
     if volumes.ndim != 4:
@@ -582,6 +583,8 @@ def middle_slices(volumes: np.ndarray) -> np.ndarray:
     side = max(d, h, w)
     out = np.zeros((len(volumes), 3, side, side), dtype=np.float32)
     for index, volume in enumerate(volumes):
-        for axis, view in enumerate((volume[d // 2], volume[:, h // 2], volume[:, :, w // 2])):
+        # Axes run x (left-right), y (posterior-anterior), z (inferior-superior): axial
+        # fixes z, coronal y, sagittal x.
+        for axis, view in enumerate((volume[:, :, w // 2], volume[:, h // 2], volume[d // 2])):
             out[index, axis, :view.shape[0], :view.shape[1]] = view
     return out

@@ -174,8 +174,9 @@ def test_middle_slices_pad_each_view_to_one_square():
     volumes = np.random.default_rng(0).random((2, 12, 14, 16)).astype(np.float32)
     slices = middle_slices(volumes)
     assert slices.shape == (2, 3, 16, 16)
-    np.testing.assert_array_equal(slices[1, 0, :14, :16], volumes[1, 6])
-    np.testing.assert_array_equal(slices[0, 2, :12, :14], volumes[0, :, :, 8])
+    np.testing.assert_array_equal(slices[1, 0, :12, :14], volumes[1, :, :, 8])  # axial: z fixed
+    np.testing.assert_array_equal(slices[0, 1, :12, :16], volumes[0, :, 7])     # coronal: y
+    np.testing.assert_array_equal(slices[0, 2, :14, :16], volumes[0, 6])        # sagittal: x
 
 
 def test_the_no_r1_preset_lets_the_discriminator_win(live):
