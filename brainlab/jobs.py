@@ -38,6 +38,7 @@ from pathlib import Path
 from brainlab import paths
 from brainlab.atomic import atomic_write
 from brainlab.errors import BrainlabInputError
+from brainlab.registry import model_spec
 
 JOB_NAME = "job.json"
 LOG_NAME = "log.txt"
@@ -46,7 +47,6 @@ WORK_NAME = "work"
 STATUSES = ("queued", "running", "done", "failed", "cancelled")
 FINISHED = ("done", "failed", "cancelled")
 # Checkpoints a model type trains on top of (the recipe looks for them beside --out).
-DEPENDENCIES = {"gan": ("mri-ae",), "encoder": ("gan",)}
 # Training CLI flags a job passes through (keyword -> flag).
 TRAIN_FLAGS = {"epochs": "--epochs", "minutes": "--minutes", "batch_size": "--batch-size",
                "seed": "--seed", "threads": "--threads", "storage": "--storage"}
@@ -180,7 +180,7 @@ def _dependency_links(model_type: str, cohort_name: str, fingerprint: str | None
     from brainlab.checkpoints import available
 
     links = {}
-    for dependency in DEPENDENCIES.get(model_type, ()):
+    for dependency in model_spec(model_type).depends_on:
         for entry in available():
             if entry["model_type"] != dependency or entry["cohort"] != cohort_name:
                 continue
