@@ -80,7 +80,7 @@ with right, st.container(border=True):
         st.caption("Using models trained on another cohort: "
                    + ", ".join(model_spec(t).display_name for t in other)
                    + ". Their cards describe that cohort, not this one.")
-    if not missing and step.models:
+    if step.models and not missing and not other:
         st.caption("Models needed: " + ", ".join(model_spec(t).display_name for t in step.models)
                    + " — all found.")
 
