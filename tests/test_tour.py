@@ -180,3 +180,13 @@ def test_each_step_link_opens_its_page_in_that_state(with_models, number):
     assert at.title[0].value == pages[step.url_path].title
     for name, value in params.items():
         assert query(at, name) == value, (number, name)  # accepted, not reset to a default
+
+
+def test_tour_on_a_table_only_cohort_says_so_instead_of_asking_for_image_models(fixture_csv):
+    pytest.importorskip("streamlit")
+    import app_helpers
+
+    at = app_helpers.open_page(str(fixture_csv), "tour", timeout=TIMEOUT, step=3)
+    warnings = " ".join(w.value for w in at.warning)
+    assert "table-only" in warnings
+    assert "python -m brainlab train" not in warnings  # image models cannot train here
