@@ -116,7 +116,8 @@ def tour_steps(cohort_source: str = "hcp-ya", live_gan: bool = False) -> list[To
              frames=8, attribute="age", conditional=1, strength=3.0 if ageing else 2.0),
         step(8, "Classifiers on real vs synthetic brains",
              ("The brain-age model on real brains and on GAN samples: do samples span the "
-              "real ages?" if ageing else
+              "real ages? The shipped GAN learned young adults (hcp-ya) unless you train one "
+              "on this cohort." if ageing else
               "The sex classifier on real brains and on GAN samples. On hcp-ya it is measured "
               "no better than logistic regression on head size (ICV) alone.")
              + " A two-sample test asks whether samples can be told from real brains.",
