@@ -64,10 +64,11 @@ def settings_sidebar(live) -> None:
                   help="Each tick (every 0.3 s) runs this many D+G updates, then redraws.")
 
 
-def _recent(values) -> float:
+def _recent(values, spec: str = ".3g") -> str:
+    """The mean of the last ``RECENT`` finite values, formatted; '—' before any update."""
     finite = np.asarray(values[-RECENT:], dtype=float)
     finite = finite[np.isfinite(finite)]
-    return float(finite.mean()) if finite.size else float("nan")
+    return format(float(finite.mean()), spec) if finite.size else "—"
 
 
 def draw_snapshot(snapshot: dict) -> None:
@@ -101,13 +102,13 @@ def draw_snapshot(snapshot: dict) -> None:
         figure = losses_figure(updates, history["d_loss"], history["g_loss"], history["penalty"])
         st.plotly_chart(figure.update_layout(height=230), key="live_losses", width="stretch")
         st.caption(f"{config['loss']} loss, last {RECENT} updates on average: D "
-                   f"{_recent(history['d_loss']):.3g}, G {_recent(history['g_loss']):.3g}, "
-                   f"penalty {_recent(history['penalty']):.3g} (R1 weight {config['r1_weight']:g}).")
+                   f"{_recent(history['d_loss'])}, G {_recent(history['g_loss'])}, "
+                   f"penalty {_recent(history['penalty'])} (R1 weight {config['r1_weight']:g}).")
         figure = accuracy_figure(updates, history["d_real_accuracy"], history["d_fake_accuracy"])
         st.plotly_chart(figure.update_layout(height=230), key="live_accuracy", width="stretch")
         st.caption(f"D's minibatch accuracy, last {RECENT} updates: "
-                   f"{_recent(history['d_real_accuracy']):.0%} on real, "
-                   f"{_recent(history['d_fake_accuracy']):.0%} on generated codes.")
+                   f"{_recent(history['d_real_accuracy'], '.0%')} on real, "
+                   f"{_recent(history['d_fake_accuracy'], '.0%')} on generated codes.")
         gaussian = snapshot["gaussian_frechet_ratio"]
         figure = frechet_figure(updates, history["frechet_ratio"], gaussian)
         st.plotly_chart(figure.update_layout(height=230), key="live_frechet", width="stretch")
