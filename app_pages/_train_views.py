@@ -24,8 +24,7 @@ SHOWN_PREVIEWS = 3
 
 
 def display_name(model_type: str) -> str:
-    spec = MODEL_TYPES.get(model_type)
-    return spec.display_name if spec is not None else MODEL_NAMES.get(model_type, model_type)
+    return getattr(MODEL_TYPES.get(model_type), "display_name", MODEL_NAMES.get(model_type, model_type))
 
 
 def _duration(seconds) -> str:
@@ -106,7 +105,7 @@ def live_view(job: dict) -> None:
     st.progress(progress["fraction"], text=text)
     if status == "done":
         _verdict_line(job)
-    elif status in ("failed", "cancelled"):
+    if status in ("failed", "cancelled"):
         (st.error if status == "failed" else st.info)(progress["message"] or status,
                                                       icon=STATUS_ICONS[status])
     if status == "failed":
@@ -122,14 +121,19 @@ def live_view(job: dict) -> None:
                    + ", ".join(f"{k} {v:.3g}" for k, v in last.items()) + ".")
     with metrics:
         if progress["val_metrics"]:
-            st.plotly_chart(validation_figure(progress["val_metrics"]), key="train_validation")
-            st.caption(f"Validation metrics after each evaluated epoch; epoch "
+            spec = MODEL_TYPES.get(job["model_type"])
+            judged = {rule.metric for rule in spec.quality_targets + spec.fallback_targets} \
+                if spec is not None else set()
+            shown = judged & set(progress["val_metrics"][-1]) or None
+            st.plotly_chart(validation_figure(progress["val_metrics"], shown),
+                            key="train_validation")
+            st.caption(f"Validation metrics after each evaluated epoch"
+                       + (" (the ones its verdict judges)" if shown else "") + "; epoch "
                        f"{progress['val_metrics'][-1]['epoch']}: "
                        f"{metric_summary(progress['val_metrics'][-1], 4, ('step', 'epoch'))}.")
         else:
             st.caption("Validation metrics appear after the first evaluated epoch.")
-    previews = [p for p in progress["samples"] if p and Path(p).exists()][-SHOWN_PREVIEWS:]
-    if previews:
+    if previews := [p for p in progress["samples"] if p and Path(p).exists()][-SHOWN_PREVIEWS:]:
         st.image(previews, caption=[f"preview {Path(p).stem}" for p in previews], width=260)
         st.caption("Decoded samples from fixed z, written after each epoch: the newest on "
                    "the right.")

@@ -69,6 +69,10 @@ def test_the_frechet_figure_draws_the_gaussian_and_real_lines():
     lines = sorted(shape.y0 for shape in fig.layout.shapes)
     assert lines == [pytest.approx(0.66), 1.0]
     assert fig.layout.yaxis.type == "log"
+    # Labels sit at their lines: on a log axis an annotation's y is the exponent.
+    labels = {a.text: a.y for a in fig.layout.annotations}
+    assert labels["held-out real = 1"] == 0.0
+    assert labels["fitted Gaussian 0.66"] == pytest.approx(np.log10(0.66))
 
 
 def test_the_strip_is_one_image_with_a_column_per_brain():

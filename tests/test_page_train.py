@@ -102,3 +102,23 @@ def test_a_second_start_is_refused_naming_the_running_job(job_cache, fixture_csv
     errors = [e.value for e in at.error]
     assert any(e.startswith("Refused:") and running["id"] in e for e in errors), errors
     assert [j["id"] for j in jobs.list_jobs()] == [running["id"]]
+
+
+def test_training_figures_draw_the_job_series():
+    from brainlab.errors import BrainlabInputError
+    from brainlab.viz.training_plots import loss_curves_figure, validation_figure
+
+    losses = {"loss": {"step": [1, 5, 10], "value": [2.0, 1.0, 0.5]},
+              "d_loss": {"step": [1, 5, 10], "value": [1.4, -0.2, 1.3]}}
+    fig = loss_curves_figure(losses)
+    assert [t.name for t in fig.data] == ["loss", "d_loss"]
+    assert fig.layout.yaxis.type == "linear"  # a negative value: no log scale
+    assert loss_curves_figure({"loss": losses["loss"]}).layout.yaxis.type == "log"
+    with pytest.raises(BrainlabInputError, match="as many steps as values"):
+        loss_curves_figure({"loss": {"step": [1, 2], "value": [1.0]}})
+    rows = [{"step": 10, "epoch": 1, "ssim": 0.5, "psnr": 20.0, "n_heldout": 16},
+            {"step": 20, "epoch": 2, "ssim": 0.6, "psnr": 22.0, "n_heldout": 16}]
+    every = validation_figure(rows)
+    assert [t.name for t in every.data] == ["ssim", "psnr"]  # counts left out
+    judged = validation_figure(rows, {"ssim"})
+    assert [t.name for t in judged.data] == ["ssim"] and list(judged.data[0].x) == [1, 2]

@@ -125,11 +125,17 @@ def frechet_figure(updates, frechet_ratio, gaussian_ratio: float) -> go.Figure:
     ratio = _series(frechet_ratio, "frechet_ratio", len(updates))
     fig = go.Figure(go.Scatter(x=updates, y=ratio, mode="lines", name="GAN",
                                line=dict(color=FAKE_COLOUR)))
-    fig.add_hline(y=float(gaussian_ratio), line=dict(color=GAUSSIAN_COLOUR, dash="dash"),
-                  annotation_text=f"fitted Gaussian {float(gaussian_ratio):.2f}",
-                  annotation_position="top right")
-    fig.add_hline(y=1.0, line=dict(color=HELDOUT_COLOUR, dash="dot"),
-                  annotation_text="held-out real = 1", annotation_position="bottom right")
+    # On a log axis plotly places a shape's annotation at y = the value's exponent, so
+    # the labels are separate annotations at log10 of their line.
+    for value, colour, dash, label, shift in (
+            (float(gaussian_ratio), GAUSSIAN_COLOUR, "dash",
+             f"fitted Gaussian {float(gaussian_ratio):.2f}", -8),
+            (1.0, HELDOUT_COLOUR, "dot", "held-out real = 1", 8)):
+        fig.add_hline(y=value, line=dict(color=colour, dash=dash))
+        if value > 0:
+            fig.add_annotation(x=1.0, xref="paper", xanchor="right", y=float(np.log10(value)),
+                               yref="y", yshift=shift, text=label, showarrow=False,
+                               font=dict(size=10, color=colour))
     fig.update_xaxes(title="update")
     fig.update_yaxes(title="Fréchet / held-out Fréchet", type="log")
     return apply_layout(fig, title="Normalised Fréchet distance (codes)",

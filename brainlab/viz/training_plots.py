@@ -38,12 +38,18 @@ def loss_curves_figure(losses: dict, title: str = "Training losses") -> go.Figur
     return apply_layout(fig, title=title, uirevision="losses", height=320)
 
 
-def validation_figure(val_metrics: list[dict], title: str = "Validation metrics") -> go.Figure:
-    """``val_metrics``: one dict per epoch with ``step``, ``epoch`` and scalar metrics."""
+def validation_figure(val_metrics: list[dict], metrics=None,
+                      title: str = "Validation metrics") -> go.Figure:
+    """``val_metrics``: one dict per epoch with ``step``, ``epoch`` and scalar metrics.
+
+    ``metrics``: the names to draw (e.g. the ones a verdict judges); default every scalar
+    metric except counts (``n``, ``n_*``).
+    """
     names = []
     for row in val_metrics:
         for key, value in row.items():
-            if key not in ("step", "epoch", "split", "n") and key not in names \
+            if key not in ("step", "epoch", "split", "n") and not key.startswith("n_") \
+                    and key not in names and (metrics is None or key in metrics) \
                     and isinstance(value, (int, float)) and not isinstance(value, bool):
                 names.append(key)
     epochs = [int(row.get("epoch", n + 1)) for n, row in enumerate(val_metrics)]
