@@ -372,7 +372,8 @@ def real_vs_synthetic_key(cohort, classifier, gan, n_samples: int = COMPARE_SAMP
     classifier, gan = open_checkpoint(classifier), open_checkpoint(gan)
     return _key("real-vs-synthetic", cohort, {"classifier": classifier, "gan": gan},
                 {"n_samples": int(n_samples), "seed": int(seed), "max_real": max_real,
-                 "split_seed": classifier.split_seed, "gan_split_seed": gan.split_seed})
+                 "split_seed": classifier.split_seed, "gan_split_seed": gan.split_seed,
+                 **_foreign_models(cohort, classifier, gan)})
 
 
 def real_vs_synthetic(cohort, classifier, gan, n_samples: int = COMPARE_SAMPLES, seed: int = 0,
@@ -389,11 +390,12 @@ def real_vs_synthetic(cohort, classifier, gan, n_samples: int = COMPARE_SAMPLES,
     def compute():
         reference = real_reference(cohort, classifier, gan, max_real,
                                    _scaled(progress, 0.0, 0.3), store)
+        heldout, train = _judged_and_train(cohort, classifier, gan)
         return compare_real_synthetic(
             classifier.model, gan.model, cohort, n_samples=int(n_samples), seed=int(seed),
-            heldout_indices=cohort.split(classifier.split_seed).test,
-            train_indices=cohort.split(gan.split_seed).train, max_real=max_real,
-            progress=_scaled(progress, 0.3, 1.0), reference=reference)
+            heldout_indices=heldout, train_indices=train, max_real=max_real,
+            memorisation=train is not None, progress=_scaled(progress, 0.3, 1.0),
+            reference=reference)
 
     return _cached(key, compute, store, progress, "comparing real and synthetic brains")
 
@@ -403,7 +405,8 @@ def real_reference_key(cohort, classifier, gan, max_real: int | None = COMPARE_M
     classifier, gan = open_checkpoint(classifier), open_checkpoint(gan)
     return _key("real-reference", cohort, {"classifier": classifier},
                 {"max_real": max_real, "split_seed": classifier.split_seed,
-                 "train_split_seed": gan.split_seed})
+                 "train_split_seed": gan.split_seed,
+                 **_foreign_models(cohort, classifier, gan)})
 
 
 def real_reference(cohort, classifier, gan, max_real: int | None = COMPARE_MAX_REAL,
@@ -417,11 +420,36 @@ def real_reference(cohort, classifier, gan, max_real: int | None = COMPARE_MAX_R
 
     classifier, gan = open_checkpoint(classifier), open_checkpoint(gan)
     key = real_reference_key(cohort, classifier, gan, max_real)
-    heldout = heldout_subset(cohort.split(classifier.split_seed).test, max_real)
-    train = cohort.split(gan.split_seed).train
-    return _cached(key, lambda: compute_reference(classifier.model, cohort, heldout, train,
-                                                  progress=progress),
-                   store, progress, "real brains")
+    heldout, train = _judged_and_train(cohort, classifier, gan)
+    heldout = heldout_subset(heldout, max_real)
+    return _cached(key, lambda: compute_reference(
+        classifier.model, cohort, heldout, np.asarray([] if train is None else train),
+        memorisation=train is not None, progress=progress), store, progress, "real brains")
+
+
+def _trained_here(cohort, checkpoint: Checkpoint) -> bool:
+    return checkpoint.card.get("cohort", {}).get("fingerprint") == str(cohort.fingerprint)
+
+
+def _judged_and_train(cohort, classifier: Checkpoint, gan: Checkpoint):
+    """The real brains a comparison judges (the classifier's test split, or every subject
+    when it was trained on another cohort) and the GAN's training brains for the
+    memorisation check (None when the GAN was trained elsewhere): as the pages judge."""
+    from brainlab.analysis.judged_subjects import judged_subjects, training_indices
+
+    return (judged_subjects(cohort, classifier.card).indices,
+            training_indices(cohort, gan.card))
+
+
+def _foreign_models(cohort, classifier: Checkpoint, gan: Checkpoint) -> dict:
+    """Key settings for models trained on another cohort (none for the usual case, so
+    the keys of models trained on this cohort are unchanged)."""
+    settings = {}
+    if not _trained_here(cohort, classifier):
+        settings["judged"] = "all"
+    if not _trained_here(cohort, gan):
+        settings["memorisation"] = False
+    return settings
 
 
 DIRECTION_SOURCES = ("real", "samples", "both")
@@ -450,6 +478,8 @@ def directions_key(cohort, gan, source: str = "real", encoder=None, sex_model=No
     settings = {"source": source, "split_seed": used["gan"].split_seed, "seed": 0}
     if source != "real":
         settings["n_samples"] = int(n_samples)
+    if source != "samples" and not _trained_here(cohort, used["gan"]):
+        settings["fit_on"] = "all"  # a GAN trained elsewhere: every subject is fitted on
     return _key("directions", cohort if source != "samples" else None, used, settings)
 
 
@@ -468,7 +498,9 @@ def directions(cohort, gan, source: str = "real", encoder=None, sex_model=None, 
         return used[role].model if used.get(role) is not None else None
 
     def compute():
-        train = cohort.split(gan.split_seed).train
+        from brainlab.analysis.judged_subjects import fitting_subjects
+
+        train = fitting_subjects(cohort, gan.card)
         if source == "real":
             return attribute_edits.directions_from_real(model("encoder"), cohort, train)
         if source == "both":
