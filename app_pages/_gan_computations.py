@@ -18,7 +18,6 @@ from brainlab.analysis.gan_walks import (
 )
 
 MAX_STRENGTH = 3.0
-CURVE_STRENGTHS = np.linspace(-MAX_STRENGTH, MAX_STRENGTH, 9)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -46,14 +45,6 @@ def walk_frames(gan_key: str, encoder_key: str, fingerprint: str, start: str, en
 def nifti_bytes(walk_key: tuple, _frames, _affine) -> bytes:
     """The walk's frames as a gzipped 4D NIfTI."""
     return frames_to_nifti_bytes(_frames, _affine)
-
-
-@st.cache_data(show_spinner=False, max_entries=32)
-def effectiveness(direction_key: str, start_key: str, _gan, _z, _direction, _sex, _age) -> dict:
-    """What the classifiers say about the edited brain over ``CURVE_STRENGTHS``."""
-    curve = attribute_edits.effectiveness_curve(_gan, _z, _direction, CURVE_STRENGTHS, _sex, _age)
-    curve.pop("volumes")
-    return curve
 
 
 @st.cache_data(show_spinner=False, max_entries=32)

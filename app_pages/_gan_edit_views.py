@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 import streamlit as st
 
 from brainlab.analysis.directions import direction_correlation
 from brainlab.viz import difference_figure, triplanar_grid
 from brainlab.viz.gan_plots import effectiveness_figure
-from app_pages._gan_computations import average_edit, effectiveness
+from app_pages._gan_computations import average_edit
 
 
 def edit_views(gan, affine, start_volume, edited_volume, strength: float, attribute: str,
-               name: str, keys: tuple[str, str], z_start, direction, sex_model, age_model,
-               truth) -> None:
+               name: str, direction_key: str, curve: Callable[[], dict | None], direction,
+               sex_model, age_model, truth) -> None:
     """Start vs edited brain, what the classifiers say over strength, and the difference
     map beside the phantom's true effect (``truth``, or None off the phantom).
-    ``keys`` = (direction key, start key) for the caches."""
+    ``curve()``: the edit curve (``derived_results.edit_curve``), or None while it is
+    computed in the background (it draws its progress bar); ``direction_key`` names the
+    direction in the in-process caches."""
     difference = edited_volume - start_volume
     brain_col, curve_col = st.columns([3, 2])
     with brain_col:
@@ -27,15 +31,17 @@ def edit_views(gan, affine, start_volume, edited_volume, strength: float, attrib
         st.caption("The starting brain and the edited one at the same slices: an age edit "
                    "should widen ventricles and sulci, a sex edit mostly change overall size.")
     with curve_col:
+        values = None
         if sex_model is None and age_model is None:
             st.info("Train the sex classifier or the brain-age model to see whether the edit "
                     "changes what they predict.")
         else:
-            curve = effectiveness(*keys, gan, z_start, direction, sex_model, age_model)
+            values = curve()
+        if values is not None:
             unit = "age bin" if getattr(age_model, "target", "years") != "years" else "years"
-            st.plotly_chart(effectiveness_figure(curve["strength"],
-                                                 {"P(male)": curve["p_male"],
-                                                  f"predicted age ({unit})": curve["age"]},
+            st.plotly_chart(effectiveness_figure(values["strength"],
+                                                 {"P(male)": values["p_male"],
+                                                  f"predicted age ({unit})": values["age"]},
                                                  current=strength),
                             width="stretch", key="edit_effectiveness")
             target = "P(male)" if attribute == "sex" else "predicted age"
@@ -55,7 +61,7 @@ def edit_views(gan, affine, start_volume, edited_volume, strength: float, attrib
                    "edit). Only phantom cohorts have a true effect map to compare with.")
         return
     mask = (np.abs(truth) > 1e-6) | (start_volume > 0.05)
-    mean_effect = average_edit(keys[0], strength, gan, direction)
+    mean_effect = average_edit(direction_key, strength, gan, direction)
     truth_label = "true sex effect (M − F)" if attribute == "sex" else "true ageing effect"
     st.plotly_chart(difference_figure(difference, affine, truth=truth,
                                       labels=("edited − start", truth_label), row_height=230),

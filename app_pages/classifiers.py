@@ -79,11 +79,8 @@ with right:
                    f"samples {summary['sd_predicted_synthetic']:.2g}).")
 
 st.header(f"The {name} on real brains it never saw")
-st.caption(("Judged on " + judged.description if judged.trained_here else
-            "Judged on this cohort's test split (the model was trained on another cohort, so "
-            "it saw none of them)")
-           + (f", a seeded subset of {summary['n_real']}" if summary["n_real"] < len(judged.indices)
-              and judged.trained_here else "")
+st.caption(f"Judged on {judged.description}"
+           + ("" if judged.trained_here else " (capped at 256)" if len(judged.indices) > 256 else "")
            + f". Metrics: {metric_summary(result['metrics_real'], 8, skip=('n',)) or 'none'} "
              f"(n={summary['n_real']} real brains).")
 left, right = st.columns(2)

@@ -144,5 +144,9 @@ if directions is not None:
     z_edited = attribute_edits.edit(z_start, direction, strength).astype(np.float32)
     start_volume, edited_volume = render_frames(gan, np.stack([z_start, z_edited]))
     truth = (phantom_effect_maps(source) or {}).get("sex" if attribute == "sex" else "age")
+    encoder_checkpoint, sex_checkpoint, age_checkpoint = models.checkpoints
     edit_views(gan, affine, start_volume, edited_volume, strength, attribute, name,
-               (direction_key, start_spec), z_start, direction, models.sex, models.age, truth)
+               direction_key, lambda: derived_result(
+                   derived_results.edit_curve, cohort, gan_checkpoint, name, start_spec,
+                   direction_source, encoder_checkpoint, sex_checkpoint, age_checkpoint, label="Scoring the edit over strength"),
+               direction, models.sex, models.age, truth)
