@@ -28,6 +28,7 @@ if request is not None:
         st.session_state[_REFUSED_KEY] = str(error)
     else:
         st.session_state[_FOLLOW_KEY] = started["id"]
+        st.session_state["train_job_choice"] = started["id"]  # the job picker shows it
         st.toast(f"Started job {started['id']}: {display_name(started['model_type'])} "
                  f"on {started['cohort']}", icon=":material/play_arrow:")
 if _REFUSED_KEY in st.session_state:

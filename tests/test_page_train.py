@@ -71,15 +71,17 @@ def test_form_shows_the_registry_defaults(job_cache):
 
 
 def test_start_lists_shows_progress_and_cancels(job_cache, fixture_csv):
+    earlier = jobs.cancel_job(jobs.start_job("morph-ae", str(fixture_csv), **LONG)["id"])
     at = _fill_form(open_train(), str(fixture_csv))
+    assert widget(at.selectbox, "Job").value == earlier["id"]  # the only job so far
     at = _press(at, "Start training")
-    listed = jobs.list_jobs()
+    listed = [job for job in jobs.list_jobs() if job["id"] != earlier["id"]]
     assert len(listed) == 1 and listed[0]["model_type"] == "morph-ae"
     assert listed[0]["hyperparameters"]["epochs"] == 300
     assert listed[0]["source"] == str(fixture_csv.resolve())
     job_id = listed[0]["id"]
     table = at.dataframe[0].value
-    assert list(table["job"]) == [job_id] and table["status"][0] == "running"
+    assert list(table["job"]) == [job_id, earlier["id"]] and table["status"][0] == "running"
     assert at.get("progress"), "no progress bar for the running job"
     assert widget(at.selectbox, "Job").value == job_id
     # The job trains meanwhile: the page shows its logged steps.
