@@ -220,10 +220,13 @@ def available(dirs=None) -> list[dict]:
 
 
 def quality_verdict(card: dict) -> tuple[str, str]:
-    """('good'|'fair'|'poor', one sentence) from the card's held-out metrics vs targets.
+    """('good'|'fair'|'poor', one sentence) from the card's held-out metrics.
 
-    good = every target met; fair = every metric within its fair bound; poor otherwise
-    (or when the metrics are missing).
+    'poor' when the headline metric is not clearly better than one of its recorded
+    baselines (``ModelSpec.baseline_rules``; the sentence names both numbers). Otherwise
+    the targets decide: good = every target met; fair = every metric within its fair
+    bound; poor otherwise (or when the metrics are missing). A card without baselines
+    (trained before they existed) is judged on the targets and says "no baseline recorded".
     """
     model_type = card.get("model_type", "")
     metrics = card.get("metrics") or {}
@@ -233,6 +236,7 @@ def quality_verdict(card: dict) -> tuple[str, str]:
         return "fair", f"no quality target defined for {model_type!r}."
     n = metrics.get("n")
     split = metrics.get("split", "held-out")
+    where = f" ({split} split, n={n})" if n is not None else ""
     levels, parts = [], []
     for rule in targets:
         metric, target, direction, fair, label = (rule.metric, rule.target, rule.direction,
@@ -247,5 +251,43 @@ def quality_verdict(card: dict) -> tuple[str, str]:
         verdict = "meets" if met else "misses"
         parts.append(f"{label} {value:.3g} {verdict} the target {sign}{target:g}")
     level = "poor" if "poor" in levels else "fair" if "fair" in levels else "good"
-    where = f" ({split} split, n={n})" if n is not None else ""
-    return level, "; ".join(parts) + where + "."
+    rules = spec.baselines_for(metrics)
+    recorded = [rule for rule in rules if _finite(metrics.get(rule.baseline))]
+    failed = [rule for rule in recorded if not clearly_better(rule, metrics)]
+    if failed:
+        return "poor", "; ".join(_baseline_phrase(rule, metrics, False) for rule in failed) \
+            + where + "."
+    if recorded:
+        beaten = "; ".join(_baseline_phrase(rule, metrics, True) for rule in recorded)
+        return level, "; ".join(parts) + f"; {beaten}" + where + "."
+    return level, "; ".join(parts) + where + "; no baseline recorded."
+
+
+def _finite(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def clearly_better(rule, metrics: dict) -> bool:
+    """Whether ``metrics[rule.metric]`` beats ``metrics[rule.baseline]`` by the rule's margin
+    (grown to the combined sd over seeds where ``rule.sd_keys`` name them)."""
+    value, baseline = metrics.get(rule.metric), metrics.get(rule.baseline)
+    if not (_finite(value) and _finite(baseline)):
+        return False
+    margin = rule.margin
+    if rule.sd_keys is not None:
+        sds = [metrics.get(key) for key in rule.sd_keys]
+        if all(_finite(sd) for sd in sds):
+            margin = max(margin, math.sqrt(sum(sd * sd for sd in sds)))
+    if rule.direction == "higher":
+        return value >= baseline + margin
+    if rule.direction == "lower":
+        return value <= baseline - margin
+    return value <= baseline * (1.0 - margin)
+
+
+def _baseline_phrase(rule, metrics: dict, better: bool) -> str:
+    value, baseline = metrics[rule.metric], metrics[rule.baseline]
+    name = rule.metric.replace("_", " ")
+    if better:
+        return f"{name} {value:.3g} beats {rule.label} ({baseline:.3g})"
+    return f"{name} {value:.3g} is not clearly better than {rule.label} ({baseline:.3g})"

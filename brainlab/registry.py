@@ -35,6 +35,25 @@ class QualityTarget:
 
 
 @dataclass(frozen=True)
+class BaselineRule:
+    """A trivial baseline the headline metric must clearly beat, or the model is 'poor'.
+
+    Direction and margin mirror ``brainlab.analysis.metrics.METRIC_RULES`` (a test checks
+    they agree with ``is_poor``); they are repeated here because checkpoints, which judge
+    cards, sit below analysis.
+    """
+
+    metric: str        # the model's metric key in the card
+    baseline: str      # the baseline's key in the same metrics dict
+    direction: str     # 'higher' (higher is better), 'lower', or 'lower_relative' (margin x baseline)
+    margin: float      # how much better than the baseline counts as "clearly"
+    label: str         # how the sentence names the baseline
+    # Keys of the model's and the baseline's sd over seeds: the margin grows to their
+    # combined sd (the GAN's normalised Fréchet over 5 seeds).
+    sd_keys: tuple[str, str] | None = None
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     """Everything brainlab knows about one model type, in one place."""
 
@@ -49,6 +68,8 @@ class ModelSpec:
     quality_targets: tuple[QualityTarget, ...] = ()  # the verdict's rule; empty = no target
     # Used instead when a card lacks the first primary metric (the age model in bin mode).
     fallback_targets: tuple[QualityTarget, ...] = ()
+    # Baselines a card's metrics are read against (issue 10); names in analysis.evaluation.
+    baseline_rules: tuple[BaselineRule, ...] = ()
     needs_images: bool = True        # False: trains on table-only cohorts too
     # Trained model types this one is built on (its recipe loads them from beside --out).
     depends_on: tuple[str, ...] = ()
@@ -79,6 +100,11 @@ class ModelSpec:
             return self.fallback_targets
         return self.quality_targets
 
+    def baselines_for(self, metrics: dict) -> tuple[BaselineRule, ...]:
+        """The baseline rules whose model metric the card has (bin-mode age models use
+        the balanced-accuracy ones, years-mode the MAE ones)."""
+        return tuple(rule for rule in self.baseline_rules if metrics.get(rule.metric) is not None)
+
 
 def resolve(path: str):
     """The object named by ``"module:attribute"``."""
@@ -89,6 +115,11 @@ def resolve(path: str):
 _GAN_TARGETS = (
     QualityTarget("frechet_ratio", 2.0, "max", 5.0, "PCA-Fréchet / real-real floor"),
     QualityTarget("two_sample_auc", 0.75, "max", 0.90, "two-sample AUC"),
+)
+_GAN_BASELINES = (
+    BaselineRule("normalised_frechet", "gaussian_normalised_frechet", "lower", 0.0,
+                 "the Gaussian on the same decoder",
+                 sd_keys=("normalised_frechet_sd", "gaussian_normalised_frechet_sd")),
 )
 _STEPS = "brainlab.training.steps"
 _EVALUATION = "brainlab.analysis.evaluation"
@@ -105,13 +136,18 @@ MODEL_TYPES: dict[str, ModelSpec] = {spec.model_type: spec for spec in (
         # at lr 1e-3 reached 0.49 (same phantom, same wall time): more steps win early on.
         default_train_config=TrainConfig(epochs=60, minutes=12.0, batch_size=4, lr=3e-4,
                                          log_every=10),
-        quality_targets=(QualityTarget("ssim", 0.95, "min", 0.85, "held-out SSIM"),)),
+        quality_targets=(QualityTarget("ssim", 0.95, "min", 0.85, "held-out SSIM"),),
+        baseline_rules=(
+            BaselineRule("ssim", "baseline_pca_ssim", "higher", 0.01,
+                         "PCA with the same code size"),
+            BaselineRule("ssim", "baseline_mean_brain_ssim", "higher", 0.01,
+                         "the training mean brain"))),
     ModelSpec(
         "gan", "GAN", "brainlab.models.gan:LatentGan", GanConfig,
         f"{_RECIPES}:train_gan", f"{_STEPS}:LatentGanSteps", f"{_EVALUATION}:evaluate_latent_gan",
         default_train_config=TrainConfig(epochs=40, minutes=2.0, batch_size=64, log_every=5,
                                          eval_every=10),
-        quality_targets=_GAN_TARGETS, depends_on=("mri-ae",)),
+        quality_targets=_GAN_TARGETS, baseline_rules=_GAN_BASELINES, depends_on=("mri-ae",)),
     ModelSpec(
         "encoder", "GAN latent encoder", "brainlab.models.encoder:LatentEncoder", EncoderConfig,
         f"{_RECIPES}:train_encoder", f"{_STEPS}:EncoderSteps",
@@ -120,6 +156,10 @@ MODEL_TYPES: dict[str, ModelSpec] = {spec.model_type: spec for spec in (
                                          eval_every=5, max_eval_subjects=16),
         quality_targets=(QualityTarget("refined_ssim", 0.85, "min", 0.70,
                                        "held-out G(E(x)) SSIM after refinement"),),
+        # The floor is the mean brain; the MRI autoencoder's own reconstruction
+        # (baseline_mri_ae_ssim) is a ceiling, shown beside it but not a "poor" rule.
+        baseline_rules=(BaselineRule("refined_ssim", "baseline_mean_brain_ssim", "higher", 0.01,
+                                     "the training mean brain"),),
         depends_on=("gan",)),
     ModelSpec(
         "morph-ae", "morphometry autoencoder",
@@ -131,6 +171,8 @@ MODEL_TYPES: dict[str, ModelSpec] = {spec.model_type: spec for spec in (
         # No project target; brainlab's own bar.
         quality_targets=(QualityTarget("mean_r2", 0.90, "min", 0.70,
                                        "held-out mean R² (brainlab's bar)"),),
+        baseline_rules=(BaselineRule("mean_r2", "baseline_pca_mean_r2", "higher", 0.01,
+                                     "PCA with the same code size"),),
         needs_images=False),
     ModelSpec(
         "sex-clf", "sex classifier", "brainlab.models.classifiers:SexClassifier",
@@ -138,7 +180,12 @@ MODEL_TYPES: dict[str, ModelSpec] = {spec.model_type: spec for spec in (
         f"{_EVALUATION}:evaluate_sex_classifier",
         default_train_config=TrainConfig(epochs=30, minutes=6.0, batch_size=16, log_every=5),
         quality_targets=(QualityTarget("balanced_accuracy", 0.90, "min", 0.75,
-                                       "held-out balanced accuracy"),)),
+                                       "held-out balanced accuracy"),),
+        baseline_rules=(
+            BaselineRule("balanced_accuracy", "baseline_majority_balanced_accuracy", "higher",
+                         0.02, "the majority class"),
+            BaselineRule("balanced_accuracy", "baseline_icv_lr_balanced_accuracy", "higher",
+                         0.02, "logistic regression on ICV alone"))),
     ModelSpec(
         "age-model", "brain-age model", "brainlab.models.classifiers:BrainAgeModel",
         BrainAgeConfig, f"{_RECIPES}:train_default", f"{_STEPS}:BrainAgeSteps",
@@ -146,7 +193,14 @@ MODEL_TYPES: dict[str, ModelSpec] = {spec.model_type: spec for spec in (
         default_train_config=TrainConfig(epochs=30, minutes=6.0, batch_size=16, log_every=5),
         quality_targets=(QualityTarget("mae", 2.0, "max", 4.0, "held-out MAE (years)"),),
         fallback_targets=(QualityTarget("balanced_accuracy", 0.60, "min", 0.40,
-                                        "held-out age-bin balanced accuracy (brainlab's bar)"),)),
+                                        "held-out age-bin balanced accuracy (brainlab's bar)"),),
+        baseline_rules=(
+            BaselineRule("mae", "baseline_mean_mae", "lower_relative", 0.05,
+                         "predicting the training mean"),
+            BaselineRule("mae", "baseline_icv_lr_mae", "lower_relative", 0.05,
+                         "linear regression on ICV alone"),
+            BaselineRule("balanced_accuracy", "baseline_majority_balanced_accuracy", "higher",
+                         0.02, "the majority bin"))),
     ModelSpec(
         "dcgan-seed", "seed DCGAN (baseline)", "brainlab.models.seed_reference:SeedDcgan",
         SeedGanConfig, f"{_RECIPES}:train_default", f"{_STEPS}:SeedGanSteps",

@@ -173,7 +173,8 @@ def test_quality_verdict(model_type, metrics, level):
 def test_quality_sentence_names_value_target_and_n():
     _, sentence = quality_verdict({"model_type": "mri-ae",
                                    "metrics": {"ssim": 0.912, "n": 167, "split": "test"}})
-    assert sentence == "held-out SSIM 0.912 misses the target ≥0.95 (test split, n=167)."
+    assert sentence == ("held-out SSIM 0.912 misses the target ≥0.95 (test split, n=167); "
+                        "no baseline recorded.")
 
 
 def test_atomic_write_uses_unique_temporary_names_and_usual_permissions(tmp_path):

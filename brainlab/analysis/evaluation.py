@@ -7,6 +7,38 @@ fit loop gets it from the recipe (MONAI style: the trainer receives its metrics)
 run batch by batch (``brainlab.data.batches``); the metrics themselves are
 ``brainlab.analysis.metrics``. ``progress`` (optional, ``brainlab.data.progress``) is
 called as ``progress(fraction_done, message)`` while subjects are scored.
+
+Baselines (issue 10): given ``train_indices`` (``evaluate_checkpoint`` passes the card's
+training split; the fit loop's validation does not, to stay cheap), each evaluation adds
+trivial baselines computed on the same subjects, with the same n. ``brainlab.registry``'s
+``baseline_rules`` name which of them decide "poor". The names, in one place:
+
+- mri-ae: ``ssim``/``psnr`` inside the brain mask (mask = training mean brain > 0.05;
+  whole-box figures in ``ssim_whole_box``/``psnr_whole_box``); ``baseline_mean_brain_ssim``/
+  ``_psnr`` (every subject "reconstructed" as the training mean brain) and
+  ``baseline_pca_ssim``/``_psnr`` (PCA with the model's code size, fitted on <= 400
+  training brains).
+- gan: ``normalised_frechet`` (Fréchet(generated, train) / Fréchet(held-out real, train),
+  equal n, 32 PCA features of the training brains; held-out real = 1.0; two real sets of
+  n=167 differ by about 20%, so read differences below ~0.2 as noise) mean and
+  ``normalised_frechet_sd`` over ``GAN_SEEDS`` seeds, ``gaussian_normalised_frechet``(``_sd``)
+  for codes from the fitted Gaussian on the same decoder; ``two_sample_auc`` with
+  ``two_sample_auc_low``/``_high`` (95% DeLong) and the same ``gaussian_two_sample_auc*``;
+  calibrated memorisation against the full training split: ``memorisation_fraction_flagged``,
+  ``memorisation_heldout_flagged`` (≈ 0.05 by construction), ``memorisation_planted_recall``.
+- sex-clf: ``balanced_accuracy`` beside ``baseline_majority_balanced_accuracy``,
+  ``baseline_icv_lr_balanced_accuracy`` and ``baseline_all_features_lr_balanced_accuracy``
+  (logistic regression on the morphometry table, same split; ``_roc_auc`` too).
+- age-model (years): ``mae`` beside ``baseline_mean_mae`` (training-mean predictor),
+  ``baseline_icv_lr_mae`` and ``baseline_all_features_lr_mae`` (linear regression).
+  Bins: ``balanced_accuracy`` beside ``majority_rate`` and
+  ``baseline_majority_balanced_accuracy``, ``auc_youngest_vs_oldest_F``/``_M``.
+- morph-ae: ``mean_r2`` beside ``baseline_pca_mean_r2`` (PCA of the standardised training
+  features with the model's code size, capped at the feature count).
+- encoder: ``refined_ssim`` beside ``baseline_mri_ae_ssim`` (the MRI autoencoder inside the
+  GAN reconstructing the same subjects: a ceiling, since G decodes through that decoder)
+  and ``baseline_mean_brain_ssim`` (the training mean brain, whole box as ``refined_ssim``:
+  the floor that decides "poor").
 """
 
 from __future__ import annotations
@@ -16,10 +48,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from brainlab.analysis.memorisation import flatten_volumes, memorisation_report
-from brainlab.analysis.metrics import (classifier_metrics, diversity, pca_frechet,
-                                       reconstruction_metrics, regression_metrics,
-                                       two_sample_auc)
+from brainlab.analysis.memorisation import (calibrated_memorisation, flatten_volumes,
+                                           memorisation_report)
+from brainlab.analysis.metrics import (age_bin_metrics, classifier_metrics, diversity,
+                                       fit_frechet_space, majority_baseline,
+                                       masked_reconstruction_metrics, mean_brain_mask,
+                                       mean_predictor_baseline, mean_sd_over_seeds,
+                                       morphometry_baselines, normalised_frechet, pca_frechet,
+                                       reconstruction_baselines, reconstruction_metrics,
+                                       regression_metrics, two_sample_auc, two_sample_auc_ci)
 from brainlab.data.batches import CohortBatches
 from brainlab.data.progress import ProgressCallback as Progress
 from brainlab.data.progress import report
@@ -32,6 +69,19 @@ def _tick(progress: Progress, done: int, total: int, message: str) -> None:
 
 def _first(indices, max_subjects: int | None) -> np.ndarray:
     return np.asarray(indices, dtype=np.int64)[:max_subjects]
+
+
+def _training_rows(cohort, indices, train_indices) -> np.ndarray:
+    """``train_indices`` as int64, or every row outside ``indices`` when None."""
+    if train_indices is not None:
+        return np.asarray(train_indices, dtype=np.int64)
+    return np.setdiff1d(np.arange(len(cohort)), np.asarray(indices, dtype=np.int64))
+
+
+def _prefixed(prefix: str, metrics: dict | None, keys) -> dict:
+    if metrics is None:
+        return {}
+    return {f"{prefix}_{key}": metrics[key] for key in keys if key in metrics}
 
 
 @torch.no_grad()
@@ -62,21 +112,54 @@ def reconstruct(model, cohort, indices, batch_size: int = 8,
 
 @torch.no_grad()
 def evaluate_autoencoder(model, cohort, indices, max_subjects: int | None = None,
-                         progress: Progress = None) -> dict:
-    """MRI autoencoder: SSIM/PSNR per subject (mean, sd) and MSE on cohort rows ``indices``."""
+                         progress: Progress = None, train_indices=None) -> dict:
+    """MRI autoencoder on cohort rows ``indices``: SSIM/PSNR inside the brain mask per
+    subject (mean, sd), the whole-box figures, MSE, and (given ``train_indices``) the
+    mean-brain and PCA baselines on the same subjects (module docstring)."""
     indices = _first(indices, max_subjects)
     originals, recons = reconstruct(model, cohort, indices, progress=progress)
-    metrics = reconstruction_metrics(originals, recons)
+    train_rows = _training_rows(cohort, indices, train_indices)
+    mask = mean_brain_mask(_RowView(cohort.images, train_rows))
+    whole = reconstruction_metrics(originals, recons)
+    metrics = masked_reconstruction_metrics(originals, recons, mask)
+    metrics["ssim_whole_box"] = whole["ssim"]
+    metrics["psnr_whole_box"] = whole["psnr"]
     metrics["mse"] = float(np.mean((originals - recons) ** 2))
     metrics["n"] = int(len(indices))
+    if train_indices is not None:
+        report(progress, 1.0, "baselines: mean brain and PCA")
+        baselines = reconstruction_baselines(_RowView(cohort.images, train_rows), originals,
+                                             code_size=int(model.config.latent_dim), mask=mask)
+        for name in ("mean_brain", "pca"):
+            metrics.update(_prefixed(f"baseline_{name}", baselines[name], ("ssim", "psnr")))
+        metrics["baseline_pca_components"] = baselines["pca_components"]
     return metrics
+
+
+class _RowView:
+    """Rows ``rows`` of an image stack, read lazily (len, slicing and fancy indexing)."""
+
+    def __init__(self, images, rows):
+        self.images, self.rows = images, np.asarray(rows, dtype=np.int64)
+
+    ndim = 4  # (n, D, H, W); np.ndim would otherwise load every row
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, item):
+        return np.asarray(self.images[self.rows[item]], dtype=np.float32)
+
+    def __array__(self, dtype=None, copy=None):
+        array = self[slice(None)]
+        return array if dtype is None else array.astype(dtype)
 
 
 @torch.no_grad()
 def evaluate_morphometry(model, cohort, indices, max_subjects: int | None = None,
-                         progress: Progress = None) -> dict:
+                         progress: Progress = None, train_indices=None) -> dict:
     """Morphometry autoencoder: per-feature and mean R² (sklearn ``r2_score``) and
-    standardised MSE on ``indices``."""
+    standardised MSE on ``indices``; given ``train_indices``, ``baseline_pca_mean_r2``."""
     from sklearn.metrics import r2_score
 
     indices = _first(indices, max_subjects)
@@ -93,25 +176,75 @@ def evaluate_morphometry(model, cohort, indices, max_subjects: int | None = None
         if rows.sum() >= 2 and np.ptp(raw[rows, j]) > 0:
             per_feature[name] = float(r2_score(raw[rows, j], recon[rows, j]))
     mean_r2 = float(np.mean(list(per_feature.values()))) if per_feature else None
-    return {"mean_r2": mean_r2, "mse": mse, "per_feature_r2": per_feature,
-            "n": int(len(indices))}
+    metrics = {"mean_r2": mean_r2, "mse": mse, "per_feature_r2": per_feature,
+               "n": int(len(indices))}
+    if train_indices is not None:
+        metrics.update(_pca_morphometry_baseline(
+            cohort.table[model.feature_names].to_numpy(dtype=np.float64, na_value=np.nan),
+            _training_rows(cohort, indices, train_indices), indices,
+            int(model.config.latent_dim), list(per_feature)))
+    return metrics
+
+
+def _pca_morphometry_baseline(table: np.ndarray, train_rows, test_rows, code_size: int,
+                              scored: list[str] | None = None) -> dict:
+    """PCA with ``code_size`` components on standardised training features (missing values
+    filled with the training mean), test rows reconstructed: their mean R² over features."""
+    from sklearn.decomposition import PCA
+    from sklearn.metrics import r2_score
+
+    train, test = table[train_rows], table[test_rows]
+    mean, std = np.nanmean(train, axis=0), np.nanstd(train, axis=0)
+    std = np.where(std > 0, std, 1.0)
+    fill = lambda x: np.where(np.isfinite(x), (x - mean) / std, 0.0)  # noqa: E731
+    k = int(min(code_size, train.shape[1], len(train) - 1))
+    pca = PCA(n_components=k, random_state=0).fit(fill(train))
+    recon = pca.inverse_transform(pca.transform(fill(test))) * std + mean
+    r2 = []
+    for j in range(table.shape[1]):
+        rows = np.isfinite(test[:, j])
+        if rows.sum() >= 2 and np.ptp(test[rows, j]) > 0:
+            r2.append(float(r2_score(test[rows, j], recon[rows, j])))
+    return {"baseline_pca_mean_r2": float(np.mean(r2)) if r2 else None,
+            "baseline_pca_components": k}
 
 
 @torch.no_grad()
 def evaluate_sex_classifier(model, cohort, indices, max_subjects: int | None = None,
-                            progress: Progress = None) -> dict:
-    """Sex classifier: accuracy, balanced accuracy, ROC AUC and ECE of P(male) on ``indices``."""
+                            progress: Progress = None, train_indices=None) -> dict:
+    """Sex classifier: accuracy, balanced accuracy, ROC AUC and ECE of P(male) on
+    ``indices``; given ``train_indices``, the majority-class and morphometry-LR baselines."""
     indices = _first(indices, max_subjects)
     p_male = predict_cohort(model.predict_proba, cohort, indices, progress=progress)
-    y = (cohort.table["sex"].astype(str).to_numpy()[indices] == "M").astype(int)
-    return classifier_metrics(y, p_male)
+    sex = cohort.table["sex"].astype(str).to_numpy()
+    y = (sex[indices] == "M").astype(int)
+    metrics = classifier_metrics(y, p_male)
+    if train_indices is not None:
+        train_rows = _training_rows(cohort, indices, train_indices)
+        majority = majority_baseline((sex[train_rows] == "M").astype(int), y)
+        metrics.update(_prefixed("baseline_majority", majority,
+                                 ("accuracy", "balanced_accuracy", "roc_auc")))
+        metrics.update(_linear_baselines(cohort, train_rows, indices, "sex",
+                                         ("balanced_accuracy", "roc_auc", "accuracy")))
+    return metrics
+
+
+def _linear_baselines(cohort, train_rows, test_rows, target: str, keys) -> dict:
+    """``baseline_icv_lr_*`` and ``baseline_all_features_lr_*`` from ``morphometry_baselines``."""
+    if cohort.table is None or len(cohort.table.columns) < 3:
+        return {}
+    result = morphometry_baselines(cohort, train_rows, test_rows, target)
+    return {**_prefixed("baseline_icv_lr", result.get("icv_only"), keys),
+            **_prefixed("baseline_all_features_lr", result.get("all_features"), keys)}
 
 
 @torch.no_grad()
 def evaluate_age_model(model, cohort, indices, max_subjects: int | None = None,
-                       progress: Progress = None) -> dict:
+                       progress: Progress = None, train_indices=None) -> dict:
     """Brain-age model. Years: MAE and r on subjects with known age. Bins: accuracy,
-    balanced accuracy, MAE in bins."""
+    balanced accuracy, MAE in bins, majority rate and within-sex youngest-vs-oldest AUC.
+    Given ``train_indices``: the training-mean (or majority-bin) predictor and, for
+    years, linear regressions on ICV and on all morphometry features."""
     from sklearn.metrics import accuracy_score, balanced_accuracy_score
 
     indices = _first(indices, max_subjects)
@@ -121,7 +254,16 @@ def evaluate_age_model(model, cohort, indices, max_subjects: int | None = None,
         if not known.any():
             return {"mae": None, "r": None, "n": 0, "target": "years"}
         predicted = predict_cohort(model.predict_age, cohort, indices[known], progress=progress)
-        return {**regression_metrics(ages[known], predicted), "target": "years"}
+        metrics = {**regression_metrics(ages[known], predicted), "target": "years"}
+        if train_indices is not None:
+            train_rows = _training_rows(cohort, indices, train_indices)
+            all_ages = cohort.table["age"].to_numpy(dtype=float, na_value=np.nan)
+            train_rows = train_rows[np.isfinite(all_ages[train_rows])]
+            metrics.update(_prefixed("baseline_mean", mean_predictor_baseline(
+                all_ages[train_rows], ages[known]), ("mae", "r")))
+            metrics.update(_linear_baselines(cohort, train_rows, indices[known], "age",
+                                             ("mae", "r")))
+        return metrics
     bins = cohort.table["age_bin"].to_numpy(dtype=float, na_value=np.nan)[indices]
     known = np.isfinite(bins) & (bins >= 0)
     if not known.any():
@@ -135,9 +277,21 @@ def evaluate_age_model(model, cohort, indices, max_subjects: int | None = None,
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         balanced = float(balanced_accuracy_score(y, predicted))
-    return {"accuracy": float(accuracy_score(y, predicted)), "balanced_accuracy": balanced,
-            "mae_bins": float(np.mean(np.abs(expected - y))), "n": int(known.sum()),
-            "target": "bin"}
+    metrics = {"accuracy": float(accuracy_score(y, predicted)), "balanced_accuracy": balanced,
+               "mae_bins": float(np.mean(np.abs(expected - y))), "n": int(known.sum()),
+               "target": "bin"}
+    sex = cohort.table["sex"].astype(str).to_numpy()[indices[known]]
+    bin_figures = age_bin_metrics(y, probabilities, sex, youngest=0,
+                                  oldest=int(probabilities.shape[1] - 1))
+    for key in ("majority_rate", "auc_youngest_vs_oldest_F", "auc_youngest_vs_oldest_M"):
+        metrics[key] = bin_figures[key]
+    if train_indices is not None:
+        train_rows = _training_rows(cohort, indices, train_indices)
+        train_bins = cohort.table["age_bin"].to_numpy(dtype=float, na_value=np.nan)[train_rows]
+        train_bins = train_bins[np.isfinite(train_bins) & (train_bins >= 0)].astype(int)
+        metrics.update(_prefixed("baseline_majority", majority_baseline(train_bins, y),
+                                 ("accuracy", "balanced_accuracy")))
+    return metrics
 
 
 def real_sets(cohort, indices, max_subjects, seed) -> tuple[np.ndarray, np.ndarray]:
@@ -222,9 +376,11 @@ def gan_panel(real_train, real_heldout, generated, n_voxels: int, seed: int = 0,
 
 @torch.no_grad()
 def evaluate_latent_gan(model, cohort, indices, max_subjects: int | None = None, seed: int = 0,
-                        progress: Progress = None) -> dict:
+                        progress: Progress = None, train_indices=None) -> dict:
     """Code-space GAN: GAN metrics on held-out ``indices`` for the GAN and, as baseline,
-    the fitted Gaussian (``gaussian_*``: Fréchet, its ratio and the two-sample AUC)."""
+    the fitted Gaussian (``gaussian_*``: Fréchet, its ratio and the two-sample AUC).
+    Given ``train_indices``: the calibrated figures of the module docstring
+    (``calibrated_gan_metrics``)."""
     real_train, real_heldout = real_sets(cohort, indices, max_subjects, seed)
     z = model.sample_latent(len(real_heldout), seed).to(model.device)
     generated = _generate_in_chunks(model.decode, model.codes_from_latent(z), progress=progress,
@@ -246,6 +402,69 @@ def evaluate_latent_gan(model, cohort, indices, max_subjects: int | None = None,
             metrics[f"gaussian_{key}"] = baseline[key]
     metrics["n"] = int(len(real_heldout))
     metrics["notes"] = "gaussian_*: same decoder, codes from the fitted Gaussian (G at step 0)"
+    if train_indices is not None:
+        metrics.update(calibrated_gan_metrics(
+            model, cohort, np.asarray(train_indices, dtype=np.int64), real_heldout,
+            generated, gaussian, seed=seed, progress=progress))
+    return metrics
+
+
+# Seeds the normalised Fréchet is averaged over (issue 10: mean ± sd over >= 5).
+GAN_SEEDS = 5
+# Training brains the Fréchet PCA features are fitted on (a seeded subset of the split).
+FRECHET_TRAIN_FIT = 400
+
+
+def calibrated_gan_metrics(model, cohort, train_rows, real_heldout, generated, gaussian,
+                           seed: int = 0, seeds: int = GAN_SEEDS,
+                           progress: Progress = None) -> dict:
+    """Normalised Fréchet (mean, sd over ``seeds`` sample seeds), two-sample AUC with CI
+    and calibrated memorisation for the GAN and its Gaussian baseline (same decoder).
+
+    ``generated`` / ``gaussian`` are the samples of the first seed (``seed``); the other
+    seeds draw new ones of the same size as ``real_heldout``.
+    """
+    rng = np.random.default_rng(seed)
+    fit_rows = (np.sort(rng.choice(train_rows, FRECHET_TRAIN_FIT, replace=False))
+                if len(train_rows) > FRECHET_TRAIN_FIT else train_rows)
+    report(progress, 0.0, "calibrated: Fréchet features")
+    space = fit_frechet_space(cohort.images[fit_rows], seed=seed)
+    n = len(real_heldout)
+
+    def samples(sample_seed: int):
+        if sample_seed == seed:
+            return generated, gaussian
+        z = model.sample_latent(n, sample_seed).to(model.device)
+        return (_generate_in_chunks(model.decode, model.codes_from_latent(z)),
+                _generate_in_chunks(model.decode, model.gaussian_codes(z)))
+
+    def both(sample_seed: int) -> dict:
+        report(progress, (sample_seed - seed) / (seeds + 2), f"calibrated: seed {sample_seed}")
+        gan_images, gaussian_images = samples(sample_seed)
+        return {name: normalised_frechet(None, real_heldout, images, seed=sample_seed,
+                                         space=space)["normalised_frechet"]
+                for name, images in (("gan", gan_images), ("gaussian", gaussian_images))}
+
+    spread = mean_sd_over_seeds(both, seeds=range(seed, seed + seeds))
+    metrics = {"normalised_frechet": spread["gan"]["mean"],
+               "normalised_frechet_sd": spread["gan"]["sd"],
+               "gaussian_normalised_frechet": spread["gaussian"]["mean"],
+               "gaussian_normalised_frechet_sd": spread["gaussian"]["sd"],
+               "normalised_frechet_seeds": int(spread["n_seeds"]),
+               "normalised_frechet_note": "held-out real brains score 1.0; two real sets of "
+                                          "this n differ by about 20%"}
+    report(progress, (seeds + 0.5) / (seeds + 2), "calibrated: two-sample AUC")
+    for prefix, images in (("", generated), ("gaussian_", gaussian)):
+        auc = two_sample_auc_ci(real_heldout, images, seed=seed)
+        metrics[f"{prefix}two_sample_auc"] = auc["auc"]
+        metrics[f"{prefix}two_sample_auc_low"] = auc["low"]
+        metrics[f"{prefix}two_sample_auc_high"] = auc["high"]
+    report(progress, (seeds + 1) / (seeds + 2), "calibrated: memorisation (full training split)")
+    memorised = calibrated_memorisation(generated, _RowView(cohort.images, train_rows),
+                                        real_heldout, seed=seed)
+    for key in ("fraction_flagged", "heldout_flagged", "planted_recall", "threshold",
+                "n_planted", "n_train"):
+        metrics[f"memorisation_{key}"] = memorised[key]
     return metrics
 
 
@@ -276,11 +495,13 @@ REFINED_SUBJECTS = 16
 def evaluate_encoder(model, cohort, indices, max_subjects: int | None = None, seed: int = 0,
                      refine_steps: int | None = None, batch_size: int = 8,
                      max_refined: int | None = REFINED_SUBJECTS,
-                     progress: Progress = None) -> dict:
+                     progress: Progress = None, train_indices=None) -> dict:
     """Latent encoder: held-out fidelity of G(E(x)) on every subject (``direct_*``), after
     refinement on a seeded subset of at most ``max_refined`` of them (``refined_*``, with
     ``refined_n`` and the same subset's ``direct_ssim_refined_subset``), and the latent
-    MSE on generated pairs."""
+    MSE on generated pairs. Given ``train_indices``: on the refined subset, the MRI
+    autoencoder's own reconstruction (``baseline_mri_ae_*``, a ceiling) and the
+    training mean brain (``baseline_mean_brain_*``, the floor), whole box as the rest."""
     from brainlab.models.gan import standard_normal_latent
 
     if cohort.images is None:
@@ -331,27 +552,49 @@ def evaluate_encoder(model, cohort, indices, max_subjects: int | None = None, se
         for key in ("ssim", "psnr"):
             if key in values:
                 metrics[f"{prefix}_{key}"] = values[key]
+    if train_indices is not None:
+        originals = np.concatenate(real_refined)
+        with torch.no_grad():
+            autoencoded = np.concatenate([
+                gan.autoencoder(torch.from_numpy(originals[i:i + batch_size])[:, None].to(device)
+                                ).float().clamp(0.0, 1.0)[:, 0].cpu().numpy()
+                for i in range(0, len(originals), batch_size)])
+        train_rows = _training_rows(cohort, indices, train_indices)
+        mean_brain = np.zeros(originals.shape[1:], dtype=np.float64)
+        for start in range(0, len(train_rows), 64):
+            mean_brain += np.asarray(cohort.images[train_rows[start:start + 64]],
+                                     dtype=np.float64).sum(axis=0)
+        mean_images = np.broadcast_to((mean_brain / len(train_rows)).astype(np.float32),
+                                      originals.shape)
+        metrics.update(_prefixed("baseline_mri_ae", reconstruction_metrics(
+            originals, autoencoded), ("ssim", "psnr")))
+        metrics.update(_prefixed("baseline_mean_brain", reconstruction_metrics(
+            originals, mean_images), ("ssim", "psnr")))
     return metrics
 
 
 def evaluate_model(model, cohort, indices, max_subjects: int | None = None,
-                   progress: Progress = None) -> dict:
-    """Held-out metrics of a loaded model with its type's evaluation function (registry)."""
+                   progress: Progress = None, train_indices=None) -> dict:
+    """Held-out metrics of a loaded model with its type's evaluation function (registry);
+    with ``train_indices`` (the training split) the baselines too (module docstring)."""
     from brainlab.registry import model_spec
 
     scorer = model_spec(model.model_type).evaluation()
     was_training = model.training
     model.eval()
     with torch.no_grad():
+        extra = {} if train_indices is None else {"train_indices": train_indices}
         metrics = dict(scorer(model, cohort, indices, max_subjects=max_subjects,
-                              progress=progress))
+                              progress=progress, **extra))
     model.train(was_training)
     return metrics
 
 
 def evaluate_checkpoint(path, cohort, max_subjects: int | None = None, split_name: str = "test",
-                        device: str = "cpu", progress: Progress = None) -> dict:
-    """Re-evaluate a checkpoint on ``cohort``'s held-out split (the card's split seed).
+                        device: str = "cpu", progress: Progress = None,
+                        baselines: bool = True) -> dict:
+    """Re-evaluate a checkpoint on ``cohort``'s held-out split (the card's split seed),
+    with the baselines on the same subjects (``baselines=False`` leaves them out).
 
     Returns ``{"model_type", "card_metrics", "metrics", "cohort_match", "path"}``;
     raises ``CheckpointMismatchError`` when the checkpoint does not fit the cohort.
@@ -365,7 +608,8 @@ def evaluate_checkpoint(path, cohort, max_subjects: int | None = None, split_nam
     model.set_precision(False, channels_last=True)
     split = cohort.split(int(card.get("cohort", {}).get("split_seed", 0)))
     indices = getattr(split, split_name)
-    metrics = evaluate_model(model, cohort, indices, max_subjects, progress=progress)
+    metrics = evaluate_model(model, cohort, indices, max_subjects, progress=progress,
+                             train_indices=split.train if baselines else None)
     metrics["split"] = split_name
     return {"path": str(path), "model_type": card["model_type"],
             "card_metrics": card.get("metrics", {}),
