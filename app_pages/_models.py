@@ -15,7 +15,8 @@ from pathlib import Path
 import streamlit as st
 
 from brainlab.checkpoints import (
-    available, check_cohort_compatible, load_checkpoint, quality_verdict, read_card,
+    available, check_cohort_compatible, load_checkpoint, metrics_beside_baselines, quality_verdict,
+    read_card,
 )
 from brainlab.data import Cohort
 from brainlab.errors import BrainlabInputError
@@ -129,6 +130,10 @@ def show_quality(card: dict, entry: dict, cohort: Cohort) -> None:
     name = MODEL_NAMES.get(card["model_type"], card["model_type"])
     text = f"**{name}** — {level}: {sentence}"
     {"good": st.success, "fair": st.warning}.get(level, st.error)(text, icon=VERDICT_ICONS[level])
+    beside = metrics_beside_baselines(card)
+    st.caption(f"Held-out figures beside their baselines: {beside}." if beside
+               else "No baseline recorded in this card (re-evaluate it with "
+                    "`python -m brainlab evaluate CHECKPOINT --write-card`).")
     if not entry["exact"]:
         st.warning(f"This {name} was trained on cohort **{card['cohort']['name']}** "
                    f"(fingerprint {card['cohort']['fingerprint']}), not on the current one "
@@ -177,7 +182,8 @@ def model_rows(cohort: Cohort, source: str) -> tuple[list[dict], str | None]:
             "trained on": card.get("cohort", "?"),
             "this cohort": "yes" if str(card.get("fingerprint") or card.get("cohort", "")) in
                            (cohort.fingerprint, cohort.name, source) else "",
-            "held-out metrics": metric_summary(card.get("metrics")) or "—",
+            "held-out metrics (vs baselines)": (metrics_beside_baselines(card)
+                                                or metric_summary(card.get("metrics")) or "—"),
             "checkpoint": str(card.get("path", "")),
         })
     return rows, None
