@@ -130,7 +130,7 @@ def live_view(job: dict) -> None:
             st.caption(f"Validation metrics after each evaluated epoch"
                        + (" (the ones its verdict judges)" if shown else "") + "; epoch "
                        f"{progress['val_metrics'][-1]['epoch']}: "
-                       f"{metric_summary(progress['val_metrics'][-1], 4, ('step', 'epoch'))}.")
+                       f"{metric_summary(progress['val_metrics'][-1], 4, ('step', 'epoch', 'n', 'split'))}.")
         else:
             st.caption("Validation metrics appear after the first evaluated epoch.")
     if previews := [p for p in progress["samples"] if p and Path(p).exists()][-SHOWN_PREVIEWS:]:

@@ -89,3 +89,22 @@ def test_play_runs_updates_per_tick(with_models):
     updates = live.updates
     at = rerun(at)
     assert live.updates == updates
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_save_as_checkpoint_lands_in_the_gan_pickers(with_models):
+    from brainlab.background import runner
+    from brainlab.checkpoints import available, read_card
+
+    at = open_live()
+    at = _press(at, "One of each")
+    at = _press(at, "Save as checkpoint")
+    (key,) = at.session_state["gan_live_saves"]
+    saved = runner().get(key).wait(timeout=240)
+    assert "/tiny/gan-live-" in saved and saved.endswith("-u1")
+    card = read_card(saved)
+    assert card["training"]["live"] and card["training"]["updates"] == 1
+    assert card["metrics"]["split"] == "test"
+    assert saved in [e["path"] for e in available() if e["model_type"] == "gan"]
+    at = rerun(at)
+    assert any(saved in s.value for s in at.success)

@@ -59,5 +59,6 @@ def validation_figure(val_metrics: list[dict], metrics=None,
                   for row in val_metrics]
         fig.add_trace(go.Scatter(x=epochs, y=values, mode="lines+markers", name=name))
     fig.update_xaxes(title="epoch", dtick=1 if len(epochs) <= 12 else None)
-    fig.update_yaxes(title="value")
-    return apply_layout(fig, title=title, uirevision="validation", height=320)
+    fig.update_yaxes(title=names[0] if len(names) == 1 else "value")
+    return apply_layout(fig, title=title, uirevision="validation", height=320,
+                        showlegend=True)
