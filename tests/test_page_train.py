@@ -124,3 +124,23 @@ def test_training_figures_draw_the_job_series():
     assert [t.name for t in every.data] == ["ssim", "psnr"]  # counts left out
     judged = validation_figure(rows, {"ssim"})
     assert [t.name for t in judged.data] == ["ssim"] and list(judged.data[0].x) == [1, 2]
+
+
+def test_a_new_checkpoint_shows_in_the_pickers_at_once(with_models, tmp_path):
+    """A finished job moves its folder in with os.replace: the cached listing notices."""
+    import os
+    import shutil
+
+    from app_pages._models import _listing
+
+    before = {e["path"] for e in _listing()}
+    staged = tmp_path / "staged"
+    shutil.copytree(with_models / "morph-ae", staged)
+    final = paths.user_checkpoints() / "tiny" / f"morph-ae-{tmp_path.name}"
+    final.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(staged, final)
+    try:
+        after = {e["path"] for e in _listing()}
+        assert after - before == {str(final)}
+    finally:
+        shutil.rmtree(final)
