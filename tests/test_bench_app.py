@@ -23,7 +23,6 @@ def test_process_tree_cpu_counts_children():
             time.sleep(0.2)
             grown = bench_app._process_tree_cpu_seconds(os.getpid()) - before
         assert grown > 0.2  # the busy child's CPU is counted under this process
-        assert bench_app._process_tree_cpu_seconds(child.pid) <= grown + 0.05
     finally:
         child.kill()
         child.wait()
