@@ -255,6 +255,8 @@ def build_progress(source: str, bar: bool) -> None:
     text = f"The cohort **{source_label(source)}** is building ({build.message})"
     if bar:
         st.progress(build.fraction, text=text)
+        st.caption("Built once and cached: later starts load it in about a second. The other "
+                   "pages open when it is ready.")
     else:
         st.info(text + "; this page opens when it is ready.", icon=":material/hourglass_top:")
 
