@@ -45,14 +45,8 @@ def _volume_pair(a, b) -> tuple[np.ndarray, np.ndarray]:
     return a, b
 
 
-def ssim3d(a, b, data_range: float = 1.0, sigma: float = 1.5) -> float:
-    """Structural similarity of two (D, H, W) volumes with a 3D Gaussian window.
-
-    Wang et al.'s SSIM with local statistics from ``scipy.ndimage.gaussian_filter``
-    (reflecting borders), averaged over every voxel of the volume, background
-    included (no border crop, so tiny grids still work). 1 = identical.
-    """
-    a, b = _volume_pair(a, b)
+def _ssim_map(a: np.ndarray, b: np.ndarray, data_range: float, sigma: float) -> np.ndarray:
+    """Voxelwise SSIM of two checked volumes (local statistics under a Gaussian window)."""
     if data_range <= 0 or sigma <= 0:
         raise BrainlabInputError(f"data_range and sigma must be > 0; found {data_range}, {sigma}")
 
@@ -67,7 +61,18 @@ def ssim3d(a, b, data_range: float = 1.0, sigma: float = 1.5) -> float:
     c2 = (SSIM_K2 * data_range) ** 2
     ssim_map = ((2 * mu_a * mu_b + c1) * (2 * cov_ab + c2)) / (
         (mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
-    return float(ssim_map.mean())
+    return ssim_map
+
+
+def ssim3d(a, b, data_range: float = 1.0, sigma: float = 1.5) -> float:
+    """Structural similarity of two (D, H, W) volumes with a 3D Gaussian window.
+
+    Wang et al.'s SSIM with local statistics from ``scipy.ndimage.gaussian_filter``
+    (reflecting borders), averaged over every voxel of the volume, background
+    included (no border crop, so tiny grids still work). 1 = identical.
+    """
+    a, b = _volume_pair(a, b)
+    return float(_ssim_map(a, b, data_range, sigma).mean())
 
 
 def psnr(a, b, data_range: float = 1.0) -> float:
@@ -374,21 +379,7 @@ def ssim3d_masked(a, b, mask, data_range: float = 1.0, sigma: float = 1.5) -> fl
     """
     a, b = _volume_pair(a, b)
     mask = _check_mask(mask, a.shape)
-    if data_range <= 0 or sigma <= 0:
-        raise BrainlabInputError(f"data_range and sigma must be > 0; found {data_range}, {sigma}")
-
-    def local_mean(x):
-        return gaussian_filter(x, sigma=sigma, truncate=SSIM_TRUNCATE, mode="reflect")
-
-    mu_a, mu_b = local_mean(a), local_mean(b)
-    var_a = local_mean(a * a) - mu_a**2
-    var_b = local_mean(b * b) - mu_b**2
-    cov_ab = local_mean(a * b) - mu_a * mu_b
-    c1 = (SSIM_K1 * data_range) ** 2
-    c2 = (SSIM_K2 * data_range) ** 2
-    ssim_map = ((2 * mu_a * mu_b + c1) * (2 * cov_ab + c2)) / (
-        (mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
-    return float(ssim_map[mask].mean())
+    return float(_ssim_map(a, b, data_range, sigma)[mask].mean())
 
 
 def psnr_masked(a, b, mask, data_range: float = 1.0) -> float:
