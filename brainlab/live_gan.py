@@ -34,7 +34,6 @@ analysis; only the CLI and the app import it.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -48,6 +47,7 @@ from brainlab.config import GanConfig
 from brainlab.errors import BrainlabInputError
 from brainlab.models.gan import LatentGan, standard_normal_latent
 from brainlab.precision import resolve_bf16
+from brainlab.training.steps import single_thread
 
 LOSSES = ("non-saturating", "hinge", "wgan-gp")
 STARTS = ("gaussian", "noise")
@@ -145,17 +145,6 @@ class _FrechetToReference:
         distance = (float(((mean - self.mean) ** 2).sum()) + self.trace
                     + float((centred ** 2).sum()) - 2 * cross)
         return float(max(distance, 0.0))
-
-
-@contextlib.contextmanager
-def one_torch_thread():
-    """Tiny MLPs and 128-d algebra: a second thread only adds contention on 2 cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _check_choice(name: str, value, choices) -> None:
@@ -427,7 +416,7 @@ class LiveGan:
         _check_choice("which", which, ("d", "g", "both"))
         if int(n) != n or n < 1:
             raise BrainlabInputError(f"n must be an integer >= 1; found {n!r}")
-        with one_torch_thread():
+        with single_thread():  # tiny MLPs: a second thread only adds contention
             for _ in range(int(n)):
                 if which in ("d", "both"):
                     self._d_step()
@@ -514,7 +503,7 @@ class LiveGan:
         (n_strip,) the update at which each brain was last decoded,
         explained_variance (2,), config (dict), start, preset.
         """
-        with one_torch_thread():
+        with single_thread():  # tiny MLPs: a second thread only adds contention
             fake = self.generated_codes()
             fake_xy = ((torch.from_numpy(fake) - self._pca_mean) @ self._pca_components).numpy()
             fake_xy[~np.isfinite(fake_xy).all(1)] = np.nan
