@@ -58,6 +58,9 @@ def test_card_is_honest_and_matches_todays_phantom(folder):
     test_size = read_card(entry["path"])["cohort"]["split_sizes"]["test"]
     assert metrics.get("split") == "test" and metrics.get("n") == test_size >= 50
     assert entry["quality"] in ("good", "fair", "poor") and entry["quality_sentence"]
+    # Every shipped card stands beside its baselines (evaluate --write-card).
+    assert "no baseline recorded" not in entry["quality_sentence"], entry["quality_sentence"]
+    assert read_card(entry["path"])["evaluated"]["with_baselines"]
 
 
 @pytest.fixture(scope="module")
@@ -90,3 +93,27 @@ def test_shipped_gan_generates_brains_on_the_cohort_grid(hcp_ya):
     foreground = (volumes > 0.1).mean()
     real_foreground = (hcp_ya.images[0] > 0.1).mean()
     assert 0.5 * real_foreground < foreground < 1.5 * real_foreground
+
+
+@pytest.mark.parametrize("folder,target,keys", [
+    ("sex-clf", "sex", ("balanced_accuracy", "roc_auc")),
+    ("age-model", "age", ("mae",)),
+    ("age-model-lifespan", "age", ("mae",)),
+])
+def test_cards_linear_baselines_are_reproduced_on_the_same_split(folder, target, keys, hcp_ya):
+    """The morphometry LR baselines are deterministic and cheap: recomputed on the card's
+    split they give the card's numbers (within 0.02: a rebuilt phantom's table may move a
+    subject or two), so a card off by 0.05 fails."""
+    from brainlab.analysis.metrics import morphometry_baselines
+    from brainlab.data import load
+
+    card = read_card(SHIPPED_CHECKPOINTS / folder)
+    cohort = hcp_ya if SHIPPED[folder][1] == "hcp-ya" else load(SHIPPED[folder][1])
+    split = cohort.split(card["cohort"]["split_seed"])
+    found = morphometry_baselines(cohort, split.train, split.test, target)
+    for label, prefix in (("icv_only", "baseline_icv_lr"),
+                          ("all_features", "baseline_all_features_lr")):
+        for key in keys:
+            assert card["metrics"][f"{prefix}_{key}"] == pytest.approx(found[label][key],
+                                                                        abs=0.02)
+
