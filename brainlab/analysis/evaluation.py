@@ -233,7 +233,12 @@ def _linear_baselines(cohort, train_rows, test_rows, target: str, keys) -> dict:
     """``baseline_icv_lr_*`` and ``baseline_all_features_lr_*`` from ``morphometry_baselines``."""
     if cohort.table is None or len(cohort.table.columns) < 3:
         return {}
-    result = morphometry_baselines(cohort, train_rows, test_rows, target)
+    try:
+        result = morphometry_baselines(cohort, train_rows, test_rows, target)
+    except BrainlabInputError as missing:
+        # An image-only cohort (e.g. HCP tensors) has no morphometry to fit a baseline on:
+        # the card says so instead of the evaluation failing.
+        return {"baseline_morphometry_note": str(missing)}
     return {**_prefixed("baseline_icv_lr", result.get("icv_only"), keys),
             **_prefixed("baseline_all_features_lr", result.get("all_features"), keys)}
 

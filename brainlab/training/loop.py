@@ -14,6 +14,7 @@ a tqdm bar from them, the app reads the file for live curves.
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import random
@@ -106,10 +107,16 @@ def _save_train_state(out_dir: Path, steps, step: int, epoch: int, seconds: floa
     atomic_write(out_dir / TRAIN_STATE_NAME, lambda temp: torch.save(state, temp))
 
 
-def _evaluate(scorer, model, cohort, indices, max_subjects, split_name: str) -> dict:
+def _evaluate(scorer, model, cohort, indices, max_subjects, split_name: str,
+              train_indices=None) -> dict:
+    """``scorer`` on ``indices``; with ``train_indices`` (the final test evaluation) also
+    the baselines on the same subjects, so a new card says what a trivial method scores."""
+    extra = {}
+    if train_indices is not None and "train_indices" in inspect.signature(scorer).parameters:
+        extra["train_indices"] = train_indices
     model.eval()
     with torch.no_grad():
-        metrics = dict(scorer(model, cohort, indices, max_subjects=max_subjects))
+        metrics = dict(scorer(model, cohort, indices, max_subjects=max_subjects, **extra))
     model.train()
     metrics["split"] = split_name
     return metrics
@@ -250,7 +257,8 @@ def fit(model, cohort, split=None, train_config: TrainConfig | None = None,
             stopped = "time"
             break
 
-    test_metrics = _evaluate(scorer, model, cohort, split.test, None, "test")
+    test_metrics = _evaluate(scorer, model, cohort, split.test, None, "test",
+                             train_indices=split.train)
     if out_dir is not None:
         save_checkpoint(model, out_dir, cohort, config.split_seed, test_metrics,
                         training_info(), split_sizes=split_sizes, storage=config.storage)
