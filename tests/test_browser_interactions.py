@@ -181,7 +181,7 @@ def test_one_interaction_per_page(served_tiny_app, tmp_path):
 
             # Teaching tour: the next step, then its Open button switches to its page.
             open_page(page, f"{base}/tour?cohort=tiny", "Teaching tour", ".st-key-open_1 button")
-            page.locator(".st-key-url_step label").nth(1).click()
+            page.locator(".st-key-url_step label", has_text="2. ").first.click()
             page.wait_for_selector(".st-key-open_2 button", timeout=SLOW)
             settle(page)
             assert page.locator("h2", has_text="Step 2 of").count() == 1
