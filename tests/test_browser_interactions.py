@@ -41,12 +41,29 @@ def open_page(page, url: str, title: str, key_selector: str) -> None:
 
 def pick_option(page, widget_key: str, index: int) -> str:
     """Open the selectbox (a react-aria combobox) with key ``widget_key``, click its ``index``-th option; its text."""
-    page.locator(f".st-key-{widget_key} button[aria-haspopup='listbox']").click()
+    open_listbox(page, widget_key)
     option = page.locator('[role="listbox"] [role="option"]').nth(index)
-    option.wait_for(timeout=SLOW)
     text = option.inner_text().strip()
     option.click()
     return text
+
+
+def open_listbox(page, widget_key: str) -> None:
+    """Click the combobox's Open button until its options show (a click that lands while
+    the page reruns can be lost)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    deadline = time.monotonic() + SLOW / 1000
+    while True:
+        page.locator(f".st-key-{widget_key} button[aria-haspopup='listbox']").click()
+        try:
+            page.locator('[role="listbox"] [role="option"]').first.wait_for(timeout=5_000)
+            return
+        except PlaywrightTimeout:
+            if time.monotonic() > deadline:
+                raise
+            page.keyboard.press("Escape")
+            wait_until_idle(page, timeout_s=240)
 
 
 def selected_text(page, widget_key: str) -> str:
@@ -130,7 +147,7 @@ def test_one_interaction_per_page(served_tiny_app, tmp_path):
 
             # Train: start a morphometry-AE job with a long epoch cap, then cancel it.
             open_page(page, f"{base}/train?cohort=tiny", "Train", ".st-key-train_model")
-            page.locator(".st-key-train_model button[aria-haspopup='listbox']").click()
+            open_listbox(page, "train_model")
             page.locator('[role="listbox"] [role="option"]',
                          has_text="morphometry autoencoder").first.click()
             settle(page)
