@@ -20,7 +20,7 @@ import pytest
 
 from app_helpers import CHROMIUM, CHROMIUM_ARGS, serve_app, wait_until_idle
 
-SLOW = 120_000  # ms: generous waits for a loaded 2-core machine (no timed assertions)
+SLOW = 180_000  # ms: generous waits for a loaded 2-core machine (no timed assertions)
 
 
 def settle(page, timeout_s: float = 240) -> None:
