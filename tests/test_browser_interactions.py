@@ -95,10 +95,13 @@ def wait_for_text(page, selector: str, pattern: str, timeout_s: float = 240) -> 
 
 
 @pytest.fixture
-def served_tiny_app(tiny, tiny_checkpoints, tmp_path):
+def served_tiny_app(request, tmp_path):
+    """The app on ``tiny`` with the tiny checkpoints (trained only when a browser exists)."""
     if not CHROMIUM.exists():
         pytest.skip(f"chromium not found at {CHROMIUM} (apt-get install chromium)")
     pytest.importorskip("playwright.sync_api", reason="playwright (pip) is not installed")
+    request.getfixturevalue("tiny")
+    request.getfixturevalue("tiny_checkpoints")
     with serve_app("tiny", tmp_path / "streamlit.log") as url:
         yield url
 
@@ -157,11 +160,17 @@ def test_one_interaction_per_page(served_tiny_app, tmp_path):
             cancel = page.locator("[class*='st-key-cancel_'] button")
             cancel.wait_for(timeout=SLOW)
             assert "morphometry autoencoder on tiny" in selected_text(page, "train_job_choice")
-            cancel.click()
+            # The job panel reruns every few seconds, which can swallow a click: click
+            # again while the button is still there and the job not yet cancelled.
             deadline = time.monotonic() + 240
             while "cancelled" not in selected_text(page, "train_job_choice"):
                 assert time.monotonic() < deadline, selected_text(page, "train_job_choice")
-                time.sleep(0.3)
+                if cancel.count():
+                    try:
+                        cancel.click(timeout=5_000)
+                    except Exception:  # re-rendered between count() and click()
+                        pass
+                time.sleep(3)
             settle(page)
             assert page.locator("[class*='st-key-cancel_'] button").count() == 0
             save_screenshot(page, tmp_path, "train")
