@@ -142,11 +142,15 @@ def test_latent_space_with_models(with_models, tiny):
     scatter = chart_titled(at, "MRI-AE latent")
     assert scatter["data"][-1]["name"] == f"selected: {subject}"
 
-    # Probes: the button fills the table, with the seed study in its own column.
-    assert not any(d.value is not None and "seed study (reference)" in getattr(d.value, "columns", [])
-                   and "accuracy (5-fold CV)" in d.value.columns for d in at.dataframe)
-    widget(at.button, "Run probes").click()
-    rerun(at)
+    # Probes: the button fills the table, with the seed study in its own column. A table
+    # already in the result store (another test or `warm` computed it) shows at once.
+    def probe_table_shown():
+        return any(d.value is not None and "accuracy (5-fold CV)" in getattr(d.value, "columns", [])
+                   for d in at.dataframe)
+
+    if not probe_table_shown():
+        widget(at.button, "Run probes").click()
+        rerun(at)
     problems = [e.value for e in at.error if "Could not run the probes" in e.value]
     if problems:  # tiny's age bins can be too small for stratified folds; the page says so
         assert "class" in problems[0]
