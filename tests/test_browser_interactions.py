@@ -162,15 +162,22 @@ def test_one_interaction_per_page(served_tiny_app, tmp_path):
             assert "morphometry autoencoder on tiny" in selected_text(page, "train_job_choice")
             # The job panel reruns every few seconds, which can swallow a click: click
             # again while the button is still there and the job not yet cancelled.
+            # The select's closed text can keep an option's old label, so the job's state is
+            # read from the registry the served app shares (same BRAINLAB_CACHE) and from
+            # the page's live view.
+            from brainlab import jobs
+
+            job_id = selected_text(page, "train_job_choice").split(" ")[0]
             deadline = time.monotonic() + 240
-            while "cancelled" not in selected_text(page, "train_job_choice"):
-                assert time.monotonic() < deadline, selected_text(page, "train_job_choice")
+            while jobs.get_job(job_id)["status"] != "cancelled" or cancel.count():
+                assert time.monotonic() < deadline, jobs.get_job(job_id)["status"]
                 if cancel.count():
                     try:
                         cancel.click(timeout=5_000)
                     except Exception:  # re-rendered between count() and click()
                         pass
                 time.sleep(3)
+            wait_for_text(page, "[data-testid='stMain']", r"cancelled")
             settle(page)
             assert page.locator("[class*='st-key-cancel_'] button").count() == 0
             save_screenshot(page, tmp_path, "train")
