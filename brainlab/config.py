@@ -55,10 +55,19 @@ class MriAutoencoderConfig:
     base_channels: int = 16        # width at half resolution (after the stem); doubles per level
     max_channels: int = 128        # channel cap so deep levels stay cheap on CPU
     levels: int = 4                # halvings (stem + down blocks); the grid is padded to a multiple of 2**levels
-    ssim_weight: float = 0.2       # weight of a (1 - local-SSIM) term added to the MSE loss; 0.2 gave
+    ssim_weight: float = 0.2       # weight of a (1 - local-SSIM) term added to the reconstruction loss; 0.2 gave
                                    # higher held-out SSIM than MSE alone at equal CPU time
     weight_decay: float = 0.0      # AdamW weight decay
     default_lr: float = 3e-4       # learning rate when the training config leaves it unset
+    guided_decoder: bool = True    # the conv decoder also sees the PCA reconstruction (it sharpens it
+                                   # instead of redrawing it from the code); False = the v1 decoder
+    reconstruction: str = "l1"     # 'l1' (sharper edges) or 'mse' for the voxel term
+    background_weight: float = 0.1  # loss weight of voxels outside the mean-brain mask (78% of the box)
+    texture_weight: float = 1.0    # weight of the multi-scale band / local-energy texture loss; 0 = off
+    adversarial_weight: float = 0.5  # patch-discriminator factor on top of the adaptive weight; 0 = off
+    disc_start: int = 150          # optimiser steps of reconstruction-only warm-up before the discriminator
+    disc_channels: int = 16        # width of the patch discriminator's first layer
+    disc_lr: float = 2e-4          # Adam learning rate of the discriminator (betas 0.5, 0.9)
 
 
 @dataclass(frozen=True)
@@ -110,6 +119,12 @@ class GanConfig:
     code_batch: int = 256            # codes per adversarial step (codes are cheap)
     steps_per_batch: int = 8         # adversarial steps per image batch of the fit loop
     autoencoder_config: dict = field(default_factory=dict)  # the frozen AE's config, to rebuild it
+    # Conditioning (the recipe sets it from the cohort; the defaults are the unconditional
+    # GAN that pre-conditional cards and the live GAN use).
+    sexes: tuple[str, ...] = ()      # sexes G is conditioned on, e.g. ('F', 'M'); () = not on sex
+    age_encoding: str = "none"       # 'years' (lifespan: scaled age and its square), 'bins' (hcp-ya: one-hot), 'none'
+    age_range: tuple[float, float] = (0.0, 0.0)  # years 'years' accepts (the training ages' range)
+    age_bin_labels: tuple[str, ...] = ()  # bin names 'bins' accepts, in the cohort's order
 
 
 @dataclass(frozen=True)

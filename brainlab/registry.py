@@ -130,7 +130,8 @@ _RECIPES = "brainlab.train_recipes"
 MODEL_TYPES: dict[str, ModelSpec] = {spec.model_type: spec for spec in (
     ModelSpec(
         "mri-ae", "MRI autoencoder", "brainlab.models.autoencoder:MriAutoencoder",
-        MriAutoencoderConfig, f"{_RECIPES}:train_default", f"{_STEPS}:AutoencoderSteps",
+        MriAutoencoderConfig, f"{_RECIPES}:train_default",
+        "brainlab.training.autoencoder_steps:SharpAutoencoderSteps",
         f"{_EVALUATION}:evaluate_autoencoder",
         # Batch 4 at lr 3e-3 reached held-out SSIM 0.71 in 5 loaded-CPU minutes where batch 8
         # at lr 1e-3 reached 0.49 (same phantom, same wall time): more steps win early on.
@@ -144,7 +145,7 @@ MODEL_TYPES: dict[str, ModelSpec] = {spec.model_type: spec for spec in (
                          "the training mean brain"))),
     ModelSpec(
         "gan", "GAN", "brainlab.models.gan:LatentGan", GanConfig,
-        f"{_RECIPES}:train_gan", f"{_STEPS}:LatentGanSteps", f"{_EVALUATION}:evaluate_latent_gan",
+        f"{_RECIPES}:train_gan", "brainlab.training.gan_steps:ConditionalLatentGanSteps", f"{_EVALUATION}:evaluate_latent_gan",
         default_train_config=TrainConfig(epochs=40, minutes=2.0, batch_size=64, log_every=5,
                                          eval_every=10),
         quality_targets=_GAN_TARGETS, baseline_rules=_GAN_BASELINES, depends_on=("mri-ae",)),
