@@ -15,8 +15,8 @@ import sys
 
 from brainlab.errors import BrainlabInputError
 
-COMMAND_MODULES = ("cohort", "train", "evaluate", "explore", "compare", "bench", "jobs", "warm",
-                   "tour")
+COMMAND_MODULES = ("cohort", "train", "evaluate", "explore", "generate", "compare", "bench",
+                   "jobs", "warm", "tour")
 
 
 class MissingCommandModule(RuntimeError):

@@ -174,3 +174,4 @@ class TrainConfig:
     bf16: str = "auto"                # 'auto' (when the CPU/GPU supports it), 'on' or 'off'
     channels_last: bool = True        # channels_last_3d memory format for conv models (faster on CPU)
     storage: str = "float32"          # checkpoint weights: 'float32', or 'float16' (half the size; shipped models)
+    loader_workers: int = 0           # DataLoader processes reading the next batches from disk; 0 = read in the loop

@@ -4,7 +4,7 @@
 named in the type's ``brainlab.registry`` entry: ``recipe(cohort, options, spec)``;
 ``TRAINERS[type](cohort, options)`` is the same per type. ``options`` is a
 ``RecipeOptions``: ``out`` (this model's checkpoint folder), ``out_root`` (the folder
-of ``train all``, where e.g. the GAN finds ``mri-ae/``), ``epochs``, ``minutes``, ``batch_size``, ``seed``, ``device``, ``resume`` and
+of ``train all``, where e.g. the GAN finds ``mri-ae/``), ``epochs``, ``minutes``, ``batch_size`` (the total over all torchrun processes), ``seed``, ``device``, ``workers``, ``resume`` and
 ``callbacks`` (event callbacks, e.g. the CLI's tqdm bar); None = the recipe's default.
 A new model type needs only its registry entry (``train_default`` builds it from the
 cohort and fits it with the entry's default TrainConfig, steps and evaluation).
@@ -55,6 +55,7 @@ class RecipeOptions:
     device: str = "cpu"
     threads: int | None = None
     storage: str | None = None
+    workers: int | None = None
     resume: bool = False
     callbacks: list = field(default_factory=list)
 
@@ -72,6 +73,8 @@ def train_config_for(model_type: str, options: RecipeOptions,
         overrides["num_threads"] = options.threads
     if options.storage is not None:
         overrides["storage"] = options.storage
+    if options.workers is not None:
+        overrides["loader_workers"] = options.workers
     return replace(config, device=options.device, **overrides)
 
 
@@ -102,13 +105,23 @@ def train_default(cohort, options: RecipeOptions, spec) -> Path:
 
 # ---- GAN, seed DCGAN and latent encoder (they build on each other's checkpoints) ----
 
+def _out_suffix(options: RecipeOptions) -> str:
+    """'-lifespan' for ``--out checkpoints/gan-lifespan``: the dependency is then looked up
+    as ``mri-ae-lifespan`` beside it (one suffix names a per-cohort family)."""
+    name = Path(options.out).name
+    for model_type in sorted(MODEL_TYPES, key=len, reverse=True):
+        if name.startswith(model_type + "-"):
+            return name[len(model_type):]
+    return ""
+
+
 def _dependency(model_type: str, cohort, options: RecipeOptions):
     """The trained ``model_type`` this recipe builds on: ``<out_root>/<type>`` (or next to
     ``out``); trained there with its default recipe when missing or made for another grid."""
     root = Path(options.out_root) if options.out_root else Path(options.out).parent
     if root.resolve() == Path(options.out).resolve():  # `train gan --out DIR`: look beside DIR
         root = root.parent
-    folder = root / model_type
+    folder = root / (model_type + _out_suffix(options))
     usable = False
     if (folder / "model_card.json").exists():
         card = read_card(folder)
@@ -123,10 +136,13 @@ def _dependency(model_type: str, cohort, options: RecipeOptions):
 
 
 def train_gan(cohort, options: RecipeOptions, spec) -> Path:
-    """brainlab's GAN: a code-space GAN on the frozen decoder of the cohort's MRI autoencoder."""
+    """brainlab's GAN: a code-space GAN on the frozen decoder of the cohort's MRI autoencoder,
+    conditioned on sex and age (years or bins, as the cohort has them)."""
+    from brainlab.training.gan_steps import condition_config_for
+
     (autoencoder_type,) = spec.depends_on
     autoencoder = _dependency(autoencoder_type, cohort, options)
-    gan = spec.model_class().from_autoencoder(autoencoder)
+    gan = spec.model_class().from_autoencoder(autoencoder, condition_config_for(cohort))
     config = train_config_for(spec.model_type, options)
     return _fit_built(gan, cohort, cohort.split(config.split_seed), options, config)
 

@@ -17,7 +17,12 @@ trivial baselines computed on the same subjects, with the same n. ``brainlab.reg
   whole-box figures in ``ssim_whole_box``/``psnr_whole_box``); ``baseline_mean_brain_ssim``/
   ``_psnr`` (every subject "reconstructed" as the training mean brain) and
   ``baseline_pca_ssim``/``_psnr`` (PCA with the model's code size, fitted on <= 400
-  training brains).
+  training brains). Sharpness (issue 11), inside the same mask: ``hf_energy_ratio``
+  (high-pass energy of reconstructions / of the real volumes; 1 = as sharp as real) and
+  ``texture_auc`` with ``texture_auc_low``/``_high`` (95% DeLong; logistic regression on
+  texture features telling reconstructions from the real volumes, folds grouped by
+  subject; 0.5 = indistinguishable), beside ``baseline_pca_hf_energy_ratio`` and
+  ``baseline_pca_texture_auc*``.
 - gan: ``normalised_frechet`` (Fréchet(generated, train) / Fréchet(held-out real, train),
   equal n, 32 PCA features of the training brains; held-out real = 1.0; two real sets of
   n=167 differ by about 20%, so read differences below ~0.2 as noise) mean and
@@ -57,6 +62,7 @@ from brainlab.analysis.metrics import (age_bin_metrics, classifier_metrics, dive
                                        morphometry_baselines, normalised_frechet, pca_frechet,
                                        reconstruction_baselines, reconstruction_metrics,
                                        regression_metrics, two_sample_auc, two_sample_auc_ci)
+from brainlab.analysis.metrics import high_frequency_ratio, texture_two_sample_auc
 from brainlab.data.batches import CohortBatches
 from brainlab.data.progress import ProgressCallback as Progress
 from brainlab.data.progress import report
@@ -126,14 +132,30 @@ def evaluate_autoencoder(model, cohort, indices, max_subjects: int | None = None
     metrics["psnr_whole_box"] = whole["psnr"]
     metrics["mse"] = float(np.mean((originals - recons) ** 2))
     metrics["n"] = int(len(indices))
+    report(progress, 1.0, "sharpness: high-frequency energy and texture two-sample test")
+    metrics.update(_sharpness(originals, recons, mask))
     if train_indices is not None:
         report(progress, 1.0, "baselines: mean brain and PCA")
         baselines = reconstruction_baselines(_RowView(cohort.images, train_rows), originals,
-                                             code_size=int(model.config.latent_dim), mask=mask)
+                                             code_size=int(model.config.latent_dim), mask=mask,
+                                             return_images=True)
         for name in ("mean_brain", "pca"):
             metrics.update(_prefixed(f"baseline_{name}", baselines[name], ("ssim", "psnr")))
         metrics["baseline_pca_components"] = baselines["pca_components"]
+        metrics.update({f"baseline_pca_{key}": value for key, value in
+                        _sharpness(originals, baselines["pca_images"], mask).items()})
     return metrics
+
+
+def _sharpness(originals, recons, mask) -> dict:
+    """``hf_energy_ratio`` and ``texture_auc`` (+ CI) of ``recons`` against ``originals``."""
+    result = {"hf_energy_ratio": high_frequency_ratio(recons, originals, mask)["hf_energy_ratio"]}
+    if len(originals) >= 4:  # two folds of two subjects each, at least
+        subjects = np.arange(len(originals))
+        auc = texture_two_sample_auc(originals, recons, mask, groups=np.r_[subjects, subjects])
+        result.update({"texture_auc": auc["auc"], "texture_auc_low": auc["low"],
+                       "texture_auc_high": auc["high"]})
+    return result
 
 
 class _RowView:
@@ -299,14 +321,20 @@ def evaluate_age_model(model, cohort, indices, max_subjects: int | None = None,
     return metrics
 
 
+def heldout_rows(indices, max_subjects, rng) -> np.ndarray:
+    """``indices`` capped at ``max_subjects`` (a sorted draw from ``rng``), as real_sets takes them."""
+    heldout = np.asarray(indices, dtype=np.int64)
+    if max_subjects is not None and len(heldout) > max_subjects:
+        heldout = np.sort(rng.choice(heldout, int(max_subjects), replace=False))
+    return heldout
+
+
 def real_sets(cohort, indices, max_subjects, seed) -> tuple[np.ndarray, np.ndarray]:
     """Held-out images (``indices``, capped) and an equally capped sample of the others."""
     if cohort.images is None:
         raise BrainlabInputError(f"cohort {cohort.name!r} has no images to evaluate a GAN on")
-    heldout = np.asarray(indices, dtype=np.int64)
     rng = np.random.default_rng(seed)
-    if max_subjects is not None and len(heldout) > max_subjects:
-        heldout = np.sort(rng.choice(heldout, int(max_subjects), replace=False))
+    heldout = heldout_rows(indices, max_subjects, rng)
     others = np.setdiff1d(np.arange(len(cohort)), np.asarray(indices, dtype=np.int64))
     cap = max(len(heldout), min(len(others), 4 * len(heldout), 400))
     if len(others) > cap:
@@ -387,11 +415,19 @@ def evaluate_latent_gan(model, cohort, indices, max_subjects: int | None = None,
     Given ``train_indices``: the calibrated figures of the module docstring
     (``calibrated_gan_metrics``)."""
     real_train, real_heldout = real_sets(cohort, indices, max_subjects, seed)
+    # A conditional GAN (and its class-conditional Gaussian) generates at the held-out
+    # subjects' own sexes and ages, so both are compared with the same population.
+    condition = None
+    if getattr(model, "conditional", False):
+        from brainlab.training.gan_steps import cohort_conditions
+
+        rows = heldout_rows(indices, max_subjects, np.random.default_rng(seed))
+        condition = cohort_conditions(model, cohort, rows).to(model.device)
     z = model.sample_latent(len(real_heldout), seed).to(model.device)
-    generated = _generate_in_chunks(model.decode, model.codes_from_latent(z), progress=progress,
-                                    message="generating (GAN)")
-    gaussian = _generate_in_chunks(model.decode, model.gaussian_codes(z), progress=progress,
-                                   message="generating (Gaussian baseline)")
+    generated = _generate_in_chunks(model.decode, model.codes_from_latent(z, condition=condition),
+                                    progress=progress, message="generating (GAN)")
+    gaussian = _generate_in_chunks(model.decode, model.gaussian_codes(z, condition),
+                                   progress=progress, message="generating (Gaussian baseline)")
     _tick(progress, 0, 3, "scoring: coordinates")
     n_voxels = int(np.prod(generated.shape[1:]))
     train_c, heldout_c, generated_c, gaussian_c = isometric_coordinates(
@@ -407,10 +443,14 @@ def evaluate_latent_gan(model, cohort, indices, max_subjects: int | None = None,
             metrics[f"gaussian_{key}"] = baseline[key]
     metrics["n"] = int(len(real_heldout))
     metrics["notes"] = "gaussian_*: same decoder, codes from the fitted Gaussian (G at step 0)"
+    if condition is not None:
+        metrics["condition"] = model.condition_spec.describe()
+        metrics["notes"] += ("; both sample at the held-out subjects' sexes and ages, the "
+                             "Gaussian is class-conditional (mean linear in the condition)")
     if train_indices is not None:
         metrics.update(calibrated_gan_metrics(
             model, cohort, np.asarray(train_indices, dtype=np.int64), real_heldout,
-            generated, gaussian, seed=seed, progress=progress))
+            generated, gaussian, seed=seed, progress=progress, condition=condition))
     return metrics
 
 
@@ -422,7 +462,7 @@ FRECHET_TRAIN_FIT = 400
 
 def calibrated_gan_metrics(model, cohort, train_rows, real_heldout, generated, gaussian,
                            seed: int = 0, seeds: int = GAN_SEEDS,
-                           progress: Progress = None) -> dict:
+                           progress: Progress = None, condition=None) -> dict:
     """Normalised Fréchet (mean, sd over ``seeds`` sample seeds), two-sample AUC with CI
     and calibrated memorisation for the GAN and its Gaussian baseline (same decoder).
 
@@ -440,8 +480,11 @@ def calibrated_gan_metrics(model, cohort, train_rows, real_heldout, generated, g
         if sample_seed == seed:
             return generated, gaussian
         z = model.sample_latent(n, sample_seed).to(model.device)
-        return (_generate_in_chunks(model.decode, model.codes_from_latent(z)),
-                _generate_in_chunks(model.decode, model.gaussian_codes(z)))
+        if condition is None:
+            return (_generate_in_chunks(model.decode, model.codes_from_latent(z)),
+                    _generate_in_chunks(model.decode, model.gaussian_codes(z)))
+        return (_generate_in_chunks(model.decode, model.codes_from_latent(z, condition=condition)),
+                _generate_in_chunks(model.decode, model.gaussian_codes(z, condition)))
 
     def both(sample_seed: int) -> dict:
         report(progress, (sample_seed - seed) / (seeds + 2), f"calibrated: seed {sample_seed}")

@@ -40,7 +40,7 @@ learn what the Gaussian cannot (tests/test_gan.py). Every card reports both
 from __future__ import annotations
 
 import copy
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -65,15 +65,18 @@ def standard_normal_latent(n: int, seed_or_generator=0, latent_dim: int = 100) -
 
 
 class ResidualCodeGenerator(nn.Module):
-    """(B, latent_dim) -> (B, code_dim) whitened code: the first code_dim entries of z
-    (zero-padded) plus an MLP correction whose last layer starts at zero."""
+    """(B, latent_dim) z [+ (B, condition_dim) condition] -> (B, code_dim) whitened code:
+    the first code_dim entries of z (zero-padded) plus an MLP correction of [z, condition]
+    whose last layer starts at zero."""
 
-    def __init__(self, latent_dim: int, code_dim: int, hidden_dim: int, layers: int):
+    def __init__(self, latent_dim: int, code_dim: int, hidden_dim: int, layers: int,
+                 condition_dim: int = 0):
         super().__init__()
         self.latent_dim = latent_dim
         self.code_dim = code_dim
+        self.condition_dim = condition_dim
         blocks: list[nn.Module] = []
-        width = latent_dim
+        width = latent_dim + condition_dim
         for _ in range(max(1, layers) - 1):
             blocks += [nn.Linear(width, hidden_dim), nn.LeakyReLU(0.2)]
             width = hidden_dim
@@ -89,26 +92,159 @@ class ResidualCodeGenerator(nn.Module):
             return z[:, : self.code_dim]
         return F.pad(z, (0, self.code_dim - self.latent_dim))
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.skip(z) + self.mlp(z)
+    def correction(self, z: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
+        """The learnt part: MLP([z, condition]) (zero at initialisation)."""
+        if self.condition_dim:
+            z = torch.cat([z, condition], dim=1)
+        return self.mlp(z)
+
+    def forward(self, z: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
+        return self.skip(z) + self.correction(z, condition)
 
 
 class CodeDiscriminator(nn.Module):
-    """(B, code_dim) whitened code -> (B,) realness logit; spectral-normalised MLP."""
+    """(B, code_dim) whitened code [+ (B, condition_dim) condition] -> (B,) realness logit;
+    a spectral-normalised MLP on [code, condition] (concatenated condition)."""
 
-    def __init__(self, code_dim: int, hidden_dim: int, layers: int, spectral: bool = True):
+    def __init__(self, code_dim: int, hidden_dim: int, layers: int, spectral: bool = True,
+                 condition_dim: int = 0):
         super().__init__()
         wrap = nn.utils.parametrizations.spectral_norm if spectral else (lambda m: m)
+        self.condition_dim = condition_dim
         blocks: list[nn.Module] = []
-        width = code_dim
+        width = code_dim + condition_dim
         for _ in range(max(1, layers) - 1):
             blocks += [wrap(nn.Linear(width, hidden_dim)), nn.LeakyReLU(0.2)]
             width = hidden_dim
         blocks.append(wrap(nn.Linear(width, 1)))
         self.mlp = nn.Sequential(*blocks)
 
-    def forward(self, w: torch.Tensor) -> torch.Tensor:
+    def forward(self, w: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
+        if self.condition_dim:
+            w = torch.cat([w, condition], dim=1)
         return self.mlp(w).squeeze(-1)
+
+
+SEX_VALUE = {"M": 1.0, "F": -1.0}  # the sex feature: +1 male, -1 female
+
+
+@dataclass(frozen=True)
+class ConditionSpec:
+    """What a conditional GAN is conditioned on (read from its ``GanConfig``).
+
+    Features: sex as +1 (M) / -1 (F) when both sexes are conditioned on; age as
+    a = scaled to [-1, 1] over ``age_range`` and a² ('years'), or one-hot ('bins').
+    The Gaussian baseline's design adds an intercept and sex × age terms.
+    """
+
+    sexes: tuple[str, ...] = ()
+    age_encoding: str = "none"
+    age_range: tuple[float, float] = (0.0, 0.0)
+    age_bin_labels: tuple[str, ...] = ()
+
+    @classmethod
+    def from_config(cls, config: GanConfig) -> "ConditionSpec":
+        spec = cls(tuple(config.sexes), str(config.age_encoding),
+                   tuple(float(a) for a in config.age_range), tuple(config.age_bin_labels))
+        unknown = sorted(set(spec.sexes) - set(SEX_VALUE))
+        if unknown or spec.age_encoding not in ("years", "bins", "none"):
+            raise BrainlabInputError(
+                f"GanConfig conditions on sexes {list(spec.sexes)} and age_encoding "
+                f"{spec.age_encoding!r}; expected sexes from ['F', 'M'] and one of "
+                f"'years', 'bins', 'none'")
+        if spec.age_encoding == "years" and not spec.age_range[1] > spec.age_range[0]:
+            raise BrainlabInputError(f"GanConfig.age_range must increase; found {spec.age_range}")
+        if spec.age_encoding == "bins" and not spec.age_bin_labels:
+            raise BrainlabInputError("GanConfig.age_encoding 'bins' needs age_bin_labels")
+        return spec
+
+    @property
+    def sex_dim(self) -> int:
+        return 1 if len(self.sexes) == 2 else 0
+
+    @property
+    def age_dim(self) -> int:
+        return {"years": 2, "bins": len(self.age_bin_labels), "none": 0}[self.age_encoding]
+
+    @property
+    def dim(self) -> int:
+        return self.sex_dim + self.age_dim
+
+    @property
+    def design_dim(self) -> int:
+        return 1 + self.dim + self.sex_dim * self.age_dim
+
+    def describe(self) -> str:
+        """One line for cards, pages and errors."""
+        if not self.dim:
+            return "unconditional"
+        parts = [f"sex in {list(self.sexes)}"] if self.sexes else []
+        if self.age_encoding == "years":
+            parts.append(f"age {self.age_range[0]:g}-{self.age_range[1]:g} years")
+        elif self.age_encoding == "bins":
+            parts.append(f"age bin in {list(self.age_bin_labels)}")
+        return "conditioned on " + " and ".join(parts)
+
+    def check_sex(self, sex) -> str:
+        sex = str(sex).upper()
+        if self.sexes and sex not in self.sexes:
+            raise BrainlabInputError(f"unknown sex {sex!r}; this model is {self.describe()}")
+        return sex
+
+    def age_bin_index(self, age) -> int:
+        """A bin index from an index or a label (on 'bins')."""
+        if isinstance(age, str) and age in self.age_bin_labels:
+            return self.age_bin_labels.index(age)
+        try:
+            index = int(age)
+        except (TypeError, ValueError):
+            index = -1
+        if not 0 <= index < len(self.age_bin_labels) or (not isinstance(age, str)
+                                                        and float(age) != index):
+            raise BrainlabInputError(
+                f"age {age!r} is not an age bin of this model; expected an index "
+                f"0..{len(self.age_bin_labels) - 1} or one of {list(self.age_bin_labels)}")
+        return index
+
+    def check_age(self, age) -> float:
+        """Age in years inside ``age_range`` (on 'years')."""
+        low, high = self.age_range
+        try:
+            value = float(age)
+        except (TypeError, ValueError):
+            value = float("nan")
+        if not low <= value <= high:
+            raise BrainlabInputError(
+                f"age {age!r} is outside the conditioned range; expected {low:g} to {high:g} "
+                f"years ({self.describe()})")
+        return value
+
+    def features(self, sexes, ages) -> np.ndarray:
+        """(B, dim) float32 features of B requested (sex, age) pairs."""
+        sexes, ages = list(sexes), list(ages)
+        if len(sexes) != len(ages):
+            raise BrainlabInputError(f"{len(sexes)} sexes but {len(ages)} ages; expected one each")
+        rows = []
+        for sex, age in zip(sexes, ages):
+            row = [SEX_VALUE[self.check_sex(sex)]] if self.sex_dim else []
+            if self.age_encoding == "years":
+                low, high = self.age_range
+                a = 2.0 * (self.check_age(age) - low) / (high - low) - 1.0
+                row += [a, a * a]
+            elif self.age_encoding == "bins":
+                one_hot = [0.0] * len(self.age_bin_labels)
+                one_hot[self.age_bin_index(age)] = 1.0
+                row += one_hot
+            rows.append(row)
+        return np.asarray(rows, dtype=np.float32).reshape(len(rows), self.dim)
+
+    def design(self, condition: torch.Tensor) -> torch.Tensor:
+        """(B, dim) features -> (B, design_dim): intercept, features, sex × age terms."""
+        parts = [torch.ones(len(condition), 1, dtype=condition.dtype, device=condition.device),
+                 condition]
+        if self.sex_dim and self.age_dim:
+            parts.append(condition[:, :1] * condition[:, 1:])
+        return torch.cat(parts, dim=1)
 
 
 class LatentGan(BrainlabModel):
@@ -133,11 +269,21 @@ class LatentGan(BrainlabModel):
         self.autoencoder.requires_grad_(False)
         self.autoencoder.eval()
         code_dim = config.code_dim
+        self.condition_spec = ConditionSpec.from_config(config)
+        condition_dim = self.condition_spec.dim
         self.generator = ResidualCodeGenerator(config.latent_dim, code_dim, config.hidden_dim,
-                                               config.generator_layers)
+                                               config.generator_layers, condition_dim)
         self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False)
         self.discriminator = CodeDiscriminator(code_dim, config.hidden_dim,
-                                               config.discriminator_layers, config.spectral_norm)
+                                               config.discriminator_layers, config.spectral_norm,
+                                               condition_dim)
+        if self.conditional:
+            # The class-conditional Gaussian in whitened code space (the baseline, and G at
+            # step 0): w = design(condition) @ condition_weight + z @ residual_basis.
+            design_dim = self.condition_spec.design_dim
+            self.register_buffer("condition_weight", torch.zeros(design_dim, code_dim))
+            self.register_buffer("residual_basis", torch.eye(code_dim))
+            self.register_buffer("condition_default", torch.zeros(condition_dim))
         # Code statistics: c = mean + w @ basis; w = (c - mean) @ unbasis.
         self.register_buffer("code_mean", torch.zeros(code_dim))
         self.register_buffer("code_basis", torch.eye(code_dim))
@@ -188,7 +334,7 @@ class LatentGan(BrainlabModel):
         return cls(config, autoencoder)
 
     def extra_state(self) -> dict:
-        return {"grid_shape": list(self.grid_shape),
+        return {"grid_shape": list(self.grid_shape), "condition": self.condition_spec.describe(),
                 "autoencoder_extra": self.autoencoder.extra_state()}
 
     # ---- public API --------------------------------------------------------------
@@ -205,23 +351,64 @@ class LatentGan(BrainlabModel):
         """z ~ N(0, I): (n, latent_dim) float32."""
         return standard_normal_latent(n, seed_or_generator, self.latent_dim)
 
-    def codes_from_latent(self, z: torch.Tensor, ema: bool = True) -> torch.Tensor:
-        """(B, latent_dim) -> (B, code_dim) autoencoder codes."""
-        generator = self.generator_ema if ema else self.generator
-        return self.code_mean + generator(z) @ self.code_basis
+    @property
+    def conditional(self) -> bool:
+        """True when G takes a (sex, age) condition."""
+        return self.condition_spec.dim > 0
 
-    def gaussian_codes(self, z: torch.Tensor) -> torch.Tensor:
-        """The baseline the GAN is compared with: codes from the fitted Gaussian alone."""
-        return self.code_mean + self.generator.skip(z) @ self.code_basis
+    def condition(self, sexes, ages) -> torch.Tensor:
+        """(B, condition_dim) condition features for B requested sexes and ages (years on
+        'years', bin indices or labels on 'bins'); ``BrainlabInputError`` names what the
+        model accepts when a value is outside it."""
+        return torch.from_numpy(self.condition_spec.features(sexes, ages)).to(self.device)
+
+    def _condition_or_default(self, condition, n: int) -> torch.Tensor | None:
+        if not self.conditional:
+            return None
+        if condition is None:  # no condition asked for: the training subjects' average one
+            return self.condition_default.expand(n, -1)
+        condition = torch.as_tensor(condition, dtype=torch.float32).to(self.device)
+        if condition.shape != (n, self.condition_spec.dim):
+            raise BrainlabInputError(
+                f"condition must have shape ({n}, {self.condition_spec.dim}); found "
+                f"{tuple(condition.shape)}")
+        return condition
+
+    def gaussian_whitened(self, z: torch.Tensor, condition=None) -> torch.Tensor:
+        """(B, latent_dim) -> (B, code_dim) whitened codes of the (class-conditional) Gaussian."""
+        condition = self._condition_or_default(condition, len(z))
+        if condition is None:
+            return self.generator.skip(z)
+        design = self.condition_spec.design(condition)
+        return design @ self.condition_weight + self.generator.skip(z) @ self.residual_basis
+
+    def whitened_from_latent(self, z: torch.Tensor, condition=None, ema: bool = True
+                             ) -> torch.Tensor:
+        """(B, latent_dim) [+ condition] -> (B, code_dim) whitened codes of G."""
+        generator = self.generator_ema if ema else self.generator
+        condition = self._condition_or_default(condition, len(z))
+        return self.gaussian_whitened(z, condition) + generator.correction(z, condition)
+
+    def codes_from_latent(self, z: torch.Tensor, ema: bool = True, condition=None
+                          ) -> torch.Tensor:
+        """(B, latent_dim) [+ (B, condition_dim) condition] -> (B, code_dim) autoencoder
+        codes; a conditional GAN without ``condition`` uses the training average."""
+        return self.code_mean + self.whitened_from_latent(z, condition, ema) @ self.code_basis
+
+    def gaussian_codes(self, z: torch.Tensor, condition=None) -> torch.Tensor:
+        """The baseline the GAN is compared with: codes from the fitted (class-conditional)
+        Gaussian alone, on the same decoder."""
+        return self.code_mean + self.gaussian_whitened(z, condition) @ self.code_basis
 
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
         """(B, code_dim) -> (B, 1, D, H, W) float32 in [0, 1] through the frozen decoder."""
         return self.autoencoder.decode(codes.to(self.device)).float().clamp(0.0, 1.0)
 
-    def generate(self, z: torch.Tensor) -> torch.Tensor:
-        """(B, latent_dim) -> (B, 1, D, H, W) float32 in [0, 1] on the cohort grid."""
+    def generate(self, z: torch.Tensor, condition=None) -> torch.Tensor:
+        """(B, latent_dim) [+ (B, condition_dim) condition] -> (B, 1, D, H, W) float32 in
+        [0, 1] on the cohort grid."""
         z = self._check_latent(z)
-        return self.decode(self.codes_from_latent(z))
+        return self.decode(self.codes_from_latent(z, condition=condition))
 
     def whiten(self, codes: torch.Tensor) -> torch.Tensor:
         return (codes - self.code_mean) @ self.code_unbasis
@@ -267,6 +454,28 @@ class LatentGan(BrainlabModel):
         self.code_basis.copy_((scale[:, None] * eigenvectors.T).float())
         self.code_unbasis.copy_((eigenvectors / scale[None, :]).float())
         self.statistics_ready.fill_(True)
+
+    @torch.no_grad()
+    def set_condition_statistics(self, codes: torch.Tensor, condition: torch.Tensor,
+                                 ridge: float = 1e-3) -> None:
+        """The class-conditional Gaussian: whitened codes regressed (ridge) on the design of
+        ``condition`` (N, condition_dim); the residuals' covariance gives ``residual_basis``."""
+        self.set_code_statistics(codes)
+        if not self.conditional:
+            return
+        whitened = self.whiten(codes.float()).double()
+        condition = condition.double()
+        design = self.condition_spec.design(condition)
+        gram = design.T @ design + ridge * torch.eye(design.shape[1], dtype=design.dtype)
+        weight = torch.linalg.solve(gram, design.T @ whitened)
+        residual = whitened - design @ weight
+        covariance = residual.T @ residual / max(len(residual) - design.shape[1], 1)
+        eigenvalues, eigenvectors = torch.linalg.eigh(covariance)
+        order = torch.argsort(eigenvalues, descending=True)
+        scale = eigenvalues[order].clamp_min(1e-8).sqrt()
+        self.condition_weight.copy_(weight.float())
+        self.residual_basis.copy_((scale[:, None] * eigenvectors[:, order].T).float())
+        self.condition_default.copy_(condition.mean(0).float())
 
     @torch.no_grad()
     def update_ema(self) -> None:
