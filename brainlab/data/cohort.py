@@ -64,6 +64,25 @@ class ImageArray:
             block = np.asarray(self._stored[index])
         return block.astype(np.float32) * np.float32(self._scale)
 
+    def __getstate__(self) -> dict:
+        """Pickle a memmap by its file, not its contents (DataLoader workers started by
+        spawn reopen the file instead of receiving a copy of the whole cohort)."""
+        stored = self._stored
+        if isinstance(stored, np.memmap) and stored.filename is not None:
+            return {"scale": self._scale, "file": (
+                stored.filename, stored.dtype.str, stored.shape, stored.offset,
+                "F" if stored.flags.f_contiguous and not stored.flags.c_contiguous else "C")}
+        return {"scale": self._scale, "stored": stored}
+
+    def __setstate__(self, state: dict) -> None:
+        self._scale = state["scale"]
+        if "file" in state:
+            filename, dtype, shape, offset, order = state["file"]
+            self._stored = np.memmap(filename, dtype=np.dtype(dtype), mode="r", shape=shape,
+                                     offset=offset, order=order)
+        else:
+            self._stored = state["stored"]
+
     def __array__(self, dtype=None, copy=None):
         full = self[slice(None)]
         return full if dtype is None else full.astype(dtype)

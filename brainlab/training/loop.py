@@ -10,6 +10,13 @@ the test split is evaluated and its metrics go into the model card.
 Every event (``step``, ``epoch``, ``sample``, ``done``) is a dict appended as one
 JSON line to ``out_dir/events.jsonl`` and passed to each callback: the CLI drives
 a tqdm bar from them, the app reads the file for live curves.
+
+Under ``torchrun`` (a process group is active, ``brainlab.training.distributed``) the
+same loop runs on every rank: rank 0's weights are broadcast, each rank trains on its
+share of every total batch of ``batch_size`` rows, gradients are averaged before each
+optimiser step, rank 0's stop decision is shared, and rank 0 alone evaluates and writes
+events, previews and checkpoints while the others wait. Without a process group nothing
+of this happens.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from brainlab.config import TrainConfig, config_to_dict
 from brainlab.errors import BrainlabInputError, CheckpointMismatchError
 from brainlab.precision import resolve_bf16, resolve_device
 from brainlab.registry import model_spec
+from brainlab.training import distributed
 
 EVENTS_NAME = "events.jsonl"
 TRAIN_STATE_NAME = "train_state.pt"
@@ -148,17 +156,22 @@ def fit(model, cohort, split=None, train_config: TrainConfig | None = None,
     scorer = scorer if scorer is not None else spec.evaluation()
     if split is None:
         split = cohort.split(config.split_seed)
-    device = resolve_device(config.device)
-    torch.set_num_threads(config.num_threads or os.cpu_count() or 1)
+    device = distributed.device_for(resolve_device(config.device))
+    rank, world = distributed.rank(), distributed.world_size()
+    is_main = rank == 0
+    # Processes on one machine share its cores unless told otherwise.
+    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", "1")) if world > 1 else 1
+    torch.set_num_threads(config.num_threads or max(1, (os.cpu_count() or 1) // local_world))
     seed_everything(config.seed)
     bf16 = resolve_bf16(config.bf16, device)
 
     out_dir = None if out_dir is None else Path(out_dir)
-    if out_dir is not None:
+    if out_dir is not None and is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
         if resume_from is None:
             (out_dir / EVENTS_NAME).unlink(missing_ok=True)  # a fresh run starts a fresh log
-    log = EventLog(out_dir, callbacks)
+    log = EventLog(out_dir if is_main else None, callbacks if is_main else ())
+    writes = out_dir is not None and is_main
 
     step, epoch, seconds_before = 0, 0, 0.0
     if resume_from is not None:
@@ -189,8 +202,20 @@ def fit(model, cohort, split=None, train_config: TrainConfig | None = None,
         step, epoch, seconds_before = state["step"], state["epoch"], state["seconds"]
         _set_rng_state(state["rng"])
 
+    averager = None
+    if world > 1:
+        distributed.broadcast_module(model)  # every rank starts from rank 0's weights
+        averager = distributed.GradientAverager(steps.optimizers.values())
+        if rank > 0:  # in-step randomness (noise, z) differs per rank; rank 0 keeps its stream
+            seed_everything(config.seed + 7919 * rank + 104_729 * step)
     batches = steps.batches(cohort, split.train, config.batch_size, shuffle=True,
                             seed=config.seed)
+    if world > 1 or config.loader_workers:
+        if not hasattr(batches, "shard"):
+            raise BrainlabInputError(
+                f"{type(steps).__name__}.batches returned a {type(batches).__name__}, which "
+                f"cannot be sharded over processes; expected brainlab.data.batches.CohortBatches")
+        batches.shard(rank, world, config.loader_workers)
     steps_per_epoch = len(batches)
     total_steps = config.epochs * steps_per_epoch
     budget = None if config.minutes is None else 60.0 * config.minutes
@@ -215,36 +240,54 @@ def fit(model, cohort, split=None, train_config: TrainConfig | None = None,
         return {"seconds": round(elapsed(), 2), "steps": step, "epochs": epoch,
                 "device": str(device), "bf16": bf16, "channels_last": model.use_channels_last,
                 "threads": torch.get_num_threads(), "steps_per_epoch": steps_per_epoch,
-                "config": config_to_dict(config)}
+                "processes": world, "config": config_to_dict(config)}
+
+    def out_of_budget() -> bool:
+        """Rank 0's verdict on the time budget, the same on every rank."""
+        return budget is not None and distributed.agree(elapsed() >= budget)
+
+    def rows_in(batch) -> int:
+        """This rank's rows in ``batch`` (0 for a stand-in row): its gradient's weight."""
+        if hasattr(batches, "rows_in_last_batch"):
+            return int(batches.rows_in_last_batch)
+        return len(next(iter(batch.values())))
 
     stopped = "epochs"
     val_metrics: dict = {}
     losses: dict = {}
     model.train()
+    weight = 0
     while epoch < config.epochs:
-        if budget is not None and elapsed() >= budget:
+        if out_of_budget():
             stopped = "time"
             break
         batches.set_epoch(epoch)
         out_of_time = False
         for batch in batches:
+            if averager is not None:
+                weight = rows_in(batch)
+                averager.weight = weight
+                averager.track(steps.optimizers.values())  # optimisers a step made lazily
             losses = steps.step(batch)
             step += 1
             if step % config.log_every == 0 or step == start_step + 1:
-                log.emit({"type": "step", "step": step, "epoch": epoch, "losses": losses,
+                log.emit({"type": "step", "step": step, "epoch": epoch,
+                          "losses": distributed.weighted_mean_of_dicts(losses, weight),
                           "elapsed": round(elapsed(), 3), "eta_seconds": eta(),
                           "total_steps": total_steps})
-            if budget is not None and elapsed() >= budget:
+            if out_of_budget():
                 out_of_time = True
                 break
         epoch += 1
         is_last = epoch >= config.epochs or out_of_time
-        if epoch % config.eval_every == 0 or is_last:
+        distributed.average_batchnorm_statistics(model)
+        losses = distributed.weighted_mean_of_dicts(losses, weight)
+        if is_main and (epoch % config.eval_every == 0 or is_last):
             val_metrics = _evaluate(scorer, model, cohort, split.val, config.max_eval_subjects, "val")
         log.emit({"type": "epoch", "step": step, "epoch": epoch, "losses": losses,
                   "metrics": scalar_metrics(val_metrics), "elapsed": round(elapsed(), 3),
                   "eta_seconds": eta(), "total_steps": total_steps})
-        if out_dir is not None:
+        if writes:
             sample = steps.preview(out_dir / "previews", step)
             if sample is not None:
                 log.emit({"type": "sample", "step": step, "epoch": epoch, "path": str(sample),
@@ -253,16 +296,24 @@ def fit(model, cohort, split=None, train_config: TrainConfig | None = None,
                             training_info(), split_sizes=split_sizes,
                             storage=config.storage)
             _save_train_state(out_dir, steps, step, epoch, elapsed())
+        distributed.barrier()  # the others wait while rank 0 evaluates and writes
         if out_of_time:
             stopped = "time"
             break
 
-    test_metrics = _evaluate(scorer, model, cohort, split.test, None, "test",
-                             train_indices=split.train)
-    if out_dir is not None:
+    if averager is not None:
+        averager.remove()
+    test_metrics = {}
+    if is_main:
+        test_metrics = _evaluate(scorer, model, cohort, split.test, None, "test",
+                                 train_indices=split.train)
+    if writes:
         save_checkpoint(model, out_dir, cohort, config.split_seed, test_metrics,
                         training_info(), split_sizes=split_sizes, storage=config.storage)
         _save_train_state(out_dir, steps, step, epoch, elapsed())
+    # Every rank returns rank 0's metrics, once its checkpoint is on disk.
+    test_metrics = distributed.broadcast_object(test_metrics)
+    val_metrics = distributed.broadcast_object(val_metrics)
     summary = {"out_dir": None if out_dir is None else str(out_dir), "steps": step,
                "epochs": epoch, "seconds": round(elapsed(), 2), "stopped": stopped,
                "val_metrics": val_metrics, "metrics": test_metrics}

@@ -31,6 +31,7 @@ from brainlab.config import TrainConfig
 from brainlab.data.batches import CohortBatches, numeric_feature_columns
 from brainlab.errors import BrainlabInputError
 from brainlab.models.seed_reference import seed_discriminator_accuracy, to_seed_cube
+from brainlab.training import distributed
 
 
 def build_model(model_type: str, cohort, config=None):
@@ -49,6 +50,7 @@ def backward_and_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor,
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     if max_grad_norm is not None:
+        distributed.average_gradients_now(optimizer)  # clip the whole batch's gradient
         params = [p for group in optimizer.param_groups for p in group["params"]]
         torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
     optimizer.step()
@@ -97,6 +99,9 @@ class TrainingSteps:
             self.configure_optimizers()
         losses = self.model.training_losses(batch)
         if losses is None:  # nothing to learn from in this batch (e.g. no known ages)
+            if distributed.is_distributed():  # the other ranks' averaged step still applies
+                self.optimizers["main"].zero_grad(set_to_none=True)
+                self.optimizers["main"].step()
             return {"loss": float("nan")}
         backward_and_step(self.optimizers["main"], losses["loss"])
         return _floats(losses)
@@ -338,7 +343,9 @@ class SeedGanSteps(TrainingSteps):
             real_prob = gan.discriminator(real).float()
             fake_prob = gan.discriminator(fake.detach()).float()
         d_loss = F.binary_cross_entropy(real_prob, ones) + F.binary_cross_entropy(fake_prob, zeros)
-        accuracy = seed_discriminator_accuracy(real_prob.detach(), fake_prob.detach())
+        # Over all ranks' batches, so every rank takes (or skips) the D step alike.
+        accuracy = distributed.mean_across_ranks(
+            seed_discriminator_accuracy(real_prob.detach(), fake_prob.detach()))
         skipped = accuracy > gan.config.d_accuracy_threshold
         if not skipped:
             backward_and_step(d_optimizer, d_loss)
