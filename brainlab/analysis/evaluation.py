@@ -419,10 +419,10 @@ def evaluate_latent_gan(model, cohort, indices, max_subjects: int | None = None,
     # subjects' own sexes and ages, so both are compared with the same population.
     condition = None
     if getattr(model, "conditional", False):
-        from brainlab.training.gan_steps import cohort_conditions
-
         rows = heldout_rows(indices, max_subjects, np.random.default_rng(seed))
-        condition = cohort_conditions(model, cohort, rows).to(model.device)
+        table = cohort.table.iloc[rows]
+        condition = model.subject_conditions(table["sex"], table["age"], table["age_bin"]
+                                             ).to(model.device)
     z = model.sample_latent(len(real_heldout), seed).to(model.device)
     generated = _generate_in_chunks(model.decode, model.codes_from_latent(z, condition=condition),
                                     progress=progress, message="generating (GAN)")

@@ -18,7 +18,7 @@ from brainlab.models.blocks import group_count
 class PatchDiscriminator3d(nn.Module):
     """(B, 1, D, H, W) float -> (B, 1, d, h, w) real/fake logits, one per patch.
 
-    ``n_layers`` stride-2 convs (each side ceil-halves, roughly), then a stride-1 conv and a
+    ``n_layers`` stride-2 convs (each side floor-halves), then a stride-1 conv and a
     1-channel conv; widths ``channels * 2**i`` capped at ``8 * channels``. Any grid of at
     least ``2**n_layers`` voxels per side works.
     """
