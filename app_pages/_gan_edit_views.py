@@ -7,6 +7,7 @@ from typing import Callable
 import numpy as np
 import streamlit as st
 
+from brainlab.analysis.ageing_sweep import VOXEL_THRESHOLD, brain_volume_cc, changed_voxels
 from brainlab.analysis.directions import direction_correlation
 from brainlab.viz import difference_figure, triplanar_grid
 from brainlab.viz.gan_plots import effectiveness_figure
@@ -48,6 +49,11 @@ def edit_views(gan, affine, start_volume, edited_volume, strength: float, attrib
             st.caption(f"What the classifiers say about the edited brain over edit strength: a "
                        f"working {attribute} edit moves {target} steadily"
                        + (" while P(male) stays flat." if name == "age_given_sex" else "."))
+    changed = changed_voxels(edited_volume[None], start_volume)[0]
+    start_cc, edited_cc = brain_volume_cc(np.stack([start_volume, edited_volume]), affine)
+    st.caption(f"Size of this edit: {changed} voxels change by more than {VOXEL_THRESHOLD} "
+               f"and the brain volume goes {start_cc:.0f} → {edited_cc:.0f} cc "
+               f"({edited_cc - start_cc:+.1f} cc).")
     largest_change = float(np.abs(difference).max())
     if largest_change < 1e-3:
         st.warning(f"This edit barely changes the brain (largest voxel change "

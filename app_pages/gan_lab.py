@@ -14,6 +14,7 @@ from app_pages._checkpoint_identity import checkpoint_key
 from app_pages._cohort_picker import current_cohort
 from app_pages._cohort_views import phantom_effect_maps
 from app_pages._gan_computations import MAX_STRENGTH, endpoint_latent, walk_frames
+from app_pages._gan_conditional import conditional_section
 from app_pages._gan_directions import edit_models, fitted_direction
 from app_pages._gan_edit_views import edit_views
 from app_pages._gan_quality import gan_quality
@@ -30,20 +31,18 @@ MAX_SEED = 2**31 - 1
 
 cohort, source = current_cohort()
 st.title("GAN lab")
-st.markdown("Sample synthetic brains from the GAN, walk between two of them (or two real "
-            "subjects), and push a brain along an age or sex direction in the GAN's latent space.")
+st.markdown("Sample synthetic brains from the GAN (at a chosen sex and age), walk between two of "
+            "them (or two real subjects), and push a brain along an age or sex direction in z.")
 if cohort.images is None:
     st.info("This cohort is table-only (no images); the GAN lab needs a cohort with brain images.")
     st.stop()
 gan, gan_card = model_picker("gan", cohort, source)
 if gan is None:
     st.stop()
-gan_key = checkpoint_key(gan_card)
-affine = mni_affine(tuple(gan.grid_shape))
+gan_key, affine = checkpoint_key(gan_card), mni_affine(tuple(gan.grid_shape))
 ids = cohort.subject_ids
 heldout_ids = [ids[i] for i in judged_subjects(cohort, gan_card).indices] or ids
-with st.sidebar:
-    st.markdown("### View")
+with st.sidebar:  # the view shared by every plot below
     plane = url_choice(st.selectbox, "Slice plane", list(PLANES), "plane", "axial",
                        help="Plane of the sample grid, animation and thumbnails.")
 
@@ -64,6 +63,7 @@ with grid_col:
                "anatomy, variety between samples, and artefacts (blur, checkerboards).")
 with quality_col:
     gan_quality(gan_card)
+conditional_section(gan, gan_key, cohort, affine, plane)
 
 st.header("Interpolation")
 encoder, encoder_card = None, None
@@ -74,8 +74,7 @@ if ends == "subjects":
     if encoder is None:
         ends = "seeds"
         st.caption("Falling back to two random seeds.")
-columns = st.columns(5)
-refine = 0
+columns, refine = st.columns(5), 0
 if ends == "seeds":
     start = f"seed:{url_number(columns[0].number_input, 'From seed', 0, MAX_SEED, 'from', 0, step=1)}"
     end = f"seed:{url_number(columns[1].number_input, 'To seed', 0, MAX_SEED, 'to', 1, step=1)}"
@@ -89,8 +88,8 @@ method = url_choice(columns[3].radio, "Path", ["slerp", "lerp"], "method", "sler
                     help="slerp stays on the shell where N(0, I) latents live; lerp cuts "
                          "through the middle (often blurrier midpoints).")
 n_frames = url_number(columns[4].slider, "Frames", 2, 32, "frames", 8)
-encoder_key = checkpoint_key(encoder_card)
-walk_key = (gan_key, encoder_key, cohort.fingerprint, start, end, refine, method, n_frames)
+walk_key = (gan_key, checkpoint_key(encoder_card), cohort.fingerprint, start, end, refine, method,
+            n_frames)
 try:
     with st.spinner("Rendering frames …"):
         path, frames, seconds = walk_frames(*walk_key, gan, encoder, cohort)
@@ -144,9 +143,8 @@ if directions is not None:
     z_edited = attribute_edits.edit(z_start, direction, strength).astype(np.float32)
     start_volume, edited_volume = render_frames(gan, np.stack([z_start, z_edited]))
     truth = (phantom_effect_maps(source) or {}).get("sex" if attribute == "sex" else "age")
-    encoder_checkpoint, sex_checkpoint, age_checkpoint = models.checkpoints
     edit_views(gan, affine, start_volume, edited_volume, strength, attribute, name,
                direction_key, lambda: derived_result(
                    derived_results.edit_curve, cohort, gan_checkpoint, name, start_spec,
-                   direction_source, encoder_checkpoint, sex_checkpoint, age_checkpoint, label="Scoring the edit over strength"),
+                   direction_source, *models.checkpoints, label="Scoring the edit over strength"),
                direction, models.sex, models.age, truth)

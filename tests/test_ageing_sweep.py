@@ -61,11 +61,19 @@ def test_sweep_holds_z_and_moves_age(gan, cohort):
     assert sweep.voxels_changed[0] == 0
     assert not np.allclose(sweep.generated[0], sweep.generated[-1])
     # Youngest frame's true brain is the mean of the young men.
-    young = nearest_bins(cohort, ages[:1], "years")[0]
+    young = nearest_bins(cohort, ages[:1], "years", "M")[0]
     rows = (cohort.table["sex"] == "M").to_numpy() & (cohort.table["age_bin"] == young).to_numpy()
     expected = np.mean([cohort.images[int(r)] for r in np.flatnonzero(rows)], axis=0)
     assert np.allclose(sweep.true[0], expected, atol=1e-5)
     assert "voxels change" in ageing_summary(sweep)
+
+
+def test_nearest_bins_skip_bins_without_that_sex(cohort):
+    only_young_women = cohort.table[(cohort.table["sex"] == "M") | (cohort.table["age_bin"] == 0)]
+    thinned = replace(cohort, table=only_young_women.reset_index(drop=True), images=None)
+    assert nearest_bins(thinned, [35.0], "years", "F") == [0]
+    assert nearest_bins(thinned, [1], "bins", "F") == [0]
+    assert nearest_bins(thinned, [35.0], "years", "M") == [1]
 
 
 def test_change_sizes_count_voxels_and_cc():

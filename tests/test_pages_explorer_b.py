@@ -35,16 +35,18 @@ def charts(at: AppTest) -> dict[str, dict]:
 def test_gan_lab_with_models(with_models):
     at = open_page("gan_lab")
     headers = [h.value for h in at.header]
-    assert headers == ["Samples", "Interpolation", "Attribute directions"]
+    assert headers == ["Samples", "Generate: sex, age", "Interpolation", "Attribute directions"]
     specs = charts(at)
-    for key in ("sample_grid", "walk_frame", "walk_animation", "walk_strip", "edit_brains",
+    for key in ("sample_grid", "conditioned_grid", "conditioned_swap", "sweep_generated",
+                "sweep_true", "sweep_maps", "walk_frame", "walk_animation", "walk_strip", "edit_brains",
                 "edit_effectiveness", "edit_difference"):
         assert key in specs, f"chart {key!r} missing; found {sorted(specs)}"
     assert len(specs["walk_animation"]["frames"]) == widget(at.slider, "Frames").value
     labels = {m.label for m in at.metric}
     assert {"Fréchet ratio", "Two-sample AUC", "Diversity (samples)", "Suspected copies"} <= labels
     assert "Correlation with the true effect (this brain)" in labels  # phantom: truth map shown
-    assert [b.label for b in at.get("download_button")] == ["Download 4D NIfTI", "Download PNG strip"]
+    assert [b.label for b in at.get("download_button")] == [
+        "Download the sweep (4D NIfTI)", "Download 4D NIfTI", "Download PNG strip"]
     assert len(at.caption) >= len(specs)
     assert query(at, "seed") == "0" and query(at, "method") == "slerp"
 

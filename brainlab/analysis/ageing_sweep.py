@@ -84,18 +84,22 @@ def changed_voxels(volumes: np.ndarray, reference: np.ndarray) -> list[int]:
     return [int(n) for n in (diff > VOXEL_THRESHOLD).reshape(len(diff), -1).sum(1)]
 
 
-def nearest_bins(cohort, ages, encoding: str) -> list[int]:
-    """The cohort's age bin nearest each requested age (by the bin's median age)."""
+def nearest_bins(cohort, ages, encoding: str, sex: str | None = None) -> list[int]:
+    """The cohort's age bin nearest each requested age, among bins that hold subjects
+    (of ``sex`` when given): by the bin's median age, or by index on 'bins'."""
+    table = cohort.table if sex is None else cohort.table[cohort.table["sex"] == sex]
+    if table.empty:
+        return []
     if encoding == "bins":
-        return [int(a) for a in ages]
-    table = cohort.table
+        present = np.array(sorted(table["age_bin"].unique()))
+        return [int(present[np.argmin(np.abs(present - int(a)))]) for a in ages]
     medians = table.groupby("age_bin")["age"].median()
     return [int(medians.index[np.argmin(np.abs(medians.to_numpy() - float(a)))]) for a in ages]
 
 
 def true_frames(cohort, sex: str, bins: list[int]) -> np.ndarray | None:
     """(T, D, H, W) mean brains of ``sex`` in each of ``bins`` (None without images)."""
-    if cohort is None or cohort.images is None:
+    if cohort is None or cohort.images is None or not bins:
         return None
     table = cohort.table
     means = {}
@@ -123,7 +127,7 @@ def ageing_sweep(gan, sex: str, ages, seed: int = 0, cohort=None, affine=None) -
                                                 else np.eye(4))
     true = None
     if cohort is not None:
-        true = true_frames(cohort, sex, nearest_bins(cohort, ages, spec.age_encoding))
+        true = true_frames(cohort, sex, nearest_bins(cohort, ages, spec.age_encoding, sex))
     return AgeingSweep(
         ages=list(ages), labels=labels, sex=sex, generated=generated, true=true,
         voxels_changed=changed_voxels(generated, generated[0]),

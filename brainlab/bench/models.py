@@ -114,6 +114,15 @@ def run(batch: int = 10, steps: int = 3, size: int = 64) -> dict:
         with torch.no_grad():
             gan.generate(torch.randn(batch, 100))
 
+    # The conditional GAN (sex, age in years): the condition adds 3 inputs to each MLP.
+    conditional = LatentGan.from_autoencoder(autoencoder, GanConfig(
+        sexes=("F", "M"), age_encoding="years", age_range=(20.0, 90.0)))
+    condition = conditional.condition(["F", "M"] * batch, [30.0 + i for i in range(2 * batch)])
+
+    def brainlab_conditional_generator():
+        with torch.no_grad():
+            conditional.generate(torch.randn(batch, 100), condition[:batch])
+
     def brainlab_encoder():
         with torch.no_grad():
             encoder.encode(real)
@@ -136,6 +145,7 @@ def run(batch: int = 10, steps: int = 3, size: int = 64) -> dict:
         ("brainlab_gan_encode_once", brainlab_encode_real, batch),
         ("seed_generator", seed_generate, batch),
         ("brainlab_generator", brainlab_generate, batch),
+        ("brainlab_conditional_generator", brainlab_conditional_generator, batch),
         ("seed_encoder", seed_encode, batch),
         ("brainlab_encoder", brainlab_encoder, batch),
         ("brainlab_refine_step", brainlab_refine_step, batch),
@@ -175,6 +185,7 @@ def run(batch: int = 10, steps: int = 3, size: int = 64) -> dict:
         "generator_ratio": timings["seed_generator"] / timings["brainlab_generator"],
         "encoder_inference_ratio": timings["seed_encoder"] / timings["brainlab_encoder"],
         "generator_ms_per_sample": timings["brainlab_generator"],
+        "conditional_generator_ms_per_sample": timings["brainlab_conditional_generator"],
     }
     result["goals_met"] = {
         "gan_train_ratio": result["gan_train_ratio_amortised"] >= GOALS["gan_train_ratio"],
@@ -204,6 +215,8 @@ def format_report(result: dict) -> str:
         f"{result['gan_train_ratio_amortised']:8.0f}×",
         f"{'generator inference':34s}{t['seed_generator']:16.1f}{t['brainlab_generator']:20.1f}"
         f"{result['generator_ratio']:8.1f}×",
+        f"{'  conditional (sex, age)':34s}{'':16s}"
+        f"{t.get('brainlab_conditional_generator', float('nan')):20.1f}",
         f"{'encoder inference (no refinement)':34s}{t['seed_encoder']:16.1f}"
         f"{t['brainlab_encoder']:20.1f}{result['encoder_inference_ratio']:8.1f}×",
         f"{'encoder refinement, per step':34s}{'':16s}{t['brainlab_refine_step']:20.1f}",

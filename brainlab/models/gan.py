@@ -15,6 +15,15 @@ as its image head and learns, adversarially, where in the code space brains live
   the baseline the GAN must beat);
 - discriminator D: an MLP with spectral norm on whitened codes, non-saturating loss
   (or hinge) with an R1 penalty on real codes;
+- conditioning (``GanConfig.sexes`` / ``age_encoding``; the recipe sets them from the
+  cohort: age in years on ``lifespan``, the age bin on ``hcp-ya``): G and D both take the
+  condition features (:class:`ConditionSpec`: sex ±1, scaled age and its square or a
+  one-hot bin) concatenated to their input, and G's Gaussian part becomes the
+  class-conditional Gaussian w = design(c) · W + z · R (whitened codes regressed on the
+  condition, R the residuals' covariance root), which is also the baseline every card
+  reports; without a condition a conditional G uses the training subjects' average one
+  (walks, edits and the latent encoder invert at that fixed condition). The default
+  config is unconditional (pre-conditional cards and the live GAN);
 - an exponential moving average of G generates;
 - the autoencoder (encoder and decoder, frozen) is stored inside the checkpoint, so a
   GAN checkpoint is self-contained; the encoder gives the real codes for training and a
@@ -361,6 +370,20 @@ class LatentGan(BrainlabModel):
         'years', bin indices or labels on 'bins'); ``BrainlabInputError`` names what the
         model accepts when a value is outside it."""
         return torch.from_numpy(self.condition_spec.features(sexes, ages)).to(self.device)
+
+    def subject_conditions(self, sexes, ages, age_bins) -> torch.Tensor:
+        """(n, condition_dim) conditions of n real subjects from their table columns (sex,
+        age in years, age bin); ages just outside the conditioned range are clipped to it."""
+        spec = self.condition_spec
+        sexes = [str(s) for s in sexes] if spec.sexes else ["M"] * len(list(age_bins))
+        if spec.age_encoding == "bins":
+            values = [int(b) for b in age_bins]
+        elif spec.age_encoding == "years":
+            low, high = spec.age_range
+            values = [min(max(float(a), low), high) for a in ages]
+        else:
+            values = [0] * len(sexes)
+        return self.condition(sexes, values).cpu()
 
     def _condition_or_default(self, condition, n: int) -> torch.Tensor | None:
         if not self.conditional:

@@ -46,15 +46,7 @@ def condition_config_for(cohort, config: GanConfig | None = None) -> GanConfig:
 def cohort_conditions(gan, cohort, rows) -> torch.Tensor:
     """(len(rows), condition_dim) condition features of cohort ``rows``."""
     table = cohort.table.iloc[np.asarray(rows, dtype=np.int64)]
-    spec = gan.condition_spec
-    ages = table["age_bin"].tolist() if spec.age_encoding == "bins" else table["age"].tolist()
-    if spec.age_encoding == "none":
-        ages = [0] * len(table)
-    if spec.age_encoding == "years":  # subjects just outside the range (another cohort) clip
-        low, high = spec.age_range
-        ages = [min(max(float(a), low), high) for a in ages]
-    sexes = table["sex"].astype(str).tolist() if spec.sexes else ["M"] * len(table)
-    return gan.condition(sexes, ages).cpu()
+    return gan.subject_conditions(table["sex"], table["age"], table["age_bin"])
 
 
 class ConditionalLatentGanSteps(LatentGanSteps):
