@@ -90,3 +90,23 @@ def test_fit_with_loader_workers_trains_the_same_model(small_cohort, tmp_path):
         weights.append(model.state_dict())
     for name, value in weights[0].items():
         torch.testing.assert_close(weights[1][name], value, rtol=0, atol=0)
+
+
+def test_autoencoder_statistics_of_a_large_cohort_are_fitted_chunk_by_chunk(tiny):
+    from brainlab.training.steps import AutoencoderSteps
+
+    statistics = []
+    for streaming_above in (10_000, 5):  # in memory, then IncrementalPCA over chunks of 4+
+        model = build_model("mri-ae", tiny)
+        steps = AutoencoderSteps(model)
+        steps.streaming_pca_above = streaming_above
+        steps.fit_statistics(tiny, np.arange(1, 21), chunk=4)
+        statistics.append({k: v.clone() for k, v in model.state_dict().items()
+                           if k in ("mean", "basis")})
+    in_memory, streamed = statistics
+    assert in_memory.keys() == streamed.keys() == {"mean", "basis"}
+    torch.testing.assert_close(streamed["mean"], in_memory["mean"])
+    # Principal axes agree up to sign (both fits flip signs the same way).
+    torch.testing.assert_close(streamed["basis"].abs(), in_memory["basis"].abs(),
+                               rtol=1e-3, atol=1e-4)
+    assert streamed["basis"].abs().sum() > 0

@@ -127,12 +127,18 @@ SingleOptimiserSteps = TrainingSteps
 class AutoencoderSteps(TrainingSteps):
     """MRI autoencoder: the mean brain and the half-resolution PCA basis, then AdamW."""
 
+    # Above this many training subjects the PCA basis is fitted chunk by chunk
+    # (IncrementalPCA), so a large cohort never sits in memory at half resolution.
+    streaming_pca_above: int = 2048
+
     @torch.no_grad()
     def fit_statistics(self, cohort, train_indices, chunk: int = 64) -> None:
         from sklearn.decomposition import PCA
 
         model = self.model
         indices = np.sort(np.asarray(train_indices))
+        if len(indices) > self.streaming_pca_above:
+            return self._fit_statistics_streaming(cohort, indices, chunk)
         total = torch.zeros(1, 1, *model.grid_shape, dtype=torch.float64)
         halves = []
         for start in range(0, len(indices), chunk):  # one pass over the memmap
@@ -147,6 +153,30 @@ class AutoencoderSteps(TrainingSteps):
         if k >= 1:
             pca = PCA(n_components=k, svd_solver="randomized", random_state=0).fit(centred)
             basis = pca.components_.astype(np.float32)
+        model.set_statistics(mean, torch.from_numpy(basis))
+
+    def _fit_statistics_streaming(self, cohort, indices: np.ndarray, chunk: int) -> None:
+        """The same statistics in one pass of chunks of at least ``linear_dim`` subjects."""
+        from sklearn.decomposition import IncrementalPCA
+
+        model = self.model
+        total = torch.zeros(1, 1, *model.grid_shape, dtype=torch.float64)
+        k = int(min(model.linear_dim, len(indices) - 1))
+        chunk = max(chunk, k)
+        starts = list(range(0, len(indices), chunk))
+        if len(indices) - starts[-1] < k:  # IncrementalPCA needs >= k rows per chunk
+            starts.pop()
+        pca = IncrementalPCA(n_components=k) if k >= 1 else None
+        for i, start in enumerate(starts):
+            stop = starts[i + 1] if i + 1 < len(starts) else len(indices)
+            volumes = torch.from_numpy(cohort.images[indices[start:stop]])[:, None]
+            total += volumes.sum(dim=0, keepdim=True, dtype=torch.float64)
+            if pca is not None:
+                pca.partial_fit(model.half_resolution(volumes).flatten(1).numpy())
+        mean = (total / len(indices)).float()
+        width = model.half_resolution(mean).numel()
+        basis = np.zeros((0, width), dtype=np.float32) if pca is None else \
+            pca.components_.astype(np.float32)
         model.set_statistics(mean, torch.from_numpy(basis))
 
 
