@@ -162,7 +162,7 @@ class EncoderConfig:
 class TrainConfig:
     epochs: int = 10                  # passes over the training split (the time budget may stop earlier)
     minutes: float | None = None      # wall-clock budget; None = no limit
-    batch_size: int = 8               # subjects per optimiser step
+    batch_size: int = 8               # subjects per optimiser step (in total over torchrun processes)
     lr: float | None = None           # learning rate; None = the model config's default_lr
     seed: int = 0                     # seeds torch, numpy and the batch order
     split_seed: int = 0               # seed of the cohort's train/val/test split

@@ -147,6 +147,11 @@ def fit(model, cohort, split=None, train_config: TrainConfig | None = None,
     earlier ``fit``) restores weights, optimisers, step, epoch and RNG state; the
     epoch count and time budget then cover the whole run, earlier time included.
 
+    Under ``torchrun`` every rank calls ``fit`` with the same arguments (the process
+    group set up by ``brainlab.training.distributed.setup``): ``train_config.batch_size``
+    is the total batch of one step, split over the ranks, and every rank returns rank 0's
+    metrics once its checkpoint is written.
+
     Returns ``{"out_dir", "steps", "epochs", "seconds", "stopped", "val_metrics",
     "metrics"}`` where ``metrics`` are the test-split metrics.
     """
