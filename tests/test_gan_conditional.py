@@ -162,3 +162,21 @@ def test_conditional_gan_trains_and_evaluates(cohort, tmp_path):
     metrics = summary["metrics"]
     assert metrics["condition"].startswith("conditioned on sex")
     assert np.isfinite(metrics["gaussian_frechet_ratio"])
+
+
+def test_the_latent_encoder_inverts_a_conditional_gan(conditional_gan, cohort):
+    """The encoder inverts at the GAN's default (training-average) condition."""
+    from brainlab.config import EncoderConfig
+    from brainlab.models.encoder import LatentEncoder
+    from brainlab.training.steps import EncoderSteps
+
+    torch.manual_seed(0)
+    encoder = LatentEncoder.from_gan(conditional_gan, EncoderConfig(hidden_dim=32,
+                                                                    pair_batch=16))
+    images = torch.from_numpy(cohort.images[np.arange(4)])[:, None]
+    losses = EncoderSteps(encoder, TrainConfig()).step({"image": images})
+    assert np.isfinite(losses["loss"])
+    z = encoder.invert(images, refine_steps=2)
+    assert z.shape == (4, 100)
+    with torch.no_grad():
+        assert conditional_gan.generate(z).shape == (4, 1, *GRID)
