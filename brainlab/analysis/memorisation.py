@@ -13,7 +13,6 @@ read on the intensity scale ([0, 1]) whatever the grid.
 from __future__ import annotations
 
 import numpy as np
-from sklearn.metrics.pairwise import euclidean_distances
 
 from brainlab.errors import BrainlabInputError
 
@@ -39,13 +38,23 @@ def nearest_neighbour_distances(queries, reference, chunk: int = REFERENCE_CHUNK
     ``queries`` (n, ...) is loaded whole; ``reference`` (m, ...) (an array, memmap
     or ImageArray) is read ``chunk`` volumes at a time. Returns (distances (n,),
     indices (n,) into reference).
+
+    The search runs as float32 matrix products (||q||^2 + ||r||^2 - 2 q.r, after
+    shifting both sets by the queries' mean so the products do not cancel); the
+    winner's distance is then recomputed exactly in float64, so an exact copy
+    still gives 0 and every reported distance is the true one.
     """
     q = flatten_volumes(queries, "queries")
+    if isinstance(reference, (list, tuple)):
+        reference = np.asarray(reference, dtype=np.float32)
     m = len(reference)
     if m == 0:
         raise BrainlabInputError("reference stack is empty; expected at least one volume")
     if chunk < 1:
         raise BrainlabInputError(f"chunk must be >= 1; found {chunk}")
+    offset = q.mean(axis=0, dtype=np.float64).astype(np.float32)
+    shifted = q - offset
+    query_norms = np.einsum("ij,ij->i", shifted, shifted, dtype=np.float64)
     best = np.full(len(q), np.inf)
     best_index = np.zeros(len(q), dtype=np.int64)
     for start in range(0, m, chunk):
@@ -54,14 +63,29 @@ def nearest_neighbour_distances(queries, reference, chunk: int = REFERENCE_CHUNK
             raise BrainlabInputError(
                 f"queries have {q.shape[1]} voxels but reference has {block.shape[1]}; "
                 f"expected the same grid")
-        # sklearn upcasts float32 to float64 blockwise, so an exact copy gives ~0.
-        distances = euclidean_distances(q, block)
-        nearest = distances.argmin(axis=1)
-        nearest_distance = distances[np.arange(len(q)), nearest]
-        closer = nearest_distance < best
-        best[closer] = nearest_distance[closer]
+        block = block - offset  # a copy: the block may be the caller's own array
+        squared = (query_norms[:, None] + np.einsum("ij,ij->i", block, block, dtype=np.float64)
+                   - 2.0 * (shifted @ block.T).astype(np.float64))
+        nearest = squared.argmin(axis=1)
+        nearest_squared = squared[np.arange(len(q)), nearest]
+        closer = nearest_squared < best
+        best[closer] = nearest_squared[closer]
         best_index[closer] = nearest[closer] + start
-    return best / np.sqrt(q.shape[1]), best_index
+    return _exact_distances(q, reference, best_index, chunk) / np.sqrt(q.shape[1]), best_index
+
+
+def _exact_distances(q: np.ndarray, reference, index: np.ndarray, chunk: int) -> np.ndarray:
+    """Float64 L2 distance of each query to ``reference[index[i]]`` (read in chunks)."""
+    distances = np.empty(len(q))
+    winners = np.unique(index)
+    for start in range(0, len(winners), chunk):
+        wanted = winners[start:start + chunk]
+        block = flatten_volumes(reference[wanted], "reference")
+        for row, winner in zip(block, wanted):
+            for i in np.flatnonzero(index == winner):
+                difference = q[i].astype(np.float64) - row
+                distances[i] = np.sqrt(difference @ difference)
+    return distances
 
 
 def memorisation_report(generated, real_train, real_heldout, percentile: float = 5.0,

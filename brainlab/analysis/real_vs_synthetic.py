@@ -18,8 +18,10 @@ import re
 
 import numpy as np
 import torch
+from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import confusion_matrix, roc_auc_score
-from sklearn.model_selection import cross_val_predict
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
 from brainlab.analysis.memorisation import memorisation_report
@@ -84,13 +86,49 @@ def real_vs_synthetic_discriminator(real, generated, seed: int = 0, n_splits: in
     1), so ``auc`` (the mean of the per-fold ROC AUCs) equals it. ``p_real`` is each
     generated volume's out-of-fold probability of being real: scored by the model
     fitted without it (high = looks real to the discriminator).
+
+    Each fold's PCA is fitted exactly on its training rows, but through one Gram matrix
+    of all volumes (n x n) instead of an SVD of (n x voxels) per fold: the voxels are
+    multiplied once, the folds only eigendecompose small matrices.
     """
     x, y, folds, model = real_vs_generated_problem(real, generated, seed, n_splits,
                                                    n_components)
-    p_generated = cross_val_predict(model, x, y, cv=folds, method="predict_proba")[:, 1]
+    k = int(model.steps[0][1].n_components)
+    gram = _centred_gram(x)
+    p_generated = np.empty(len(y))
+    for train, test in folds:
+        train_scores, test_scores = _fold_pca_scores(gram, train, test, k)
+        head = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+        head.fit(train_scores, y[train])
+        p_generated[test] = head.predict_proba(test_scores)[:, 1]
     # Each fold's model scored only its own test rows, so per-fold AUCs are as in CV scoring.
     auc = float(np.mean([roc_auc_score(y[test], p_generated[test]) for _, test in folds]))
     return {"auc": auc, "p_real": 1.0 - p_generated[y == 1]}  # x holds real first
+
+
+def _centred_gram(x: np.ndarray) -> np.ndarray:
+    """(n, n) float64 inner products of the rows of ``x`` after removing their mean.
+
+    Removing any common vector leaves every fold's centred Gram matrix unchanged; the
+    overall mean keeps the float32 product from cancelling (brains share most voxels).
+    """
+    shifted = x - x.mean(axis=0, dtype=np.float64).astype(np.float32)
+    return (shifted @ shifted.T).astype(np.float64)
+
+
+def _fold_pca_scores(gram: np.ndarray, train: np.ndarray, test: np.ndarray, k: int):
+    """PCA scores (k components fitted on ``train`` rows) of the train and test rows,
+    from the Gram matrix of all rows: kernel PCA with a linear kernel is PCA."""
+    inner = gram[np.ix_(train, train)]
+    row_means = inner.mean(axis=0)
+    centred = inner - row_means[:, None] - row_means[None, :] + row_means.mean()
+    eigenvalues, eigenvectors = np.linalg.eigh(centred)
+    order = np.argsort(eigenvalues)[::-1][:k]
+    eigenvalues = np.clip(eigenvalues[order], 1e-12, None)
+    axes = eigenvectors[:, order] / np.sqrt(eigenvalues)  # (n_train, k): scores per unit row
+    cross = gram[np.ix_(test, train)]
+    cross = cross - cross.mean(axis=1, keepdims=True) - row_means[None, :] + row_means.mean()
+    return centred @ axes, cross @ axes
 
 
 def realism_scores(real, generated, seed: int = 0, n_splits: int = 5,

@@ -1,0 +1,51 @@
+"""The fast paths of the analyses give the results of the direct computations."""
+
+import numpy as np
+import pytest
+from sklearn.decomposition import PCA
+
+from brainlab.analysis.memorisation import nearest_neighbour_distances
+from brainlab.analysis.real_vs_synthetic import _centred_gram, _fold_pca_scores
+
+SHAPE = (12, 14, 16)
+
+
+def _direct_nearest(queries, reference):
+    q = queries.reshape(len(queries), -1).astype(np.float64)
+    r = reference.reshape(len(reference), -1).astype(np.float64)
+    distances = np.sqrt(((q[:, None] - r[None]) ** 2).sum(-1))
+    return distances.min(1) / np.sqrt(q.shape[1]), distances.argmin(1)
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 64])
+def test_nearest_neighbours_match_the_direct_search_and_copies_are_at_zero(chunk):
+    rng = np.random.default_rng(0)
+    reference = rng.random((30, *SHAPE), dtype=np.float32) + 5.0  # a large common offset
+    queries = np.concatenate([reference[[4, 21]], rng.random((9, *SHAPE), dtype=np.float32) + 5.0])
+    kept = reference.copy()
+    distances, indices = nearest_neighbour_distances(queries, reference, chunk=chunk)
+    expected_distances, expected_indices = _direct_nearest(queries, reference)
+    np.testing.assert_array_equal(indices, expected_indices)
+    np.testing.assert_allclose(distances, expected_distances, rtol=1e-12, atol=1e-12)
+    assert distances[0] == 0.0 and distances[1] == 0.0
+    np.testing.assert_array_equal(reference, kept)  # the caller's stack is not shifted
+
+
+def test_nearest_neighbours_reject_another_grid():
+    from brainlab.errors import BrainlabInputError
+
+    with pytest.raises(BrainlabInputError, match="voxels but reference has"):
+        nearest_neighbour_distances(np.zeros((2, *SHAPE)), np.zeros((3, 12, 14, 15)))
+
+
+def test_fold_pca_from_the_gram_matrix_equals_pca_fitted_on_the_fold():
+    rng = np.random.default_rng(3)
+    x = (rng.normal(size=(40, 5)) @ rng.normal(size=(5, 300)) * 3
+         + rng.normal(size=(40, 300)) + 2.0).astype(np.float32)
+    train, test = np.arange(0, 40, 2)[:17], np.r_[np.arange(1, 40, 2), [38, 36]]
+    train_scores, test_scores = _fold_pca_scores(_centred_gram(x), train, test, k=4)
+    pca = PCA(n_components=4, svd_solver="full").fit(x[train].astype(np.float64))
+    expected_train, expected_test = pca.transform(x[train]), pca.transform(x[test])
+    signs = np.sign((train_scores * expected_train).sum(0))  # components are sign-free
+    np.testing.assert_allclose(train_scores * signs, expected_train, atol=1e-3)
+    np.testing.assert_allclose(test_scores * signs, expected_test, atol=1e-3)
