@@ -49,3 +49,27 @@ def test_fold_pca_from_the_gram_matrix_equals_pca_fitted_on_the_fold():
     signs = np.sign((train_scores * expected_train).sum(0))  # components are sign-free
     np.testing.assert_allclose(train_scores * signs, expected_train, atol=1e-3)
     np.testing.assert_allclose(test_scores * signs, expected_test, atol=1e-3)
+
+
+def test_umap_input_reduction_is_computed_once_per_content():
+    from brainlab.analysis.projections import UMAP_PCA_ABOVE_DIMS, _pca, _standardized, umap_input
+
+    rng = np.random.default_rng(5)
+    voxels = rng.random((23, 120)).astype(np.float32)
+    first = umap_input(voxels, seed=0)
+    assert first.shape == (23, min(UMAP_PCA_ABOVE_DIMS, 23))
+    assert umap_input(voxels.copy(), seed=0) is first  # same content: the cached reduction
+    np.testing.assert_allclose(first, _pca(_standardized(voxels), UMAP_PCA_ABOVE_DIMS, 0))
+    changed = voxels.copy()
+    changed[0, 0] += 1.0
+    assert umap_input(changed, seed=0) is not first
+
+
+def test_umap_input_rejects_non_finite_features():
+    from brainlab.analysis.projections import umap_input
+    from brainlab.errors import BrainlabInputError
+
+    voxels = np.ones((9, 80))
+    voxels[2, 3] = np.nan
+    with pytest.raises(BrainlabInputError, match="NaN or infinite"):
+        umap_input(voxels)
