@@ -145,37 +145,43 @@ def train_gan(cohort, options: RecipeOptions, spec) -> Path:
     gan = spec.model_class().from_autoencoder(autoencoder, condition_config_for(cohort))
     config = train_config_for(spec.model_type, options)
     out = _fit_built(gan, cohort, cohort.split(config.split_seed), options, config)
-    _judge_into_card(out, cohort, options)
+    judge_into_card(out, options.out_root)
     return out
 
 
-def _judge_into_card(folder: Path, cohort, options: RecipeOptions) -> None:
+def judge_into_card(folder, root=None) -> dict:
     """Add the judges' figures (P(male) of M/F-conditioned samples, r of requested vs
-    predicted age) to a conditional GAN's card; judges are the sex-clf and age-model
-    checkpoints beside it, shipped or cached, for the same grid (none found: noted)."""
+    predicted age) to a conditional GAN's card and return them; judges are the sex-clf and
+    age-model checkpoints in ``root`` (default: beside ``folder``), shipped or cached, on
+    the same grid, trained on the GAN's cohort first (none found: noted in the card)."""
     import json
+    import warnings
 
     from brainlab import paths
     from brainlab.analysis.conditional_generation import (find_judges, judge_conditioning,
-                                                          load_judges)
+                                                          load_judges, require_conditional)
     from brainlab.atomic import atomic_write
     from brainlab.checkpoints import CARD_NAME
 
-    gan, card = load_checkpoint(folder, expected_type="gan", cohort=cohort)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        gan, card = load_checkpoint(folder, expected_type="gan")
     if not gan.conditional:
-        return
-    root = Path(options.out_root) if options.out_root else Path(folder).parent
+        return {}
+    require_conditional(gan)
+    root = Path(root) if root else Path(folder).parent
     dirs = [root, root.parent, paths.SHIPPED_CHECKPOINTS, paths.user_checkpoints()]
-    found = find_judges(gan.grid_shape, cohort.name, dirs=[d for d in dirs if d.exists()])
+    found = find_judges(gan.grid_shape, card.get("cohort", {}).get("name"),
+                        dirs=[d for d in dict.fromkeys(dirs) if d.exists()])
     metrics = {"judge_paths": found}
     if any(found.values()):
         metrics.update(judge_conditioning(gan, load_judges(found)))
     else:
         metrics["judge_note"] = "no sex-clf / age-model checkpoint for this grid: not judged"
     card["metrics"].update(metrics)
-    card.pop("cohort_match", None)
     atomic_write(Path(folder) / CARD_NAME,
                  lambda temp: temp.write_text(json.dumps(card, indent=2, default=str) + "\n"))
+    return metrics
 
 
 def train_encoder(cohort, options: RecipeOptions, spec) -> Path:

@@ -109,3 +109,19 @@ def test_generate_sweep_writes_one_frame_per_age(folders, tmp_path, capsys):
     assert report["ages"] == [23.0, 27.0, 31.0, 35.0]
     assert nib.load(str(out)).shape == (*GRID, 4)
     assert report["voxels_changed"][0] == 0 and len(report["brain_cc"]) == 4
+
+
+def test_judge_writes_the_judges_figures_into_the_card(folders, tmp_path, capsys):
+    import shutil
+
+    from brainlab.checkpoints import read_card
+
+    folder = tmp_path / "gan"
+    shutil.copytree(folders / "gan", folder)
+    assert main(["generate", "--model", str(folder), "--judge"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    metrics = read_card(folder)["metrics"]
+    for key in ("judge_p_male_M", "judge_p_male_F", "judge_age_r"):
+        assert key in metrics and metrics[key] == pytest.approx(printed[key])
+    assert 0.0 <= metrics["judge_p_male_M"] <= 1.0
+    assert metrics["judge_paths"]["age"].endswith("age-model")

@@ -23,12 +23,12 @@ def register(subparsers) -> None:
         "generate", help="brains at a requested sex and age (conditional GAN) as a 4D NIfTI",
         description=__doc__.split("\n\n")[1])
     parser.add_argument("--model", required=True, help="a conditional 'gan' checkpoint folder")
-    parser.add_argument("--sex", required=True, help="M or F")
+    parser.add_argument("--sex", default=None, help="M or F")
     parser.add_argument("--age", default=None,
                         help="years (lifespan models) or an age bin index/label (hcp-ya models)")
     parser.add_argument("--n", type=int, default=8, help="samples (default 8)")
     parser.add_argument("--seed", type=int, default=0, help="latent seed (default 0)")
-    parser.add_argument("--out", required=True, help="output .nii.gz (4D: one volume per sample)")
+    parser.add_argument("--out", default=None, help="output .nii.gz (4D: one volume per sample)")
     parser.add_argument("--json", action="store_true",
                         help="print requested sex/age and the judges' P(male), predicted age")
     parser.add_argument("--sweep-age", default=None, metavar="START:STOP:FRAMES",
@@ -37,10 +37,15 @@ def register(subparsers) -> None:
                         help="with --sweep-age: also write the cohort's true ageing frames")
     parser.add_argument("--cohort", default=None,
                         help="cohort for --true-out (default: the GAN's own preset)")
+    parser.add_argument("--judge", action="store_true",
+                        help="instead: (re)compute the judges' P(male) and r(age) figures "
+                             "into the GAN's model card (e.g. after retraining sex-clf)")
     parser.set_defaults(run=run_generate)
 
 
-def _nifti_out(path: str) -> Path:
+def _nifti_out(path: str | None) -> Path:
+    if path is None:
+        raise BrainlabInputError("--out is required (a .nii.gz path)")
     out = Path(path)
     if not out.name.endswith((".nii", ".nii.gz")):
         raise BrainlabInputError(f"--out must end in .nii.gz or .nii; found {out.name!r}")
@@ -80,6 +85,13 @@ def run_generate(args) -> int:
                                                           requested_conditions)
     from brainlab.checkpoints import load_checkpoint
 
+    if args.judge:
+        from brainlab.train_recipes import judge_into_card
+
+        print(json.dumps(judge_into_card(args.model), indent=2, default=str))
+        return 0
+    if args.sex is None:
+        raise BrainlabInputError("--sex is required (M or F)")
     out = _nifti_out(args.out)
     if args.n < 1:
         raise BrainlabInputError(f"--n must be >= 1; found {args.n}")
