@@ -97,9 +97,12 @@ def run_train(args) -> int:
         raise BrainlabInputError(f"--workers must be >= 0; found {args.workers}")
     distributed.setup(args.device)  # a no-op without torchrun
     try:
-        return _train_targets(args)
-    finally:
-        distributed.teardown()
+        result = _train_targets(args)
+    except BaseException:
+        distributed.teardown(wait=False)
+        raise
+    distributed.teardown()
+    return result
 
 
 def _load_cohort(source: str, is_main: bool):

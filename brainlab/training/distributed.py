@@ -94,10 +94,12 @@ def setup(device: str = "cpu") -> bool:
     return True
 
 
-def teardown() -> None:
-    """Leave the process group (after a last barrier, so no rank exits mid-collective)."""
+def teardown(wait: bool = True) -> None:
+    """Leave the process group; with ``wait`` after a last barrier, so no rank exits
+    mid-collective. After an error pass ``wait=False``: the failing rank exits at once
+    and torchrun stops the others (a barrier would hang until the timeout)."""
     if dist.is_available() and dist.is_initialized():
-        if dist.get_world_size() > 1:
+        if wait and dist.get_world_size() > 1:
             dist.barrier()
         dist.destroy_process_group()
 
