@@ -38,7 +38,7 @@ from brainlab.checkpoints import load_checkpoint, read_card
 from brainlab.config import TrainConfig
 from brainlab.errors import BrainlabInputError
 from brainlab.registry import MODEL_TYPES, model_spec
-from brainlab.training import build_model, fit, seed_everything
+from brainlab.training import build_model, distributed, fit, seed_everything
 from brainlab.training.loop import TRAIN_STATE_NAME
 
 
@@ -127,8 +127,9 @@ def _dependency(model_type: str, cohort, options: RecipeOptions):
         card = read_card(folder)
         usable = card.get("cohort", {}).get("fingerprint") == cohort.fingerprint
     if not usable:
-        print(f"note: no {model_type} checkpoint for cohort {cohort.name!r} in {folder}; "
-              f"training one first")
+        if distributed.is_main_process():
+            print(f"note: no {model_type} checkpoint for cohort {cohort.name!r} in {folder}; "
+                  f"training one first")
         train(model_type, cohort, replace(options, out=folder, out_root=root, resume=False))
     model, _ = load_checkpoint(folder, expected_type=model_type, cohort=cohort,
                                device=options.device)
@@ -145,7 +146,9 @@ def train_gan(cohort, options: RecipeOptions, spec) -> Path:
     gan = spec.model_class().from_autoencoder(autoencoder, condition_config_for(cohort))
     config = train_config_for(spec.model_type, options)
     out = _fit_built(gan, cohort, cohort.split(config.split_seed), options, config)
-    judge_into_card(out, options.out_root)
+    if distributed.is_main_process():  # under torchrun rank 0 alone writes the card
+        judge_into_card(out, options.out_root)
+    distributed.barrier()
     return out
 
 
