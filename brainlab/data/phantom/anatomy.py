@@ -26,7 +26,7 @@ from brainlab.data.grid import mni_affine
 from brainlab.paths import cache_root
 
 # Bump when region definitions or downsampling change: it keys the template cache.
-ANATOMY_VERSION = 5
+ANATOMY_VERSION = 6
 
 # Region ids in the label maps; 0 is outside the brain.
 REGIONS = (
@@ -34,7 +34,7 @@ REGIONS = (
     "temporal_left", "temporal_right", "occipital_left", "occipital_right",
     "subcortical_left", "subcortical_right", "hippocampus_left", "hippocampus_right",
     "cerebellum_left", "cerebellum_right", "brainstem",
-    "ventricle_left", "ventricle_right",
+    "ventricle_left", "ventricle_right", "amygdala_left", "amygdala_right",
 )
 REGION_ID = {name: i + 1 for i, name in enumerate(REGIONS)}
 LOBES = ("frontal", "parietal", "temporal", "occipital")
@@ -118,6 +118,12 @@ def _region_labels_1mm(shape, affine, csf, mask):
     ventricles = np.isin(components, 1 + np.flatnonzero(sizes >= 1500))
     put(ventricles, "ventricle")
 
+    # Amygdalae: ellipsoids in front of the hippocampal heads (they take the overlap).
+    for side, sign in (("left", -1.0), ("right", 1.0)):
+        inside = (((x - sign * 24.0) / 8.0) ** 2 + ((y + 1.0) / 8.0) ** 2
+                  + ((z + 19.0) / 7.0) ** 2) <= 1.0
+        labels[inside & (labels == 0) & (mask > 0)] = REGION_ID[f"amygdala_{side}"]
+
     # Hippocampi: ellipsoids along y, tilted so the tail rises posteriorly.
     tilt = np.deg2rad(25.0)
     for side, sign in (("left", -1.0), ("right", 1.0)):
@@ -129,14 +135,14 @@ def _region_labels_1mm(shape, affine, csf, mask):
 
     # Cerebellum below the tentorium, which slopes down posteriorly; brainstem medial.
     tentorium = np.where(y > -50, -12.0, -5.0 - 0.6 * (-50.0 - y))
-    brainstem = (np.abs(x) < 14) & (y > -45) & (y < -8) & (z < -8)
+    brainstem = (np.abs(x) < 12) & (y > -42) & (y < -8) & (z < -8)
     labels[brainstem & (z < -12) & (labels == 0) & (mask > 0)] = REGION_ID["brainstem"]
     put((y < -35) & (z < tentorium), "cerebellum")
 
     # Deep grey nuclei (caudate, putamen, pallidum, thalamus): ellipsoids per side.
     for side, sign in (("left", -1.0), ("right", 1.0)):
-        deep = (((x - sign * 17.0) / 13.0) ** 2 + ((y + 4.0) / 26.0) ** 2
-                + ((z - 6.0) / 14.0) ** 2) <= 1.0
+        deep = (((x - sign * 17.0) / 16.0) ** 2 + ((y + 4.0) / 29.0) ** 2
+                + ((z - 5.0) / 17.0) ** 2) <= 1.0
         labels[deep & (labels == 0) & (mask > 0)] = REGION_ID[f"subcortical_{side}"]
     labels[(brainstem) & (labels == 0) & (mask > 0)] = REGION_ID["brainstem"]
 

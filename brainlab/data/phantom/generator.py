@@ -41,47 +41,58 @@ from brainlab.data.phantom.anatomy import LOBES, REGION_ID, REGIONS, Anatomy
 from brainlab.data.phantom.presets import RAW_MAX, WM_RAW
 
 
-# Relative T1 intensities (PHANTOM.md): WM 1, cortical GM 0.73, deep GM brighter, CSF 0.31.
-MU_GM, MU_DEEP, MU_CSF = 0.73, 0.82, 0.31
+# Relative T1 intensities (PHANTOM.md): WM 1, cortical GM 0.73, CSF 0.31; deep nuclei
+# at 0.93 so that, mixed with their WM at 3 mm, the mean image shows ≈ 0.96 of WM (v2).
+MU_GM, MU_DEEP, MU_CSF = 0.73, 0.93, 0.31
 
 # Intracranial volume per sex (HCP-YA FreeSurfer, cc) and its within-sex log-sd.
 ICV_MEAN = {"F": 1471.0, "M": 1708.0}
 ICV_LOG_SD = 0.09
 REFERENCE_ICV = ICV_MEAN["F"]
 
-# Allometry: volume ∝ ICV ** exponent. GM < 1 makes GM/ICV higher in smaller (female)
-# heads by ≈2.7%; hippocampus and deep GM at 0.7 give M +11% (PHANTOM.md table).
-ALLOMETRY = {"gm": 0.8, "wm": 1.0, "deep": 0.7, "hippocampus": 0.7, "ventricles": 1.0}
-# Male ventricles +28% against ICV +16%: the rest is a sex offset (log).
-VENTRICLE_MALE_OFFSET = float(np.log(1.28 / 1.16))
-# Phantom baselines relative to the (older-adult) template, log: young adults have
-# smaller ventricles; a little less cortical GM leaves room to vary both ways.
-BASELINE = {"gm": np.log(0.93), "ventricles": np.log(0.62)}
+# Allometry: volume ∝ ICV ** exponent within sex (PHANTOM.md v2: GM ≈ 0.6, so GM/ICV is
+# ≈ 2.8% higher in women). Cortex sits a little higher so that thickness (cortical GM
+# over the mask's surface, ∝ ICV^(2/3)) keeps no head-size dependence.
+ALLOMETRY = {"cortex": 0.33, "cerebellum": 0.3, "deep": 0.45, "hippocampus": 0.55,
+             "amygdala": 0.55, "wm": 0.83, "ventricles": 1.4}
+# Men's excess beyond head size (log); with the within-sex sds below these give the
+# ICV-adjusted d values of PHANTOM.md v2 (GM +0.8, WM +0.5, cerebellum +0.7, ...).
+# Ventricles: none (their +28% is allometry alone, adjusted d ≈ 0).
+MALE_OFFSET = {"cortex": 0.04, "cerebellum": 0.06, "deep": 0.09, "hippocampus_left": 0.012,
+               "hippocampus_right": 0.025, "amygdala": 0.075, "wm": 0.018, "ventricles": 0.13}
+# Phantom baselines relative to the template's own volumes, log: young adults at
+# FreeSurfer levels (PHANTOM.md v2 table) with small ventricles.
+BASELINE = {"gm": np.log(0.78), "wm": 0.0, "ventricles": np.log(0.29)}
 # Regional ageing relative to the global GM rate (frontal/temporal 1.5-2x, PHANTOM.md).
 LOBE_AGEING = {"frontal": 1.6, "parietal": 1.0, "temporal": 1.6, "occipital": 0.7,
                "cerebellum": 0.7}
-# Young-adult hippocampus and deep nuclei relative to the template's geometric ROIs.
-BASELINE_HIPPOCAMPUS = np.log(0.92)
+# Young-adult hippocampus, amygdala and deep nuclei relative to the template's ROIs.
+BASELINE_HIPPOCAMPUS = np.log(1.14)
 BASELINE_DEEP = np.log(0.93)
-# Within-sex sd (log) of the latent structure factors and their correlations.
-FACTORS = ("gm", "wm", "deep", "hippocampus", "ventricles")
-FACTOR_SD = {"gm": 0.03, "wm": 0.05, "deep": 0.04, "hippocampus": 0.065, "ventricles": 0.47}
-FACTOR_CORR = np.array([
-    [1.0, 0.3, 0.4, 0.4, -0.3],
-    [0.3, 1.0, 0.2, 0.2, -0.2],
-    [0.4, 0.2, 1.0, 0.3, -0.2],
-    [0.4, 0.2, 0.3, 1.0, -0.2],
-    [-0.3, -0.2, -0.2, -0.2, 1.0],
-])
-LOBE_SD = 0.025      # independent per-lobe GM variation (log)
-ASYMMETRY_SD = 0.03  # left/right hippocampus and deep GM asymmetry (log)
+# Latent factors (standard normal per subject). "brain" is brain size beyond ICV,
+# shared by GM and WM: it makes brain/ICV vary and corr(GM, WM | sex, ICV) ≈ +0.5.
+# Its loading per structure, then each structure's own sd (log).
+FACTORS = ("brain", "gm", "wm", "deep", "hippocampus", "amygdala", "ventricles")
+BRAIN_LOADING = {"cortex": 0.05, "cerebellum": 0.04, "wm": 0.05, "deep": 0.02,
+                 "hippocampus": 0.015, "amygdala": 0.015, "ventricles": 0.0}
+FACTOR_SD = {"brain": 1.0, "gm": 0.02, "wm": 0.03, "deep": 0.025, "hippocampus": 0.02,
+             "amygdala": 0.03, "ventricles": 0.62}
+LOBE_SD = 0.02       # independent per-lobe GM variation (log)
+ASYMMETRY_SD = 0.03  # left/right hippocampus asymmetry (log)
 
 # Regions whose GM thins in place; the rest (brainstem, GM next to ventricles) never does.
 CONVERTED_REGIONS = tuple(f"{lobe}_{side}" for lobe in LOBES + ("cerebellum", "hippocampus",
-                                                                 "subcortical")
+                                                                 "amygdala", "subcortical")
                           for side in ("left", "right"))
 CORTEX_REGIONS = tuple(r for r in CONVERTED_REGIONS if r.split("_")[0] in LOBES)
 PIAL_WM_LIMIT = 0.25  # GM thins only in voxels with less WM than this (linear ramp)
+# Images (PHANTOM.md v2): brains sit 4 mm lower on the grid than v1, men 0.8 voxel
+# lower than women; a finer random field (≈ 12 mm lattice) folds the cortex differently
+# in every subject, so the cohort mean blurs into a ribbon.
+CENTRE_SHIFT_MM = -4.0
+SEX_SHIFT_VOXELS = 0.8
+FOLD_MM = 1.5
+SMOOTH_ELASTIC_SHARE = 0.5  # of config.elastic_mm: the low-frequency shape field
 
 
 # ---- age and sex effects ---------------------------------------------------------
@@ -95,18 +106,21 @@ def _ramp(age, start, stop=None):
 def age_effects(age, ageing: float = 1.0) -> dict[str, np.ndarray]:
     """Log volume change with age (relative to a young adult) per structure.
 
-    GM −0.1%/y from 20, −0.2%/y after 35, −0.8%/y after 60; WM inverted-U peaking
-    at 40; ventricles +≈20%/decade, +3%/y after 60; hippocampus accelerating to
-    −1.2%/y after 75; deep GM −0.2%/y after 30.
+    GM −0.7%/y from 20 to 35 (the measurement sees a fraction: cortex ≈ −0.8% per
+    4.5 y), −0.2%/y after 35, −0.8%/y after 60; WM inverted-U peaking at 40 (+2% per
+    4.5 y at 22-37); ventricles +3%/y to 40, +1.8%/y after, +3%/y after 60;
+    hippocampus accelerating to −1.2%/y after 75; deep GM (putamen, accumbens)
+    −0.3%/y from 20.
     """
     age = np.asarray(age, dtype=float)
     effects = {
-        "gm": -(0.001 * _ramp(age, 20, 35) + 0.002 * _ramp(age, 35) + 0.006 * _ramp(age, 60)),
-        "wm": -0.08 * ((age - 40.0) / 30.0) ** 2,
-        "ventricles": 0.018 * (age - 25.0) + 0.012 * _ramp(age, 60),
+        "gm": -(0.007 * _ramp(age, 20, 35) + 0.002 * _ramp(age, 35) + 0.006 * _ramp(age, 60)),
+        "wm": -0.24 * ((age - 40.0) / 30.0) ** 2 + 0.002 * _ramp(age, 20, 40),
+        "ventricles": (0.03 * (np.minimum(age, 40.0) - 25.0) + 0.018 * _ramp(age, 40)
+                       + 0.012 * _ramp(age, 60)),
         "hippocampus": -(0.0015 * _ramp(age, 30, 50) + 0.005 * _ramp(age, 50, 65)
                          + 0.0085 * _ramp(age, 65, 75) + 0.012 * _ramp(age, 75)),
-        "deep": -0.002 * _ramp(age, 30),
+        "deep": -0.003 * _ramp(age, 20),
         # GM/WM contrast falls ≈7% from 20 to 80 y: GM gets brighter.
         "mu_gm": 0.02 * np.clip((age - 20.0) / 60.0, 0.0, 1.2),
     }
@@ -150,33 +164,43 @@ def expected_log_volumes(anatomy: Anatomy, sex, age, icv, z: dict | None = None,
 
     cc = anatomy.voxel_cc
     head = np.log(icv / REFERENCE_ICV)
+    male = (sex == "M").astype(float)
     sums = _template_sums(anatomy)
     to_reference = np.log(REFERENCE_ICV / (sums["brain"] * cc))
     aged = age_effects(age, ageing)
+    brain = factor("brain")
+
+    def structure(kind, own):
+        """Head size, sex beyond it, shared brain size and the structure's own factor."""
+        offset = MALE_OFFSET.get(kind, MALE_OFFSET.get(kind.split("_")[0], 0.0))
+        group = kind.split("_")[0]
+        return (ALLOMETRY[group] * head + offset * male + BRAIN_LOADING[group] * brain
+                + FACTOR_SD[own] * factor(own))
+
     out = {"icv": np.log(icv)}
     for region in CONVERTED_REGIONS:
         kind, side = region.rsplit("_", 1)
         base = np.log(_template_cc(anatomy, region)) + to_reference
         if kind in LOBE_AGEING:
-            out[f"gm_{region}"] = (base + BASELINE["gm"] + ALLOMETRY["gm"] * head
-                                   + FACTOR_SD["gm"] * factor("gm") + LOBE_AGEING[kind] * aged["gm"]
+            group = "cerebellum" if kind == "cerebellum" else "cortex"
+            out[f"gm_{region}"] = (base + BASELINE["gm"] + structure(group, "gm")
+                                   + LOBE_AGEING[kind] * aged["gm"]
                                    + LOBE_SD * factor(f"lobe_{region}"))
         elif kind == "hippocampus":
             sign = -1.0 if side == "left" else 1.0
-            out[f"gm_{region}"] = (base + BASELINE_HIPPOCAMPUS + ALLOMETRY["hippocampus"] * head
+            out[f"gm_{region}"] = (base + BASELINE_HIPPOCAMPUS + structure(region, "hippocampus")
                                    + aged["hippocampus"]
-                                   + FACTOR_SD["hippocampus"] * factor("hippocampus")
                                    + sign * ASYMMETRY_SD * factor("asym_hippocampus") / 2)
+        elif kind == "amygdala":
+            out[f"gm_{region}"] = (base + BASELINE_HIPPOCAMPUS + structure("amygdala", "amygdala")
+                                   + aged["hippocampus"])
         else:  # subcortical (deep) nuclei
-            out[f"gm_{region}"] = (base + BASELINE_DEEP + ALLOMETRY["deep"] * head + aged["deep"]
-                                   + FACTOR_SD["deep"] * factor("deep"))
-    out["wm"] = (np.log(sums["wm"] * cc) + to_reference + ALLOMETRY["wm"] * head
-                 + aged["wm"] + FACTOR_SD["wm"] * factor("wm"))
-    male = (sex == "M").astype(float)
+            out[f"gm_{region}"] = (base + BASELINE_DEEP + structure("deep", "deep") + aged["deep"])
+    out["wm"] = (np.log(sums["wm"] * cc) + to_reference + BASELINE["wm"] + structure("wm", "wm")
+                 + aged["wm"])
     out["ventricles"] = (np.log(sums["csf_ventricle"] * cc) + to_reference
-                         + BASELINE["ventricles"] + ALLOMETRY["ventricles"] * head
-                         + VENTRICLE_MALE_OFFSET * male + aged["ventricles"]
-                         + FACTOR_SD["ventricles"] * factor("ventricles"))
+                         + BASELINE["ventricles"] + structure("ventricles", "ventricles")
+                         + aged["ventricles"])
     out["mu_gm"] = MU_GM + aged["mu_gm"]
     return out
 
@@ -225,8 +249,7 @@ def sample_subjects(config: PhantomConfig, anatomy: Anatomy) -> pd.DataFrame:
         if rows.sum() > 2:
             z_icv[rows] = (z_icv[rows] - z_icv[rows].mean()) / z_icv[rows].std()
     icv = np.array([ICV_MEAN[s] for s in table["sex"]]) * np.exp(ICV_LOG_SD * z_icv)
-    chol = np.linalg.cholesky(FACTOR_CORR)
-    correlated = rng.standard_normal((n, len(FACTORS))) @ chol.T
+    correlated = rng.standard_normal((n, len(FACTORS)))  # independent; "brain" is shared
     truth = table[["subject_id", "sex", "age"]].copy()
     truth["seed"] = rng.integers(0, 2**31 - 1, n)
     truth["z_icv"] = z_icv
@@ -306,6 +329,7 @@ class WarpBasis:
     channels: torch.Tensor        # (5, D, H, W) GM, WM (+ deep brightness), CSF, ventricle
                                   # distance, GM that may thin (GM x pial weight)
     lobe_membership: torch.Tensor  # (R_c, d, h, w) soft membership of the thinned regions
+    cortex_weight: torch.Tensor   # (1, d, h, w) soft cortex membership: where folding varies
     pial_share: torch.Tensor      # (R_c,) share of each region's GM that may thin
     centre: torch.Tensor          # (3,) brain centroid, normalised coords
     mm_per_unit: torch.Tensor     # (3,) mm per normalised unit along W, H, D (grid_sample order)
@@ -326,6 +350,10 @@ class WarpBasis:
         labels = anatomy.labels
 
         smooth_wm = _smooth(anatomy.wm, 6.0 / spacing_mm)  # ≈6 mm smoothed log-Jacobian shape
+        # WM grows at the expense of CSF (not of GM or the background): brain size
+        # beyond ICV, and GM keeps its partial-volume make-up as WM changes.
+        smooth_csf = _smooth(anatomy.csf_other, 6.0 / spacing_mm)
+        smooth_wm = smooth_wm - smooth_csf * (smooth_wm.sum() / max(smooth_csf.sum(), 1e-9))
         coarse_wm = F.interpolate(torch.from_numpy(smooth_wm)[None, None], size=coarse,
                                   mode="trilinear", align_corners=True)[0, 0].numpy()
         velocity = _poisson_velocity(coarse_wm, coarse_spacing) / mm_per_unit[:, None, None, None]
@@ -357,12 +385,16 @@ class WarpBasis:
         member = member / np.maximum(member.sum(0) + outside, 1e-6)
         member = F.interpolate(torch.from_numpy(member).float()[None], size=coarse,
                                mode="trilinear", align_corners=True)[0]
+        cortex = _smooth(np.isin(labels, [REGION_ID[r] for r in CORTEX_REGIONS]), 4.0 / spacing_mm)
+        cortex = F.interpolate(torch.from_numpy(np.clip(cortex, 0, 1)).float()[None, None],
+                               size=coarse, mode="trilinear", align_corners=True)[0]
         brain = anatomy.brain
         weights = brain / max(brain.sum(), 1e-9)
         grid = _identity(shape)[0].numpy()
         centre = (grid * weights[..., None]).reshape(-1, 3).sum(0)
         basis = cls(anatomy=anatomy, coarse=coarse, velocity=velocity,
                     channels=torch.from_numpy(channels).float(), lobe_membership=member,
+                    cortex_weight=cortex,
                     pial_share=torch.tensor(shares, dtype=torch.float32),
                     centre=torch.from_numpy(centre).float(),
                     mm_per_unit=torch.from_numpy(mm_per_unit[::-1].copy()).float(),
@@ -417,13 +449,14 @@ class WarpBasis:
 
     def sampling_coords(self, jacobian: torch.Tensor, log_scale3: torch.Tensor,
                         elastic: torch.Tensor, extra: torch.Tensor | None = None,
-                        squarings: int = 4):
+                        squarings: int = 4, shift: torch.Tensor | None = None):
         """Template coords (B, D, H, W, 3) sampled by each subject voxel.
 
         jacobian (B,) WM log-Jacobian amplitude, log_scale3 (B,) log of the volume
         scale, elastic (B, 3, d, h, w) extra velocity in normalised units. ``extra``
         (B, E, d, h, w): smooth template-space fields (coarse grid) to carry along;
         they come back warped and upsampled to the full grid, (B, E, D, H, W).
+        ``shift`` (B, 3): translation of the subject on the grid, normalised units.
         """
         batch = jacobian.shape[0]
         velocity = jacobian.view(-1, 1, 1, 1, 1) * self.velocity.unsqueeze(0) + elastic
@@ -435,6 +468,8 @@ class WarpBasis:
         scale = torch.exp(log_scale3 / 3.0).view(batch, 1, 1, 1, 1)
         centre = self.centre.view(1, 1, 1, 1, 3)
         scaled = centre + (ident - centre) / scale
+        if shift is not None:  # sampling the template at p - t moves the brain by +t
+            scaled = scaled - shift.view(batch, 1, 1, 1, 3)
         carried = disp if extra is None else torch.cat([disp, extra], 1)
         sampled = _sample(carried, scaled)
         total = (scaled - ident).permute(0, 4, 1, 2, 3) + sampled[:, :3]
@@ -511,7 +546,7 @@ def subject_parameters(basis: WarpBasis, truth: pd.DataFrame, config: PhantomCon
     age = truth["age"].to_numpy() if ages is None else np.asarray(ages, dtype=float)
     targets = expected_log_volumes(basis.anatomy, sex, age, truth["icv_cc"].to_numpy(),
                                    latent_dict(truth), config.ageing)
-    return {"targets": targets, **basis.solve(targets)}
+    return {"targets": targets, "sex": sex, **basis.solve(targets)}
 
 
 def synthesize(basis: WarpBasis, truth: pd.DataFrame, config: PhantomConfig,
@@ -521,11 +556,23 @@ def synthesize(basis: WarpBasis, truth: pd.DataFrame, config: PhantomConfig,
     batch = len(truth)
     shape = basis.anatomy.shape
     generators = [torch.Generator().manual_seed(int(s)) for s in truth["seed"].to_numpy()]
-    elastic_mm = config.elastic_mm if noise else 0.0
+    elastic_mm = SMOOTH_ELASTIC_SHARE * config.elastic_mm if noise else 0.0
     lattice = tuple(max(2, n // 12) for n in shape)
     elastic = torch.stack([torch.randn((3,) + lattice, generator=g) for g in generators])
     elastic = F.interpolate(elastic, size=basis.coarse, mode="trilinear", align_corners=True)
     elastic = elastic * (elastic_mm / basis.mm_per_unit).view(1, 3, 1, 1, 1)
+    # Folding: a finer field on the cortex only (deep structures stay where the atlas
+    # expects them, so small-structure volumes keep a small measurement error).
+    fine = tuple(max(2, n // 4) for n in shape)
+    fold = torch.stack([torch.randn((3,) + fine, generator=g) for g in generators])
+    fold = F.interpolate(fold, size=basis.coarse, mode="trilinear", align_corners=True)
+    fold_mm = FOLD_MM if noise else 0.0
+    elastic = elastic + fold * basis.cortex_weight * (fold_mm / basis.mm_per_unit).view(1, 3, 1, 1, 1)
+    male = torch.tensor((np.asarray(params["sex"]) == "M").astype(np.float32))
+    voxel_z = float(abs(basis.anatomy.affine[2, 2]))
+    shift_mm = CENTRE_SHIFT_MM - SEX_SHIFT_VOXELS * voxel_z * (male - 0.5)
+    shift = torch.zeros(batch, 3)
+    shift[:, 0] = shift_mm / basis.mm_per_unit[0]  # grid_sample order: channel 0 is z
     # Fraction of GM lost per region (it becomes CSF), as a smooth template-space
     # field carried along with the warp; plus the log bias field.
     conversion = torch.from_numpy(params["conversion"]).float() / basis.pial_share.clamp(min=0.05)
@@ -539,7 +586,7 @@ def synthesize(basis: WarpBasis, truth: pd.DataFrame, config: PhantomConfig,
     coords, carried = basis.sampling_coords(
         torch.from_numpy(params["jacobian"]).float(),
         torch.from_numpy(params["log_scale3"]).float(), elastic,
-        extra=torch.cat([lost, log_bias], 1))
+        extra=torch.cat([lost, log_bias], 1), shift=shift)
     warped = _sample_shared(basis.channels, coords)
     # In place on the freshly sampled channels (same arithmetic, fewer full-size copies).
     gm, wm, csf = warped[:, 0], warped[:, 1], warped[:, 2]
@@ -610,6 +657,7 @@ def truth_volumes(basis: WarpBasis, truth: pd.DataFrame, config: PhantomConfig) 
         out[f"hippocampus_{side}_cc"] = targets[f"gm_hippocampus_{side}"]
         out[f"subcortical_gm_{side}_cc"] = targets[f"gm_subcortical_{side}"]
     out["hippocampus_cc"] = out["hippocampus_left_cc"] + out["hippocampus_right_cc"]
+    out["amygdala_cc"] = targets["gm_amygdala_left"] + targets["gm_amygdala_right"]
     out["subcortical_gm_cc"] = out["subcortical_gm_left_cc"] + out["subcortical_gm_right_cc"]
     scale3 = np.exp(params["log_scale3"])
     # GM that never thins (brainstem, next to the ventricles) just scales with the head.

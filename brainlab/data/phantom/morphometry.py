@@ -11,8 +11,11 @@ Per image:
 3. bias correction: a smooth field fitted to the intensity of core white matter;
 4. tissue fractions by two-class linear unmixing along CSF - GM - WM
    (deep nuclei use their brighter GM level, as an atlas prior would);
-5. volumes per region, lateral ventricles as CSF inside the ventricle ROI, a
-   cortical thickness proxy = cortical GM volume / brain surface area.
+5. volumes per region; lateral ventricles as clear CSF inside the ventricle ROI;
+   deep structures (nuclei, putamen, accumbens, hippocampus, amygdala) as the tissue
+   (non-CSF) volume of their atlas ROI, the way FreeSurfer's labels count a whole
+   structure (its SubCortGray = nuclei + hippocampus + amygdala); a cortical
+   thickness proxy = cortical GM volume / brain surface area.
 """
 
 from __future__ import annotations
@@ -27,9 +30,24 @@ from brainlab.data.phantom.anatomy import CORTICAL_REGIONS, REGION_ID, REGIONS, 
 from brainlab.errors import BrainlabInputError
 
 # Intensities the measurement assumes, relative to the measured WM level.
-ASSUMED_GM, ASSUMED_DEEP, ASSUMED_CSF = 0.73, 0.82, 0.31
-# Literature mean cortical thickness that the proxy is scaled to on the template.
-TEMPLATE_THICKNESS_MM = 2.7
+ASSUMED_GM, ASSUMED_DEEP, ASSUMED_CSF = 0.73, 0.93, 0.31
+# Mean cortical thickness the proxy reads on the template: set so that the hcp-ya
+# cohort reads ≈ 2.63 mm (F) / 2.64 mm (M) as FreeSurfer does on HCP-YA.
+TEMPLATE_THICKNESS_MM = 3.37
+# Ventricle CSF counts only where the voxel is clearly darker than WM, so noise and
+# residual bias in the periventricular WM add no floor to small ventricles.
+VENTRICLE_MAX_RELATIVE = 0.9
+
+
+def _sub_rois(anatomy: Anatomy) -> tuple[np.ndarray, np.ndarray]:
+    """Putamen and accumbens as parts of the deep-nuclei ROI, by MNI coordinates."""
+    from brainlab.data.phantom.anatomy import _mm_coordinates
+
+    x, y, z = _mm_coordinates(anatomy.shape, anatomy.affine)
+    deep = np.isin(anatomy.labels, [REGION_ID["subcortical_left"], REGION_ID["subcortical_right"]])
+    putamen = deep & (np.abs(x) >= 22.0) & (z < 14.0)
+    accumbens = deep & (np.abs(x) < 16.0) & (y > 6.0) & (z < 0.0)
+    return putamen, accumbens
 
 
 def _identity(shape, batch):
@@ -68,8 +86,10 @@ class Morphometer:
         # with a zero slab past the end of every axis that stands for "outside the
         # template" (grid_sample's zero padding). Nearest-neighbour lookups move whole
         # codes, so the three maps come back exactly.
+        putamen, accumbens = _sub_rois(anatomy)
         code = (anatomy.labels.astype(np.int16) + np.int16(32) * anatomy.ventricle_roi
-                + np.int16(64) * wm_core).astype(np.int16)
+                + np.int16(64) * wm_core + np.int16(128) * putamen
+                + np.int16(256) * accumbens).astype(np.int16)
         self.atlas = F.pad(torch.from_numpy(code), [0, 1, 0, 1, 0, 1])
         self._axes = [torch.linspace(-1.0, 1.0, n) if n > 1 else torch.zeros(1) for n in shape]
         spacing = np.abs(np.diag(anatomy.affine)[:3])
@@ -113,8 +133,10 @@ class Morphometer:
         code = torch.stack(codes)
         labels = torch.bitwise_and(code, 31).long()
         roi = torch.bitwise_and(torch.bitwise_right_shift(code, 5), 1).float()
-        core = torch.bitwise_right_shift(code, 6).float()
-        return labels, roi, core
+        core = torch.bitwise_and(torch.bitwise_right_shift(code, 6), 1).float()
+        putamen = torch.bitwise_and(torch.bitwise_right_shift(code, 7), 1).float()
+        accumbens = torch.bitwise_and(torch.bitwise_right_shift(code, 8), 1).float()
+        return labels, roi, core, putamen, accumbens
 
     def _bias_field(self, image, mask, core):
         """Smooth multiplicative field fitted to core-WM intensity (B, D, H, W)."""
@@ -139,7 +161,7 @@ class Morphometer:
         batch = images.shape[0]
         cc = self.anatomy.voxel_cc
         mask = (images > 0).float()
-        labels, ventricle_roi, core = self._align_atlas(mask)
+        labels, ventricle_roi, core, putamen, accumbens = self._align_atlas(mask)
 
         bias, _ = self._bias_field(images, mask, core)
         corrected = images / bias.clamp(min=0.3)
@@ -161,6 +183,7 @@ class Morphometer:
         # Around the ventricles (outside the deep nuclei) tissue is CSF or WM.
         periventricular = (ventricle_roi > 0) & ~deep
         csf_wm = ((1.0 - relative) / (1.0 - ASSUMED_CSF)).clamp(0.0, 1.0) * mask
+        csf_wm = torch.where(relative > VENTRICLE_MAX_RELATIVE, zeros, csf_wm)
         csf = torch.where(periventricular, csf_wm, csf)
         wm = torch.where(periventricular, mask - csf_wm, wm)
         gm = torch.where(periventricular, zeros, gm)
@@ -176,6 +199,7 @@ class Morphometer:
             return (out.view(batch, n_labels) * cc).numpy()
 
         gm_l, wm_l, csf_l = per_label(gm), per_label(wm), per_label(csf)
+        tissue_l = gm_l + wm_l
 
         def pick(table, *names):
             return sum(table[:, REGION_ID[n]] for n in names)
@@ -195,13 +219,19 @@ class Morphometer:
             features[f"gm_{region}_cc"] = pick(gm_l, region)
         for region in CORTICAL_REGIONS:
             features[f"wm_{region}_cc"] = pick(wm_l, region)
-        features["subcortical_gm_left_cc"] = pick(gm_l, "subcortical_left")
-        features["subcortical_gm_right_cc"] = pick(gm_l, "subcortical_right")
+        # Deep structures: tissue volume of the ROI (SubCortGray-like, per hemisphere).
+        for side in ("left", "right"):
+            features[f"subcortical_gm_{side}_cc"] = pick(
+                tissue_l, f"subcortical_{side}", f"hippocampus_{side}", f"amygdala_{side}")
         features["subcortical_gm_cc"] = (features["subcortical_gm_left_cc"]
                                          + features["subcortical_gm_right_cc"])
-        features["hippocampus_left_cc"] = pick(gm_l, "hippocampus_left")
-        features["hippocampus_right_cc"] = pick(gm_l, "hippocampus_right")
+        features["hippocampus_left_cc"] = pick(tissue_l, "hippocampus_left")
+        features["hippocampus_right_cc"] = pick(tissue_l, "hippocampus_right")
         features["hippocampus_cc"] = features["hippocampus_left_cc"] + features["hippocampus_right_cc"]
+        features["amygdala_cc"] = pick(tissue_l, "amygdala_left", "amygdala_right")
+        tissue = (gm + wm) * mask
+        features["putamen_cc"] = (tissue * putamen).sum(dim=(1, 2, 3)).double().numpy() * cc
+        features["accumbens_cc"] = (tissue * accumbens).sum(dim=(1, 2, 3)).double().numpy() * cc
         features["cerebellum_gm_cc"] = pick(gm_l, "cerebellum_left", "cerebellum_right")
         features["cerebellum_wm_cc"] = pick(wm_l, "cerebellum_left", "cerebellum_right")
         features["brainstem_cc"] = pick(gm_l, "brainstem") + pick(wm_l, "brainstem")
@@ -220,7 +250,8 @@ class Morphometer:
         features["ventricle_right_cc"] = features["ventricles_cc"] - features["ventricle_left_cc"]
         features["sulcal_csf_cc"] = features["csf_cc"] - features["ventricles_cc"]
         hemi = {"left": [f"{r}_left" for r in ("frontal", "parietal", "temporal", "occipital",
-                                                 "subcortical", "hippocampus", "cerebellum")]}
+                                                 "subcortical", "hippocampus", "amygdala",
+                                                 "cerebellum")]}
         hemi["right"] = [n.replace("_left", "_right") for n in hemi["left"]]
         for side in ("left", "right"):
             features[f"gm_{side}_cc"] = pick(gm_l, *hemi[side])
