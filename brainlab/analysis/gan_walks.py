@@ -16,6 +16,10 @@ import torch
 from brainlab.analysis.interpolation import interpolation_path
 from brainlab.data.cohort import Cohort
 from brainlab.errors import BrainlabInputError
+from brainlab.precision import autocast, resolve_bf16, to_channels_last
+
+# Walk frames decoded per forward pass: a whole 64-frame walk fits in memory at 58x70x58.
+WALK_BATCH = 64
 
 
 def seed_latent(gan, seed: int) -> np.ndarray:
@@ -46,26 +50,45 @@ def parse_endpoint(spec: str, gan, cohort: Cohort | None = None, encoder=None,
 
 
 @torch.inference_mode()
-def render_frames(gan, latents: np.ndarray, batch_size: int = 16) -> np.ndarray:
-    """Decode latents (n, latent_dim) to volumes (n, D, H, W) float32 in [0, 1]."""
+def render_frames(gan, latents: np.ndarray, batch_size: int = 16,
+                  bf16: str | bool = "off") -> np.ndarray:
+    """Decode latents (n, latent_dim) to volumes (n, D, H, W) float32 in [0, 1].
+
+    ``bf16`` ("auto"/"on"/"off", see ``brainlab.precision``): decode under bf16 autocast
+    where the CPU has native bf16, 2-3x faster. Frames that are only looked at (walks,
+    edits) use "auto"; samples that feed metrics stay in the model's own precision
+    ("off"), so their numbers do not move with the machine. The decoder's weights are
+    put in channels_last_3d either way (the same numbers, faster 3D convs on CPU).
+    """
     latents = np.asarray(latents, dtype=np.float32)
     if latents.ndim != 2 or latents.shape[1] != gan.latent_dim:
         raise BrainlabInputError(
             f"latents must be (n, {gan.latent_dim}); found shape {latents.shape}")
-    frames = []
-    for start in range(0, len(latents), batch_size):
-        z = torch.from_numpy(latents[start:start + batch_size])
-        frames.append(gan.generate(z).float()[:, 0].numpy())
-    return np.concatenate(frames)
+    if int(batch_size) < 1:
+        raise BrainlabInputError(f"batch_size must be >= 1; found {batch_size}")
+    device = getattr(gan, "device", torch.device("cpu"))
+    to_channels_last(gan)
+    frames = None
+    with autocast(device, resolve_bf16(bf16, device)):
+        for start in range(0, len(latents), int(batch_size)):
+            batch = gan.generate(torch.from_numpy(latents[start:start + int(batch_size)]))
+            batch = batch.float()[:, 0].cpu().numpy()
+            if frames is None:  # filled in place: no list of batches to concatenate
+                frames = np.empty((len(latents), *batch.shape[1:]), dtype=np.float32)
+            frames[start:start + len(batch)] = batch
+    return frames
 
 
 def walk(gan, z_start: np.ndarray, z_end: np.ndarray, n_frames: int,
          method: str = "slerp") -> tuple[np.ndarray, np.ndarray]:
-    """Frames along the path from ``z_start`` to ``z_end``: (latents, volumes)."""
+    """Frames along the path from ``z_start`` to ``z_end``: (latents, volumes).
+
+    Decoded in one batch under bf16 autocast where the CPU allows (frames to look at).
+    """
     if n_frames < 2:
         raise BrainlabInputError(f"need at least 2 frames for a walk; found {n_frames}")
     path = interpolation_path(z_start, z_end, n_frames, method=method)
-    return path, render_frames(gan, path)
+    return path, render_frames(gan, path, batch_size=WALK_BATCH, bf16="auto")
 
 
 def frames_to_nifti_bytes(frames: np.ndarray, affine: np.ndarray, compress: bool = True) -> bytes:
