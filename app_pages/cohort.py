@@ -1,6 +1,7 @@
 """Cohort: who is in it, what a brain looks like, and how sex and age change it."""
 
 import numpy as np
+import pandas as pd
 import streamlit as st
 
 from brainlab.analysis.cohort_means import age_bin_label, age_contrast, age_contrast_problem, sex_contrast
@@ -36,13 +37,20 @@ with right:
     st.caption("Counts per sex × age bin: small cells (e.g. the oldest bin) give noisy means.")
 
 
+@st.cache_data(show_spinner=False, max_entries=8)
+def _subject_view(fingerprint: str, _cohort) -> pd.DataFrame:
+    """The subject table as shown: built once per cohort, not on every pick or slider move."""
+    rows = _cohort.table
+    return rows[["subject_id", "sex", "age"]].assign(
+        **{"age bin": [age_bin_label(_cohort, int(c)) for c in rows["age_bin"]]},
+        **{column: rows[column] for column in _cohort.morphometry_columns[:4]})
+
+
 @st.fragment
 def subject_viewer() -> None:
     """Subject table, picker, slice sliders and viewer; reruns alone when only these change."""
     st.caption("Click a row to view that subject (or use the selector below the table).")
-    view = table[["subject_id", "sex", "age"]].assign(
-        **{"age bin": [age_bin_label(cohort, int(c)) for c in table["age_bin"]]},
-        **{column: table[column] for column in cohort.morphometry_columns[:4]})
+    view = _subject_view(cohort.fingerprint, cohort)
     numbers = {column: st.column_config.NumberColumn(format="%.1f")
                for column in view.columns if column not in ("subject_id", "sex", "age bin")}
     event = st.dataframe(view, on_select="rerun", selection_mode="single-row",

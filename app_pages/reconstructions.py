@@ -13,6 +13,7 @@ from brainlab.analysis.reconstructions import (
 from brainlab.viz.reconstruction_plots import (
     error_by_subject, feature_comparison, r2_bars, reconstruction_triplanar,
 )
+from app_pages._checkpoint_identity import checkpoint_key
 from app_pages._cohort_picker import current_cohort
 from app_pages._cohort_views import intensity_range
 from app_pages._models import model_picker
@@ -47,6 +48,28 @@ def offered_ids(judged) -> list[str]:
     return [str(s) for s in table["subject_id"].to_numpy()[indices]]
 
 
+@st.cache_resource(show_spinner=False, max_entries=32)
+def _reconstruction(identity: str, fingerprint: str, index: int, _model, _cohort):
+    originals, recons = reconstruct_subjects(_model, _cohort, [index])
+    return originals[0], recons[0], volume_errors(originals[0], recons[0])
+
+
+def subject_reconstruction(model, card, index: int):
+    """(original, reconstruction, scores) of one subject, computed once per model and
+    subject: moving a slider or revisiting a subject never runs the model again."""
+    return _reconstruction(checkpoint_key(card), cohort.fingerprint, int(index), model, cohort)
+
+
+@st.fragment
+def reconstruction_viewer(original: np.ndarray, recon: np.ndarray) -> None:
+    """Slice sliders and the tri-planar view: a slider reruns only this (the volumes
+    are already in memory, so only the slices are cut and drawn)."""
+    cursor = slice_cursor(cohort.grid_shape)
+    st.plotly_chart(reconstruction_triplanar(original, recon, cohort.affine, cursor=cursor,
+                                             value_range=intensity_range(cohort)),
+                    width="stretch", key="recon_viewer")
+
+
 subject = None
 st.header("MRI autoencoder")
 if cohort.images is None:
@@ -74,9 +97,7 @@ if model is not None:
         clicked = new_pick("errors_row", table_click(event, shown["subject_id"].to_numpy()))
     subject = subject_choice(offered_ids(judged), picked=clicked)
     index = cohort.index_of(subject)
-    cursor = slice_cursor(cohort.grid_shape)
-    originals, recons = reconstruct_subjects(model, cohort, [index])
-    scores = volume_errors(originals[0], recons[0])
+    original, recon, scores = subject_reconstruction(model, card, index)
     left, middle, right, note = st.columns([1, 1, 1, 3])
     left.metric("SSIM", f"{scores['ssim']:.3f}",
                 help="Structural similarity, 1 = identical (3D Gaussian window).")
@@ -89,9 +110,7 @@ if model is not None:
                     f" Mean SSIM over the judged subjects {errors['ssim'].mean():.3f}, "
                     f"PSNR {errors['psnr'].replace(np.inf, np.nan).mean():.1f} dB."))
     st.markdown(f"**{describe_subject(table, index)}**")
-    st.plotly_chart(reconstruction_triplanar(originals[0], recons[0], cohort.affine, cursor=cursor,
-                                             value_range=intensity_range(cohort)),
-                    width="stretch", key="recon_viewer")
+    reconstruction_viewer(original, recon)
     st.caption("Same slices in all three rows: look for blur at edges and small structures "
                "(hippocampus, ventricles) in the reconstruction, and where the error row is "
                "bright.")
