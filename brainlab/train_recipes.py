@@ -147,12 +147,12 @@ def train_gan(cohort, options: RecipeOptions, spec) -> Path:
     config = train_config_for(spec.model_type, options)
     out = _fit_built(gan, cohort, cohort.split(config.split_seed), options, config)
     if distributed.is_main_process():  # under torchrun rank 0 alone writes the card
-        judge_into_card(out, options.out_root)
+        judge_into_card(out, options.out_root, cohort)
     distributed.barrier()
     return out
 
 
-def judge_into_card(folder, root=None) -> dict:
+def judge_into_card(folder, root=None, cohort=None) -> dict:
     """Add the judges' figures (P(male) of M/F-conditioned samples, r of requested vs
     predicted age) to a conditional GAN's card and return them; judges are the sex-clf and
     age-model checkpoints in ``root`` (default: beside ``folder``), shipped or cached, on
@@ -162,7 +162,8 @@ def judge_into_card(folder, root=None) -> dict:
 
     from brainlab import paths
     from brainlab.analysis.conditional_generation import (find_judges, judge_conditioning,
-                                                          load_judges, require_conditional)
+                                                          judge_real_subjects, load_judges,
+                                                          require_conditional)
     from brainlab.atomic import atomic_write
     from brainlab.checkpoints import CARD_NAME
 
@@ -178,7 +179,12 @@ def judge_into_card(folder, root=None) -> dict:
                         dirs=[d for d in dict.fromkeys(dirs) if d.exists()])
     metrics = {"judge_paths": found}
     if any(found.values()):
-        metrics.update(judge_conditioning(gan, load_judges(found)))
+        judges = load_judges(found)
+        metrics.update(judge_conditioning(gan, judges))
+        if cohort is not None and cohort.fingerprint == card["cohort"].get("fingerprint"):
+            test = cohort.split(int(card["cohort"].get("split_seed", 0))).test
+            metrics.update(judge_real_subjects(cohort, test, judges,
+                                               gan.condition_spec.age_encoding))
     else:
         metrics["judge_note"] = "no sex-clf / age-model checkpoint for this grid: not judged"
     card["metrics"].update(metrics)

@@ -120,8 +120,19 @@ def test_judge_writes_the_judges_figures_into_the_card(folders, tmp_path, capsys
     shutil.copytree(folders / "gan", folder)
     assert main(["generate", "--model", str(folder), "--judge"]) == 0
     printed = json.loads(capsys.readouterr().out)
+    assert "judge_real_n" not in printed  # no --cohort: no real-subject baseline
     metrics = read_card(folder)["metrics"]
     for key in ("judge_p_male_M", "judge_p_male_F", "judge_age_r"):
         assert key in metrics and metrics[key] == pytest.approx(printed[key])
     assert 0.0 <= metrics["judge_p_male_M"] <= 1.0
     assert metrics["judge_paths"]["age"].endswith("age-model")
+
+
+def test_real_subjects_give_the_judges_baseline(folders, cohort):
+    from brainlab.analysis.conditional_generation import find_judges, judge_real_subjects, load_judges
+
+    judges = load_judges(find_judges(GRID, cohort.name))
+    metrics = judge_real_subjects(cohort, np.arange(8), judges)
+    assert metrics["judge_real_n"] == 8
+    assert 0.0 <= metrics["judge_real_p_male_F"] <= 1.0 and "judge_real_p_male_M" in metrics
+    assert "judge_real_age_r" in metrics

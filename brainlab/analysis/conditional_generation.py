@@ -131,3 +131,22 @@ def judge_conditioning(gan, judges: dict, n_per_sex: int = 48, seed: int = 0) ->
                                      else "age bin index")
     metrics["judge_targets"] = "P(male) >= 0.8 for M, <= 0.2 for F; r(age) >= 0.8 (lifespan)"
     return metrics
+
+
+def judge_real_subjects(cohort, rows, judges: dict, encoding: str = "years") -> dict:
+    """The judges' baseline: the same figures on real subjects ``rows`` (their own sexes
+    and ages), so a generator is read against what the judges manage on real brains."""
+    rows = np.asarray(rows, dtype=np.int64)
+    verdict = judge_volumes(np.stack([cohort.images[int(r)] for r in rows]), judges)
+    table = cohort.table.iloc[rows]
+    sexes = table["sex"].astype(str).to_numpy()
+    metrics = {"judge_real_n": int(len(rows))}
+    if verdict["p_male"] is not None:
+        for sex in ("F", "M"):
+            if (sexes == sex).any():
+                metrics[f"judge_real_p_male_{sex}"] = float(verdict["p_male"][sexes == sex].mean())
+    if verdict["predicted_age"] is not None:
+        ages = table["age_bin" if encoding == "bins" else "age"].to_numpy(dtype=float)
+        if np.isfinite(ages).all() and len(set(ages)) > 1:
+            metrics["judge_real_age_r"] = float(np.corrcoef(ages, verdict["predicted_age"])[0, 1])
+    return metrics

@@ -36,7 +36,8 @@ def register(subparsers) -> None:
     parser.add_argument("--true-out", default=None,
                         help="with --sweep-age: also write the cohort's true ageing frames")
     parser.add_argument("--cohort", default=None,
-                        help="cohort for --true-out (default: the GAN's own preset)")
+                        help="cohort for --true-out (default: the GAN's own preset) and for "
+                             "--judge's real-subject baseline")
     parser.add_argument("--judge", action="store_true",
                         help="instead: (re)compute the judges' P(male) and r(age) figures "
                              "into the GAN's model card (e.g. after retraining sex-clf)")
@@ -88,7 +89,12 @@ def run_generate(args) -> int:
     if args.judge:
         from brainlab.train_recipes import judge_into_card
 
-        print(json.dumps(judge_into_card(args.model), indent=2, default=str))
+        cohort = None
+        if args.cohort:  # the real test subjects' figures, as the judges' baseline
+            from brainlab.data import load
+
+            cohort = load(args.cohort)
+        print(json.dumps(judge_into_card(args.model, cohort=cohort), indent=2, default=str))
         return 0
     if args.sex is None:
         raise BrainlabInputError("--sex is required (M or F)")
