@@ -1,6 +1,7 @@
 """The fast paths of the analyses give the results of the direct computations."""
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.decomposition import PCA
 
@@ -73,3 +74,18 @@ def test_umap_input_rejects_non_finite_features():
     voxels[2, 3] = np.nan
     with pytest.raises(BrainlabInputError, match="NaN or infinite"):
         umap_input(voxels)
+
+
+def test_probe_rows_started_longest_first_come_back_in_table_order():
+    from brainlab.analysis.probes import probe_table
+
+    rng = np.random.default_rng(2)
+    labels = {"sex": np.tile([0, 1], 20), "age bin": np.tile([0, 1, 2, 3], 10)}
+    features = {"raw": rng.normal(size=(40, 5)) + labels["sex"][:, None]}
+    seen = []
+    parallel = probe_table(features, labels, n_splits=3, n_jobs=2, on_row=seen.append)
+    sequential = probe_table(features, labels, n_splits=3, n_jobs=1)
+    pd.testing.assert_frame_equal(parallel, sequential)
+    assert sorted(map(str, seen)) == sorted(map(str, sequential.to_dict(orient="records")))
+    # Both processes start on a forest (the costliest rows), so one finishes first.
+    assert seen[0]["model"] == "random forest"

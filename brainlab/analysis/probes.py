@@ -189,6 +189,23 @@ def _score_row(x: np.ndarray, y: np.ndarray, spec: dict, n: int, seed: int) -> d
     }
 
 
+# Relative cost of one row by model and strategy (measured on hcp-ya): only the order
+# rows are started in depends on it, never a result.
+_ROW_COSTS = {"random forest": 10.0, "logistic regression": 1.0, "decision tree": 1.0, "KNN": 0.5}
+_STRATEGY_COSTS = {"multiclass": 4.0, "one-vs-one": 3.0, "one-vs-rest": 2.0}
+
+
+def _row_cost(spec: dict) -> float:
+    cost = _ROW_COSTS[spec["model"]]
+    if spec["model"] == "logistic regression":
+        cost *= _STRATEGY_COSTS.get(spec["strategy"], 1.0)
+    return cost
+
+
+def _indexed_row(i: int, *args) -> tuple[int, dict]:
+    return i, _score_row(*args)
+
+
 def probe_table(features_by_representation: dict[str, np.ndarray], labels: dict[str, np.ndarray],
                 n_splits: int = 5, seed: int = 0, models: tuple[str, ...] = MODEL_NAMES,
                 n_jobs: int | None = 1, progress: ProgressCallback = None,
@@ -204,8 +221,9 @@ def probe_table(features_by_representation: dict[str, np.ndarray], labels: dict[
     that is smaller (the column says how many were used). ``chance`` is the
     majority-class rate (what always guessing it scores). ``models`` picks a subset
     of ``MODEL_NAMES``. ``n_jobs`` processes score rows in parallel (the numbers do
-    not depend on it; None: up to 2 from ``PARALLEL_FROM_SUBJECTS`` subjects on, else 1); ``on_row(row_dict)`` is called as each row finishes and
-    ``progress(fraction, message)`` after it. Rows come back in table order.
+    not depend on it; None: up to 2 from ``PARALLEL_FROM_SUBJECTS`` subjects on, else 1); ``on_row(row_dict)`` is called as each row finishes (with ``n_jobs`` > 1
+    the longest rows start first, so not in table order) and ``progress(fraction, message)`` after it. Rows
+    come back in table order.
     """
     n = _check_inputs(features_by_representation, labels)
     if n_splits < 2:
@@ -225,22 +243,27 @@ def probe_table(features_by_representation: dict[str, np.ndarray], labels: dict[
     plan = _row_plan(features, targets, n, n_splits, seed, tuple(models))
     for spec in plan:
         spec["prereduced"] = prereduced[spec["representation"]]
-    jobs = ((features[spec["representation"]], targets[spec["target"]], spec, n, seed)
-            for spec in plan)
+    # Longest rows first (random forests, then multiclass logistic fits), so two processes
+    # do not end with one of them alone on a forest; the table keeps its order.
+    order = (range(len(plan)) if int(n_jobs) == 1
+             else sorted(range(len(plan)), key=lambda i: -_row_cost(plan[i])))
+    jobs = ((i, features[plan[i]["representation"]], targets[plan[i]["target"]], plan[i], n, seed)
+            for i in order)
     if int(n_jobs) == 1:
-        results = (_score_row(*job) for job in jobs)
+        results = (_indexed_row(*job) for job in jobs)
     else:
         from joblib import Parallel, delayed
 
-        results = Parallel(n_jobs=int(n_jobs), return_as="generator")(
-            delayed(_score_row)(*job) for job in jobs)
-    rows = []
-    for row in results:
-        rows.append(row)
+        results = Parallel(n_jobs=int(n_jobs), return_as="generator_unordered")(
+            delayed(_indexed_row)(*job) for job in jobs)
+    rows: dict[int, dict] = {}
+    for i, row in results:
+        rows[i] = row
         if on_row is not None:
             on_row(dict(row))
         report(progress, len(rows) / len(plan),
                f"{len(rows)} of {len(plan)} rows ({row['representation']}, {row['target']})")
+    rows = [rows[i] for i in range(len(plan))]
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
