@@ -156,19 +156,19 @@ def test_unknown_preset_and_bad_config():
         load_phantom(PhantomConfig(female_counts=(1, 2), male_counts=(1, 2)))
 
 
-# Digest of the `tiny` cohort as built before the threaded, chunked builder (phantom
-# version 2): the shipped checkpoints' fingerprints promise this cohort, so a faster
-# build must reproduce it. Per-subject sums of the raw uint16 images and six table rows.
-TINY_IMAGE_SUMS = [429690, 425519, 427366, 418001, 269028, 331025, 348521, 490660, 411435,
-                   327637, 413767, 454819, 371649, 423435, 409225, 329121, 531578, 387484,
-                   413913, 320344, 384480, 345653, 443365, 513153]
+# Digest of the `tiny` cohort (phantom version 3, v2 targets): the shipped checkpoints'
+# fingerprints promise this cohort, so a faster build must reproduce it. Per-subject
+# sums of the raw uint16 images and six table rows.
+TINY_IMAGE_SUMS = [467196, 453413, 403684, 395800, 295590, 354376, 363262, 415149, 426504,
+                   326811, 461198, 454988, 359620, 431973, 419571, 339849, 493645, 406243,
+                   441910, 373324, 390663, 338671, 446080, 534667]
 TINY_TABLE_HEAD = {
-    "icv_cc": [1638.7, 1711.23, 1652.13, 1665.57, 1114.85, 1362.0],
-    "gm_cc": [871.725, 879.068, 864.431, 840.054, 442.35, 621.962],
-    "wm_cc": [512.975, 464.182, 441.458, 472.475, 452.334, 452.79],
-    "ventricles_cc": [15.7248, 25.4581, 10.03, 11.3521, 8.7159, 8.4004],
-    "hippocampus_cc": [5.07771, 5.46897, 6.48461, 5.45569, 5.73553, 5.05955],
-    "cortical_thickness_mm": [2.55565, 2.42197, 2.38646, 2.25779, 1.54172, 1.95641],
+    "icv_cc": [1730.04, 1743.47, 1638.7, 1614.52, 1206.19, 1402.3],
+    "gm_cc": [808.973, 803.864, 816.319, 745.547, 527.654, 627.071],
+    "wm_cc": [576.918, 603.655, 469.874, 520.063, 419.993, 499.591],
+    "ventricles_cc": [8.91895, 12.6512, 13.6399, 12.2219, 13.5411, 12.5875],
+    "hippocampus_cc": [5.37279, 2.6864, 7.789, 8.05919, 8.05919, 2.6864],
+    "cortical_thickness_mm": [2.782, 2.83074, 2.93354, 2.69778, 2.15452, 2.45741],
 }
 
 

@@ -86,10 +86,11 @@ CONVERTED_REGIONS = tuple(f"{lobe}_{side}" for lobe in LOBES + ("cerebellum", "h
                           for side in ("left", "right"))
 CORTEX_REGIONS = tuple(r for r in CONVERTED_REGIONS if r.split("_")[0] in LOBES)
 PIAL_WM_LIMIT = 0.25  # GM thins only in voxels with less WM than this (linear ramp)
-# Images (PHANTOM.md v2): brains sit 4 mm lower on the grid than v1, men 0.8 voxel
+# Images (PHANTOM.md v2): brains sit ≈ 4 mm lower on the grid than v1 (3.2 mm shift; the
+# men's extra shift and the mask's partial voxels add the rest), men 0.8 voxel
 # lower than women; a finer random field (≈ 12 mm lattice) folds the cortex differently
 # in every subject, so the cohort mean blurs into a ribbon.
-CENTRE_SHIFT_MM = -4.0
+CENTRE_SHIFT_MM = -3.2
 SEX_SHIFT_VOXELS = 0.8
 FOLD_MM = 1.5
 SMOOTH_ELASTIC_SHARE = 0.5  # of config.elastic_mm: the low-frequency shape field
@@ -107,17 +108,18 @@ def age_effects(age, ageing: float = 1.0) -> dict[str, np.ndarray]:
     """Log volume change with age (relative to a young adult) per structure.
 
     GM −0.7%/y from 20 to 35 (the measurement sees a fraction: cortex ≈ −0.8% per
-    4.5 y), −0.2%/y after 35, −0.8%/y after 60; WM inverted-U peaking at 40 (+2% per
-    4.5 y at 22-37); ventricles +3%/y to 40, +1.8%/y after, +3%/y after 60;
+    4.5 y), −0.2%/y after 35, −0.65%/y after 60; WM inverted-U peaking at 40 (+2% per
+    4.5 y at 22-37); ventricles +3%/y to 40, +1.8%/y after, +4.3%/y after 60 (the
+    measurement sees ≈ +3%/y);
     hippocampus accelerating to −1.2%/y after 75; deep GM (putamen, accumbens)
     −0.3%/y from 20.
     """
     age = np.asarray(age, dtype=float)
     effects = {
-        "gm": -(0.007 * _ramp(age, 20, 35) + 0.002 * _ramp(age, 35) + 0.006 * _ramp(age, 60)),
-        "wm": -0.24 * ((age - 40.0) / 30.0) ** 2 + 0.002 * _ramp(age, 20, 40),
+        "gm": -(0.007 * _ramp(age, 20, 35) + 0.002 * _ramp(age, 35) + 0.0045 * _ramp(age, 60)),
+        "wm": -0.09 * ((age - 40.0) / 30.0) ** 2 + 0.004 * _ramp(age, 20, 40),
         "ventricles": (0.03 * (np.minimum(age, 40.0) - 25.0) + 0.018 * _ramp(age, 40)
-                       + 0.012 * _ramp(age, 60)),
+                       + 0.025 * _ramp(age, 60)),
         "hippocampus": -(0.0015 * _ramp(age, 30, 50) + 0.005 * _ramp(age, 50, 65)
                          + 0.0085 * _ramp(age, 65, 75) + 0.012 * _ramp(age, 75)),
         "deep": -0.003 * _ramp(age, 20),

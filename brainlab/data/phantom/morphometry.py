@@ -41,9 +41,8 @@ VENTRICLE_MAX_RELATIVE = 0.9
 
 def _sub_rois(anatomy: Anatomy) -> tuple[np.ndarray, np.ndarray]:
     """Putamen and accumbens as parts of the deep-nuclei ROI, by MNI coordinates."""
-    from brainlab.data.phantom.anatomy import _mm_coordinates
-
-    x, y, z = _mm_coordinates(anatomy.shape, anatomy.affine)
+    grids = np.meshgrid(*(np.arange(n, dtype=np.float32) for n in anatomy.shape), indexing="ij")
+    x, y, z = (anatomy.affine[a, a] * grids[a] + anatomy.affine[a, 3] for a in range(3))
     deep = np.isin(anatomy.labels, [REGION_ID["subcortical_left"], REGION_ID["subcortical_right"]])
     putamen = deep & (np.abs(x) >= 22.0) & (z < 14.0)
     accumbens = deep & (np.abs(x) < 16.0) & (y > 6.0) & (z < 0.0)
