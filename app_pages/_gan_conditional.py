@@ -110,8 +110,9 @@ def _sweep_view(gan, gan_key, cohort, sex, seed, affine, plane) -> None:
             truth=sweep.true[-1] - sweep.true[0],
             labels=("generated: last − first", "true: last − first"), row_height=200),
             width="stretch", key="sweep_maps")
-        st.caption("Ageing maps (oldest − youngest, red = brighter with age): "
-                   "a faithful conditional GAN shows the same pattern as the cohort.")
+        st.caption("Ageing maps (oldest − youngest, red = brighter with age): in this run "
+                   f"they correlate r = {sweep.map_correlation:+.2f} inside the brain "
+                   "(+1 would be the same pattern as the cohort's).")
     st.markdown(ageing_summary(sweep))
     st.download_button("Download the sweep (4D NIfTI)",
                        frames_to_nifti_bytes(sweep.generated, affine),

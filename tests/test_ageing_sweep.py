@@ -66,6 +66,8 @@ def test_sweep_holds_z_and_moves_age(gan, cohort):
     expected = np.mean([cohort.images[int(r)] for r in np.flatnonzero(rows)], axis=0)
     assert np.allclose(sweep.true[0], expected, atol=1e-5)
     assert "voxels change" in ageing_summary(sweep)
+    assert -1.0 <= sweep.map_correlation <= 1.0
+    assert f"r = {sweep.map_correlation:+.2f}" in ageing_summary(sweep)
 
 
 def test_nearest_bins_skip_bins_without_that_sex(cohort):

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from brainlab.analysis.conditional_generation import generate_conditioned, require_conditional
+from brainlab.analysis.directions import direction_correlation
 from brainlab.errors import BrainlabInputError
 
 VOXEL_THRESHOLD = 0.05  # |Δ intensity| that counts a voxel as changed (intensities in [0, 1])
@@ -34,6 +35,7 @@ class AgeingSweep:
     voxels_changed: list[int]    # per frame: voxels differing from frame 0 by > threshold
     brain_cc: list[float]        # per frame: generated brain volume in cc
     true_brain_cc: list[float] | None
+    map_correlation: float | None  # r of the generated and true last − first maps (in the brain)
 
 
 def parse_sweep(text: str) -> tuple[float, float, int]:
@@ -128,8 +130,14 @@ def ageing_sweep(gan, sex: str, ages, seed: int = 0, cohort=None, affine=None) -
     true = None
     if cohort is not None:
         true = true_frames(cohort, sex, nearest_bins(cohort, ages, spec.age_encoding, sex))
+    correlation = None
+    if true is not None and true.shape == generated.shape:
+        mask = (true[0] > BRAIN_THRESHOLD) | (generated[0] > BRAIN_THRESHOLD)
+        correlation = direction_correlation(generated[-1] - generated[0], true[-1] - true[0],
+                                            mask=mask)
     return AgeingSweep(
         ages=list(ages), labels=labels, sex=sex, generated=generated, true=true,
+        map_correlation=correlation,
         voxels_changed=changed_voxels(generated, generated[0]),
         brain_cc=brain_volume_cc(generated, affine),
         true_brain_cc=None if true is None else brain_volume_cc(true, affine))
@@ -143,4 +151,7 @@ def ageing_summary(sweep: AgeingSweep) -> str:
     if sweep.true_brain_cc is not None:
         text += (f", the cohort's mean brains {sweep.true_brain_cc[0]:.0f} -> "
                  f"{sweep.true_brain_cc[-1]:.0f} cc")
+    if sweep.map_correlation is not None:
+        text += (f"; the generated ageing map correlates r = {sweep.map_correlation:+.2f} with "
+                 "the cohort's")
     return text + "."
