@@ -55,7 +55,8 @@ def nearest_neighbour_distances(queries, reference, chunk: int = REFERENCE_CHUNK
     offset = q.mean(axis=0, dtype=np.float64).astype(np.float32)
     shifted = q - offset
     query_norms = np.einsum("ij,ij->i", shifted, shifted, dtype=np.float64)
-    best = np.full(len(q), np.inf)
+    best = np.full(len(q), np.inf)  # approximate squared distances decide the winner
+    best_exact = np.full(len(q), np.inf)
     best_index = np.zeros(len(q), dtype=np.int64)
     for start in range(0, m, chunk):
         block = flatten_volumes(reference[start:start + chunk], "reference")
@@ -63,29 +64,19 @@ def nearest_neighbour_distances(queries, reference, chunk: int = REFERENCE_CHUNK
             raise BrainlabInputError(
                 f"queries have {q.shape[1]} voxels but reference has {block.shape[1]}; "
                 f"expected the same grid")
-        block = block - offset  # a copy: the block may be the caller's own array
-        squared = (query_norms[:, None] + np.einsum("ij,ij->i", block, block, dtype=np.float64)
-                   - 2.0 * (shifted @ block.T).astype(np.float64))
+        shifted_block = block - offset  # a copy: the block may be the caller's own array
+        squared = (query_norms[:, None]
+                   + np.einsum("ij,ij->i", shifted_block, shifted_block, dtype=np.float64)
+                   - 2.0 * (shifted @ shifted_block.T).astype(np.float64))
         nearest = squared.argmin(axis=1)
         nearest_squared = squared[np.arange(len(q)), nearest]
-        closer = nearest_squared < best
+        closer = np.flatnonzero(nearest_squared < best)
         best[closer] = nearest_squared[closer]
         best_index[closer] = nearest[closer] + start
-    return _exact_distances(q, reference, best_index, chunk) / np.sqrt(q.shape[1]), best_index
-
-
-def _exact_distances(q: np.ndarray, reference, index: np.ndarray, chunk: int) -> np.ndarray:
-    """Float64 L2 distance of each query to ``reference[index[i]]`` (read in chunks)."""
-    distances = np.empty(len(q))
-    winners = np.unique(index)
-    for start in range(0, len(winners), chunk):
-        wanted = winners[start:start + chunk]
-        block = flatten_volumes(reference[wanted], "reference")
-        for row, winner in zip(block, wanted):
-            for i in np.flatnonzero(index == winner):
-                difference = q[i].astype(np.float64) - row
-                distances[i] = np.sqrt(difference @ difference)
-    return distances
+        for i in closer:  # the new winner's true distance, while its block is in memory
+            difference = q[i].astype(np.float64) - block[nearest[i]]
+            best_exact[i] = np.sqrt(difference @ difference)
+    return best_exact / np.sqrt(q.shape[1]), best_index
 
 
 def memorisation_report(generated, real_train, real_heldout, percentile: float = 5.0,
@@ -152,7 +143,8 @@ def _smoothed(images, sigma: float, chunk: int = REFERENCE_CHUNK):
 
         def __getitem__(self, index):
             block = np.asarray(self.stack[index], dtype=np.float32)
-            return np.stack([gaussian_filter(v, sigma) for v in block]).astype(np.float32)
+            # One call for the block: sigma 0 along the stack axis leaves volumes apart.
+            return gaussian_filter(block, (0.0,) + (sigma,) * (block.ndim - 1))
 
     return _Lazy(images)
 
