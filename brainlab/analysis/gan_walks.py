@@ -67,7 +67,8 @@ def render_frames(gan, latents: np.ndarray, batch_size: int = 16,
     if int(batch_size) < 1:
         raise BrainlabInputError(f"batch_size must be >= 1; found {batch_size}")
     device = getattr(gan, "device", torch.device("cpu"))
-    to_channels_last(gan)
+    if isinstance(gan, torch.nn.Module):  # stand-ins (a replay of stored volumes) have no weights
+        to_channels_last(gan)
     frames = None
     with autocast(device, resolve_bf16(bf16, device)):
         for start in range(0, len(latents), int(batch_size)):

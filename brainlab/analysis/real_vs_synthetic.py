@@ -68,13 +68,17 @@ def classifier_outputs(model, volumes, batch_size: int = 16) -> np.ndarray:
 @torch.inference_mode()
 def generate_samples(gan, n: int, seed: int = 0, batch_size: int = 16
                      ) -> tuple[np.ndarray, np.ndarray]:
-    """``n`` GAN samples from a seed: (latents (n, latent_dim), volumes (n, D, H, W))."""
+    """``n`` GAN samples from a seed: (latents (n, latent_dim), volumes (n, D, H, W)).
+
+    Decoded by ``gan_walks.render_frames`` in the model's own precision (the samples
+    feed metrics), with its channels_last_3d weights (the same numbers, faster).
+    """
+    from brainlab.analysis.gan_walks import render_frames
+
     if int(n) < 1:
         raise BrainlabInputError(f"number of samples must be >= 1; found {n}")
-    latents = gan.sample_latent(int(n), int(seed))
-    volumes = [gan.generate(latents[start:start + batch_size]).float()[:, 0].cpu().numpy()
-               for start in range(0, int(n), batch_size)]
-    return latents.cpu().numpy().astype(np.float32), np.concatenate(volumes)
+    latents = np.asarray(gan.sample_latent(int(n), int(seed)), dtype=np.float32)
+    return latents, render_frames(gan, latents, batch_size=batch_size)
 
 
 def real_vs_synthetic_discriminator(real, generated, seed: int = 0, n_splits: int = 5,
