@@ -174,7 +174,9 @@ def judge_into_card(folder, root=None, cohort=None) -> dict:
         return {}
     require_conditional(gan)
     root = Path(root) if root else Path(folder).parent
-    dirs = [root, root.parent, paths.SHIPPED_CHECKPOINTS, paths.user_checkpoints()]
+    if root.resolve() == Path(folder).resolve():  # `train gan --out DIR`: judges beside DIR
+        root = root.parent
+    dirs = [root, paths.SHIPPED_CHECKPOINTS, paths.user_checkpoints()]
     found = find_judges(gan.grid_shape, card.get("cohort", {}).get("name"),
                         dirs=[d for d in dict.fromkeys(dirs) if d.exists()])
     metrics = {"judge_paths": found}
