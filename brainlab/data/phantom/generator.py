@@ -53,13 +53,13 @@ REFERENCE_ICV = ICV_MEAN["F"]
 # Allometry: volume ∝ ICV ** exponent within sex (PHANTOM.md v2: GM ≈ 0.6, so GM/ICV is
 # ≈ 2.8% higher in women). Cortex sits a little higher so that thickness (cortical GM
 # over the mask's surface, ∝ ICV^(2/3)) keeps no head-size dependence.
-ALLOMETRY = {"cortex": 0.33, "cerebellum": 0.3, "deep": 0.45, "hippocampus": 0.55,
+ALLOMETRY = {"cortex": 0.28, "cerebellum": 0.3, "deep": 0.45, "hippocampus": 0.55,
              "amygdala": 0.55, "wm": 0.83, "ventricles": 1.4}
 # Men's excess beyond head size (log); with the within-sex sds below these give the
 # ICV-adjusted d values of PHANTOM.md v2 (GM +0.8, WM +0.5, cerebellum +0.7, ...).
 # Ventricles: none (their +28% is allometry alone, adjusted d ≈ 0).
-MALE_OFFSET = {"cortex": 0.04, "cerebellum": 0.06, "deep": 0.09, "hippocampus_left": 0.012,
-               "hippocampus_right": 0.025, "amygdala": 0.075, "wm": 0.018, "ventricles": 0.13}
+MALE_OFFSET = {"cortex": 0.04, "cerebellum": 0.06, "deep": 0.045, "hippocampus_left": 0.04,
+               "hippocampus_right": 0.06, "amygdala": 0.10, "wm": 0.035, "ventricles": 0.13}
 # Phantom baselines relative to the template's own volumes, log: young adults at
 # FreeSurfer levels (PHANTOM.md v2 table) with small ventricles.
 BASELINE = {"gm": np.log(0.78), "wm": 0.0, "ventricles": np.log(0.29)}
@@ -73,10 +73,10 @@ BASELINE_DEEP = np.log(0.93)
 # shared by GM and WM: it makes brain/ICV vary and corr(GM, WM | sex, ICV) ≈ +0.5.
 # Its loading per structure, then each structure's own sd (log).
 FACTORS = ("brain", "gm", "wm", "deep", "hippocampus", "amygdala", "ventricles")
-BRAIN_LOADING = {"cortex": 0.05, "cerebellum": 0.04, "wm": 0.05, "deep": 0.02,
+BRAIN_LOADING = {"cortex": 0.06, "cerebellum": 0.04, "wm": 0.065, "deep": 0.02,
                  "hippocampus": 0.015, "amygdala": 0.015, "ventricles": 0.0}
-FACTOR_SD = {"brain": 1.0, "gm": 0.02, "wm": 0.03, "deep": 0.025, "hippocampus": 0.02,
-             "amygdala": 0.03, "ventricles": 0.62}
+FACTOR_SD = {"brain": 1.0, "gm": 0.02, "wm": 0.025, "deep": 0.025, "hippocampus": 0.02,
+             "amygdala": 0.03, "ventricles": 0.75}
 LOBE_SD = 0.02       # independent per-lobe GM variation (log)
 ASYMMETRY_SD = 0.03  # left/right hippocampus asymmetry (log)
 
@@ -86,11 +86,10 @@ CONVERTED_REGIONS = tuple(f"{lobe}_{side}" for lobe in LOBES + ("cerebellum", "h
                           for side in ("left", "right"))
 CORTEX_REGIONS = tuple(r for r in CONVERTED_REGIONS if r.split("_")[0] in LOBES)
 PIAL_WM_LIMIT = 0.25  # GM thins only in voxels with less WM than this (linear ramp)
-# Images (PHANTOM.md v2): brains sit ≈ 4 mm lower on the grid than v1 (3.2 mm shift; the
-# men's extra shift and the mask's partial voxels add the rest), men 0.8 voxel
+# Images (PHANTOM.md v2): brains sit ≈ 4 mm lower on the grid than v1 (a 4 mm shift), men 0.8 voxel
 # lower than women; a finer random field (≈ 12 mm lattice) folds the cortex differently
 # in every subject, so the cohort mean blurs into a ribbon.
-CENTRE_SHIFT_MM = -3.2
+CENTRE_SHIFT_MM = -4.0
 SEX_SHIFT_VOXELS = 0.8
 FOLD_MM = 1.5
 SMOOTH_ELASTIC_SHARE = 0.5  # of config.elastic_mm: the low-frequency shape field
@@ -107,22 +106,23 @@ def _ramp(age, start, stop=None):
 def age_effects(age, ageing: float = 1.0) -> dict[str, np.ndarray]:
     """Log volume change with age (relative to a young adult) per structure.
 
-    GM −0.7%/y from 20 to 35 (the measurement sees a fraction: cortex ≈ −0.8% per
+    GM −0.5%/y from 20 to 35 (the measurement sees a fraction: cortex ≈ −0.8% per
     4.5 y), −0.2%/y after 35, −0.65%/y after 60; WM inverted-U peaking at 40 (+2% per
     4.5 y at 22-37); ventricles +3%/y to 40, +1.8%/y after, +4.3%/y after 60 (the
     measurement sees ≈ +3%/y);
     hippocampus accelerating to −1.2%/y after 75; deep GM (putamen, accumbens)
-    −0.3%/y from 20.
+    −0.8%/y from 20 to 40 (WM growing into the CSF around them hides part of it from
+    the measurement), −0.2%/y after.
     """
     age = np.asarray(age, dtype=float)
     effects = {
-        "gm": -(0.007 * _ramp(age, 20, 35) + 0.002 * _ramp(age, 35) + 0.0045 * _ramp(age, 60)),
+        "gm": -(0.005 * _ramp(age, 20, 35) + 0.002 * _ramp(age, 35) + 0.0045 * _ramp(age, 60)),
         "wm": -0.09 * ((age - 40.0) / 30.0) ** 2 + 0.004 * _ramp(age, 20, 40),
         "ventricles": (0.03 * (np.minimum(age, 40.0) - 25.0) + 0.018 * _ramp(age, 40)
                        + 0.025 * _ramp(age, 60)),
         "hippocampus": -(0.0015 * _ramp(age, 30, 50) + 0.005 * _ramp(age, 50, 65)
                          + 0.0085 * _ramp(age, 65, 75) + 0.012 * _ramp(age, 75)),
-        "deep": -0.003 * _ramp(age, 20),
+        "deep": -(0.008 * _ramp(age, 20, 40) + 0.002 * _ramp(age, 40)),
         # GM/WM contrast falls ≈7% from 20 to 80 y: GM gets brighter.
         "mu_gm": 0.02 * np.clip((age - 20.0) / 60.0, 0.0, 1.2),
     }
