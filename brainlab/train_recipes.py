@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Callable
 
 from brainlab.checkpoints import load_checkpoint, read_card
-from brainlab.config import TrainConfig
+from brainlab.config import GanConfig, TrainConfig
 from brainlab.errors import BrainlabInputError
 from brainlab.registry import MODEL_TYPES, model_spec
 from brainlab.training import build_model, distributed, fit, seed_everything
@@ -136,6 +136,12 @@ def _dependency(model_type: str, cohort, options: RecipeOptions):
     return model
 
 
+# The recipe's GAN rates: on lifespan codes (same AE, 1.5 min, 5 seeds) Adam at 1e-3 /
+# EMA 0.995 drifted to normalised Fréchet 3.73 ± 0.21 vs the conditional Gaussian's 3.13;
+# 2e-4 / EMA 0.999 stayed level with it (3.16 ± 0.20) with the same judge figures.
+RECIPE_GAN_CONFIG = GanConfig(lr_generator=2e-4, lr_discriminator=2e-4, ema_decay=0.999)
+
+
 def train_gan(cohort, options: RecipeOptions, spec) -> Path:
     """brainlab's GAN: a code-space GAN on the frozen decoder of the cohort's MRI autoencoder,
     conditioned on sex and age (years or bins, as the cohort has them)."""
@@ -143,7 +149,8 @@ def train_gan(cohort, options: RecipeOptions, spec) -> Path:
 
     (autoencoder_type,) = spec.depends_on
     autoencoder = _dependency(autoencoder_type, cohort, options)
-    gan = spec.model_class().from_autoencoder(autoencoder, condition_config_for(cohort))
+    gan = spec.model_class().from_autoencoder(autoencoder,
+                                              condition_config_for(cohort, RECIPE_GAN_CONFIG))
     config = train_config_for(spec.model_type, options)
     out = _fit_built(gan, cohort, cohort.split(config.split_seed), options, config)
     if distributed.is_main_process():  # under torchrun rank 0 alone writes the card
