@@ -52,6 +52,7 @@ class MriAutoencoderConfig:
     latent_dim: int = 128          # bottleneck size; the seed used 1000, 128 measured best per CPU-minute
     linear_dim: int = 96           # leading code entries that are PCA coefficients (the rest: conv encoder)
     residual_scale: float = 0.1    # scales the conv decoder's output, so Adam's first steps stay small
+                                   # (1.0 was no clearer better at 40 steps: SSIM 0.898 vs 0.896, one seed)
     base_channels: int = 16        # width at half resolution (after the stem); doubles per level
     max_channels: int = 128        # channel cap so deep levels stay cheap on CPU
     levels: int = 4                # halvings (stem + down blocks); the grid is padded to a multiple of 2**levels
@@ -63,9 +64,11 @@ class MriAutoencoderConfig:
                                    # instead of redrawing it from the code); False = the v1 decoder
     reconstruction: str = "l1"     # 'l1' (sharper edges) or 'mse' for the voxel term
     background_weight: float = 0.1  # loss weight of voxels outside the mean-brain mask (78% of the box)
-    texture_weight: float = 1.0    # weight of the multi-scale band / local-energy texture loss; 0 = off
-    adversarial_weight: float = 0.5  # patch-discriminator factor on top of the adaptive weight; 0 = off
-    disc_start: int = 150          # optimiser steps of reconstruction-only warm-up before the discriminator
+    texture_weight: float = 0.3    # weight of the multi-scale band / local-energy texture loss; 0 = off.
+                                   # At 80 steps: 0.3 -> SSIM 0.903, 0 -> 0.902, 1.0 trades SSIM for sharpness
+    adversarial_weight: float = 0.1  # patch-discriminator factor on top of the adaptive weight; 0 = off.
+                                   # 0.5 from step 20 cost 0.004 SSIM for +0.02 high-frequency energy ratio (80 steps)
+    disc_start: int = 200          # optimiser steps of reconstruction-only warm-up before the discriminator
     disc_channels: int = 16        # width of the patch discriminator's first layer
     disc_lr: float = 2e-4          # Adam learning rate of the discriminator (betas 0.5, 0.9)
 
