@@ -132,8 +132,10 @@ if probes is not None:
     view = probe_table_view(probes)
     st.dataframe(view, hide_index=True, width="stretch", height=min(36 * (len(view) + 1) + 4, 560))
     st.caption("Compare each raw row with its latent row: a latent close to raw keeps the "
-               "information; chance is the majority-class rate; the last column is the seed "
-               "study's published figure, for reference only.")
+               "information; the majority rate is what always guessing the commonest class "
+               "scores (balanced accuracy's chance is 1 / classes); the last column is the seed "
+               "study's published figure on real HCP data, for reference only: where ours is "
+               "near chance it says so, and no agreement is implied.")
     left, _ = st.columns([1, 1])
     with left:
         st.plotly_chart(probe_comparison(probes), width="stretch", key="probe_bars")

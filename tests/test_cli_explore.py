@@ -8,6 +8,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+from brainlab.analysis.probes import SEED_COLUMN
 from brainlab.__main__ import main
 from brainlab.data.grid import mni_affine
 from brainlab.errors import BrainlabInputError
@@ -22,7 +23,7 @@ def test_probe_json_has_raw_latent_and_reference_rows(tiny_checkpoints, capsys):
     assert {row["target"] for row in rows} == {"sex", "age bin"}
     sex_lr = [r for r in rows if r["target"] == "sex" and r["model"] == "logistic regression"
               and r["representation"] == "raw morphometry"]
-    assert sex_lr[0]["seed study (reference)"] == "0.919"
+    assert sex_lr[0][SEED_COLUMN] == "0.919"
 
 
 def test_interpolate_writes_4d_nifti_with_the_cohort_affine(tiny_checkpoints, tmp_path, capsys):

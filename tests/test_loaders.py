@@ -45,6 +45,32 @@ def test_hcp_unrestricted_fixture_loads_54_subjects_199_fs_features(fixture_csv)
     assert cohort.table["age"].isna().all()
 
 
+def test_hcp_table_with_family_ids_gives_family_grouped_probe_folds(fixture_csv, tmp_path):
+    """A restricted Family_ID column merged into the unrestricted table is the grouping
+    column, never a feature; probes then keep each family inside one fold."""
+    from brainlab.analysis.probe_runs import cohort_probe_table, probe_groups
+
+    raw = pd.read_csv(fixture_csv)
+    raw["Family_ID"] = [f"{i // 2:05d}_{i // 2 + 7:05d}" for i in range(len(raw))]
+    path = _write_csv(tmp_path, raw, "with_families.csv")
+    cohort = load(path)
+    assert "Family_ID" not in cohort.morphometry_columns and len(cohort.morphometry_columns) == 199
+    groups = probe_groups(cohort)
+    assert groups is not None and len(set(groups)) < len(cohort)
+    assert any("family-grouped" in note for note in cohort.notes)
+    table = cohort_probe_table(cohort, n_splits=3, n_jobs=1)
+    assert set(table["folds"]) == {"stratified, family-grouped"}
+    assert probe_groups(load(fixture_csv)) is None
+    frame = _generic_frame().assign(fam=["a", "a", "b", "c"])
+    generic = load_table_cohort(_write_csv(tmp_path, frame, "generic.csv"), id_column="id",
+                                sex_column="gender", age_column="years", group_column="fam")
+    assert "fam" not in generic.morphometry_columns
+    assert probe_groups(generic).tolist() == ["a", "a", "b"]  # the row without icv is dropped
+    with pytest.raises(BrainlabInputError, match="nope"):
+        load_table_cohort(_write_csv(tmp_path, frame, "generic.csv"), id_column="id",
+                          sex_column="gender", age_column="years", group_column="nope")
+
+
 def _write_csv(tmp_path, frame, name="table.csv") -> Path:
     path = tmp_path / name
     frame.to_csv(path, index=False)

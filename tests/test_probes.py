@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from threadpoolctl import threadpool_limits
 
+from brainlab.analysis.probes import SEED_COLUMN
 from brainlab.analysis.probes import (COLUMNS, SEED_STUDY_REFERENCE,
                                       probe_table, reduce_wide_features, seed_reference,
                                       with_seed_reference)
@@ -146,7 +147,38 @@ def test_seed_reference_column():
     x, labels, _ = _planted(n=30)
     table = with_seed_reference(probe_table({"raw MRI": x}, {"sex": labels["sex"]}, n_splits=3))
     lr = table[table.model == "logistic regression"]
-    assert lr["seed study (reference)"].tolist() == ["0.937"]
+    assert lr[SEED_COLUMN].tolist() == ["0.937"]
+
+
+def test_seed_reference_says_when_ours_is_near_chance():
+    """A near-chance number beside the study's figure is labelled, not passed as agreement."""
+    x, labels, _ = _planted(n=40)
+    noise = np.random.default_rng(3).normal(size=x.shape)
+    table = with_seed_reference(probe_table({"raw MRI": x, "noise MRI": noise},
+                                            {"sex": labels["sex"]}, n_splits=3,
+                                            models=("logistic regression",)))
+    texts = dict(zip(table.representation, table[SEED_COLUMN]))
+    assert texts["raw MRI"] == "0.937"
+    assert texts["noise MRI"].startswith("0.937") and "near chance" in texts["noise MRI"]
+
+
+def test_family_grouped_folds_keep_each_family_in_one_fold():
+    x, labels, _ = _planted(n=48)
+    families = np.repeat(np.arange(16), 3)
+    table = probe_table({"raw": x}, {"sex": labels["sex"]}, n_splits=4,
+                        models=("logistic regression",), groups=families)
+    assert set(table["folds"]) == {"stratified, family-grouped"}
+    plain = probe_table({"raw": x}, {"sex": labels["sex"]}, n_splits=4,
+                        models=("logistic regression",))
+    assert set(plain["folds"]) == {"stratified"}
+    from brainlab.analysis.probes import _folds
+
+    for train, test in _folds(labels["sex"], 48, 4, 0, families):
+        assert not set(families[train]) & set(families[test])
+    with pytest.raises(BrainlabInputError, match="groups"):
+        probe_table({"raw": x}, {"sex": labels["sex"]}, n_splits=4, groups=families[:10])
+    with pytest.raises(BrainlabInputError, match="families"):
+        probe_table({"raw": x}, {"sex": labels["sex"]}, n_splits=4, groups=np.zeros(48) % 2)
 
 
 @pytest.mark.parametrize("k", [2, 3])

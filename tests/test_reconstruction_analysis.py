@@ -12,6 +12,7 @@ import pytest
 import torch
 from torch import nn
 
+from brainlab.analysis.probes import SEED_COLUMN
 from brainlab.analysis.latent_maps import (
     REPRESENTATIONS, available_representations, colour_values, colour_variables,
     probe_features, representation_features,
@@ -241,10 +242,10 @@ def test_error_strip_and_probe_views():
         "representation": ["raw MRI", "mri-ae latent"], "target": ["sex", "sex"],
         "model": ["logistic regression"] * 2, "strategy": ["binary"] * 2,
         "accuracy_mean": [0.9, 0.8], "accuracy_sd": [0.01, 0.02], "chance": [0.5, 0.5],
-        "seed study (reference)": ["0.937", "0.94"]})
+        SEED_COLUMN: ["0.937", "0.94"]})
     view = probe_table_view(probes)
     assert view["accuracy (5-fold CV)"].tolist() == ["0.900 ± 0.010", "0.800 ± 0.020"]
-    assert view["seed study (reference)"].tolist() == ["0.937", "0.94"]
+    assert view[SEED_COLUMN].tolist() == ["0.937", "0.94"]
     assert len(probe_comparison(probes).data) == 3
     with pytest.raises(BrainlabInputError, match="lacks columns"):
         probe_table_view(probes.drop(columns=["accuracy_sd"]))

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from brainlab.analysis.probes import SEED_COLUMN
 from brainlab import background
 from brainlab.__main__ import main
 from brainlab.analysis import derived_results
@@ -52,7 +53,7 @@ def test_warm_computes_everything_once_then_finds_it(fixture_models_only, tiny, 
     table = derived_results.probe_table(tiny, "mri-ae", checkpoints["mri-ae"])
     assert store.hits == hits + 1
     assert set(table.representation) == {"raw MRI", "mri-ae latent"}
-    assert "seed study (reference)" in table.columns
+    assert SEED_COLUMN in table.columns
     coords = derived_results.projection(tiny, "voxels", method="umap", dims=2)
     assert coords.shape == (len(tiny), 2) and np.isfinite(coords).all()
     errors = derived_results.reconstructions(tiny, checkpoints["mri-ae"])

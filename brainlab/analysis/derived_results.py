@@ -245,7 +245,7 @@ def probe_rows(cohort, representation: str, checkpoint=None, n_splits: int = PRO
     it is scored (or, from the store, all at once).
     """
     from brainlab.analysis.latent_maps import get_representation
-    from brainlab.analysis.probe_runs import probe_labels
+    from brainlab.analysis.probe_runs import probe_groups, probe_labels
     from brainlab.analysis.probes import probe_table as score_probes
 
     rep = get_representation(representation)
@@ -256,7 +256,8 @@ def probe_rows(cohort, representation: str, checkpoint=None, n_splits: int = PRO
         features = latents(cohort, representation, checkpoint, _scaled(progress, 0.0, 0.2), store)
         return score_probes({rep.probe_name: features}, probe_labels(cohort), n_splits=n_splits,
                             seed=seed, n_jobs=n_jobs,
-                            progress=_scaled(progress, 0.2, 1.0), on_row=partial)
+                            progress=_scaled(progress, 0.2, 1.0), on_row=partial,
+                            groups=probe_groups(cohort))
 
     store = store or default_store()
     stored = store.get(key)

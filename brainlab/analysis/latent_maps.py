@@ -202,9 +202,9 @@ def representation_probe_table(key: str, cohort: Cohort, model=None, n_splits: i
 
     Same probes, labels and fixed folds as ``brainlab.analysis.probe_runs``.
     """
-    from brainlab.analysis.probe_runs import probe_labels
+    from brainlab.analysis.probe_runs import probe_groups, probe_labels
     from brainlab.analysis.probes import probe_table, with_seed_reference
 
     table = probe_table(probe_features(key, cohort, model, progress), probe_labels(cohort),
-                        n_splits=n_splits, seed=seed)
+                        n_splits=n_splits, seed=seed, groups=probe_groups(cohort))
     return with_seed_reference(table)

@@ -22,6 +22,14 @@ def probe_labels(cohort: Cohort) -> dict[str, np.ndarray]:
     }
 
 
+def probe_groups(cohort: Cohort) -> np.ndarray | None:
+    """Family ids for family-grouped folds (a real HCP table with a ``family`` column,
+    e.g. loaded with ``--group-column Family_ID``), else None (plain stratified folds)."""
+    if "family" not in cohort.table:
+        return None
+    return cohort.table["family"].astype(str).to_numpy()
+
+
 def probe_representations(cohort: Cohort, model=None, progress=None) -> dict[str, np.ndarray]:
     """Raw features (and the model's latent, if a model is given) for probing.
 
@@ -54,7 +62,8 @@ def cohort_probe_table(cohort: Cohort, model=None, n_splits: int = 5, seed: int 
     """
     features = probe_representations(cohort, model, _part(progress, 0.0, 0.3))
     return probe_table(features, probe_labels(cohort), n_splits=n_splits, seed=seed,
-                       n_jobs=n_jobs, progress=_part(progress, 0.3, 1.0))
+                       n_jobs=n_jobs, progress=_part(progress, 0.3, 1.0),
+                       groups=probe_groups(cohort))
 
 
 def _part(progress, low: float, high: float):

@@ -29,7 +29,7 @@ import pandas as pd
 from sklearn.decomposition import PCA
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import StratifiedKFold, cross_validate
+from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, cross_validate
 from sklearn.multiclass import OneVsOneClassifier, OneVsRestClassifier
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import Pipeline
@@ -51,7 +51,13 @@ PRE_PCA_COMPONENTS = 256
 PARALLEL_FROM_SUBJECTS = 300
 
 COLUMNS = ["representation", "target", "model", "strategy", "accuracy_mean", "accuracy_sd",
-           "balanced_accuracy_mean", "chance", "n", "n_splits"]
+           "balanced_accuracy_mean", "chance", "n_classes", "n", "n_splits", "folds"]
+
+# The seed study's column: its figures, labelled as published and never recomputed.
+SEED_COLUMN = "seed study, published (not recomputed)"
+# A row whose balanced accuracy is within this of 1 / n_classes is "near chance": its
+# seed-study figure is shown, but no agreement is implied.
+NEAR_CHANCE = 0.05
 
 
 MODEL_NAMES = ("logistic regression", "random forest", "KNN", "decision tree")
@@ -149,15 +155,41 @@ def _check_inputs(features_by_representation: dict, labels: dict) -> int:
     return n
 
 
+def _check_groups(groups, n: int, n_splits: int) -> np.ndarray | None:
+    if groups is None:
+        return None
+    groups = np.asarray(groups)
+    if groups.shape != (n,):
+        raise BrainlabInputError(
+            f"groups must be 1D with {n} entries (one per subject); found shape {groups.shape}")
+    if pd.isna(groups).any():
+        raise BrainlabInputError("groups (e.g. family ids) contain missing values")
+    n_groups = len(np.unique(groups))
+    if n_groups < n_splits:
+        raise BrainlabInputError(
+            f"group-kept folds need >= {n_splits} groups (families); found {n_groups}")
+    return groups
+
+
+def _folds(y: np.ndarray, n: int, splits: int, seed: int, groups) -> list:
+    """Stratified folds; with ``groups`` (e.g. HCP family ids) no group spans two folds,
+    so relatives never sit on both sides of a split."""
+    if groups is None:
+        return list(StratifiedKFold(splits, shuffle=True, random_state=seed).split(np.zeros(n), y))
+    return list(StratifiedGroupKFold(splits, shuffle=True, random_state=seed)
+                .split(np.zeros(n), y, groups))
+
+
 def _row_plan(features_by_representation: dict, labels: dict, n: int, n_splits: int, seed: int,
-              models: tuple[str, ...]) -> list[dict]:
+              models: tuple[str, ...], groups=None) -> list[dict]:
     """Every row of the table, in order: which target, representation, model, strategy."""
     plan = []
+    fold_kind = "stratified" if groups is None else "stratified, family-grouped"
     for target, y in labels.items():
         y = np.asarray(y)
         classes, counts = np.unique(y, return_counts=True)
         splits = int(min(n_splits, counts.min()))
-        folds = list(StratifiedKFold(splits, shuffle=True, random_state=seed).split(np.zeros(n), y))
+        folds = _folds(y, n, splits, seed, groups)
         for representation in features_by_representation:
             candidates = [(name, "binary" if len(classes) == 2 else "multiclass")
                           for name in MODEL_NAMES if name in models]
@@ -167,7 +199,8 @@ def _row_plan(features_by_representation: dict, labels: dict, n: int, n_splits: 
             for model_name, strategy in candidates:
                 plan.append({"target": target, "representation": representation,
                              "model": model_name, "strategy": strategy, "folds": folds,
-                             "splits": splits, "chance": float(counts.max() / n)})
+                             "splits": splits, "chance": float(counts.max() / n),
+                             "n_classes": int(len(classes)), "fold_kind": fold_kind})
     return plan
 
 
@@ -185,7 +218,8 @@ def _score_row(x: np.ndarray, y: np.ndarray, spec: dict, n: int, seed: int) -> d
         "accuracy_mean": float(np.mean(scores["test_accuracy"])),
         "accuracy_sd": float(np.std(scores["test_accuracy"], ddof=1)),
         "balanced_accuracy_mean": float(np.mean(scores["test_balanced_accuracy"])),
-        "chance": spec["chance"], "n": int(n), "n_splits": spec["splits"],
+        "chance": spec["chance"], "n_classes": spec["n_classes"], "n": int(n),
+        "n_splits": spec["splits"], "folds": spec["fold_kind"],
     }
 
 
@@ -209,7 +243,7 @@ def _indexed_row(i: int, *args) -> tuple[int, dict]:
 def probe_table(features_by_representation: dict[str, np.ndarray], labels: dict[str, np.ndarray],
                 n_splits: int = 5, seed: int = 0, models: tuple[str, ...] = MODEL_NAMES,
                 n_jobs: int | None = 1, progress: ProgressCallback = None,
-                on_row=None) -> pd.DataFrame:
+                on_row=None, groups=None) -> pd.DataFrame:
     """Cross-validated probe accuracies, one row per representation x target x model x strategy.
 
     ``features_by_representation``: name -> (n, d) features (e.g. "raw", "latent");
@@ -217,7 +251,9 @@ def probe_table(features_by_representation: dict[str, np.ndarray], labels: dict[
     targets get strategy "binary"; targets with more classes get every model's
     native "multiclass" fit plus logistic regression wrapped "one-vs-rest" and
     "one-vs-one". Folds: StratifiedKFold(n_splits, shuffle, seed) per target, the
-    same for every row; ``n_splits`` is lowered to the smallest class's size when
+    same for every row; with ``groups`` (n,) (e.g. family ids of a real HCP table)
+    StratifiedGroupKFold keeps each group inside one fold (column "folds" says which);
+    ``n_splits`` is lowered to the smallest class's size when
     that is smaller (the column says how many were used). ``chance`` is the
     majority-class rate (what always guessing it scores). ``models`` picks a subset
     of ``MODEL_NAMES``. ``n_jobs`` processes score rows in parallel (the numbers do
@@ -240,7 +276,8 @@ def probe_table(features_by_representation: dict[str, np.ndarray], labels: dict[
     prereduced = {name: features[name].shape[1] != np.shape(x)[1]
                   for name, x in features_by_representation.items()}
     targets = {name: np.asarray(y) for name, y in labels.items()}
-    plan = _row_plan(features, targets, n, n_splits, seed, tuple(models))
+    plan = _row_plan(features, targets, n, n_splits, seed, tuple(models),
+                     _check_groups(groups, n, n_splits))
     for spec in plan:
         spec["prereduced"] = prereduced[spec["representation"]]
     # Longest rows first (random forests, then multiclass logistic fits), so two processes
@@ -309,10 +346,24 @@ def seed_reference(representation: str, target: str, model: str) -> str | None:
     return None if match.empty else str(match["reference"].iloc[0])
 
 
+def _near_chance(row) -> bool:
+    balanced = row.get("balanced_accuracy_mean")
+    n_classes = row.get("n_classes")
+    if balanced is None or n_classes is None or pd.isna(balanced) or pd.isna(n_classes):
+        return False
+    return float(balanced) < 1.0 / float(n_classes) + NEAR_CHANCE
+
+
 def with_seed_reference(table: pd.DataFrame) -> pd.DataFrame:
-    """A copy of a probe table with a "seed study (reference)" text column."""
+    """A copy of a probe table with the seed study's published figure per row
+    (column ``SEED_COLUMN``). Where this row's balanced accuracy is near chance the
+    text says so: a near-chance number beside the study's implies no agreement."""
     out = table.copy()
-    out["seed study (reference)"] = [
-        seed_reference(str(r), str(t), str(m))
-        for r, t, m in zip(out["representation"], out["target"], out["model"])]
+    texts = []
+    for _, row in out.iterrows():
+        text = seed_reference(str(row["representation"]), str(row["target"]), str(row["model"]))
+        if text is not None and _near_chance(row):
+            text += " (ours is near chance: not comparable)"
+        texts.append(text)
+    out[SEED_COLUMN] = texts
     return out

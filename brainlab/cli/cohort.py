@@ -24,6 +24,7 @@ LOADER_OPTIONS = {
     "sex_column": ("table",),
     "age_column": ("table",),
     "drop_non_numeric": ("table",),
+    "group_column": ("table",),
     "grid": ("nifti",),
     "intensity": ("nifti",),
 }
@@ -75,6 +76,9 @@ def _add_source(parser) -> None:
     group.add_argument("--id-column", help="table: subject id column")
     group.add_argument("--sex-column", help="table: sex column")
     group.add_argument("--age-column", help="table: age column (years or bins like 22-25)")
+    group.add_argument("--group-column",
+                       help="table: family id column (e.g. Family_ID): probes keep each "
+                            "family inside one fold")
     group.add_argument("--drop-non-numeric", action="store_true", default=None,
                        help="table: drop non-numeric feature columns instead of failing")
     group.add_argument("--grid", help="NIfTI folder: target grid, e.g. 58,70,58")

@@ -17,6 +17,9 @@ def register(subparsers) -> None:
     probe.add_argument("--cohort", default="hcp-ya", help="preset name or path")
     probe.add_argument("--model", help="a morph-ae, mri-ae or encoder checkpoint folder")
     probe.add_argument("--folds", type=int, default=5, help="stratified CV folds")
+    probe.add_argument("--group-column",
+                       help="a table cohort's family id column (e.g. Family_ID): each "
+                            "family stays inside one fold")
     probe.add_argument("--seed", type=int, default=0, help="seed of the fixed folds")
     probe.add_argument("--json", action="store_true", help="print rows as JSON")
     probe.set_defaults(run=run_probe)
@@ -45,7 +48,17 @@ def run_probe(args) -> int:
     from brainlab.data import load
     from brainlab.data.progress import tqdm_progress
 
-    cohort = load(args.cohort)
+    from brainlab.cli.cohort import source_kind
+    from brainlab.errors import BrainlabInputError
+
+    options = {}
+    if args.group_column:
+        if source_kind(args.cohort) != "table":
+            raise BrainlabInputError(
+                f"--group-column applies to a .csv/.tsv table cohort; {args.cohort!r} is a "
+                f"{source_kind(args.cohort)} source")
+        options["group_column"] = args.group_column
+    cohort = load(args.cohort, **options)
     model = None
     if args.model:
         model, _ = load_checkpoint(args.model, cohort=cohort)

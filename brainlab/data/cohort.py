@@ -18,6 +18,8 @@ from brainlab.errors import BrainlabInputError
 
 # Columns every cohort table has, in this order; morphometry columns follow.
 ID_COLUMNS = ("subject_id", "sex", "age", "age_bin")
+# Optional label columns that are never features: "family" groups relatives (HCP Family_ID).
+LABEL_COLUMNS = ID_COLUMNS + ("family",)
 
 # Ordinal age bins of HCP Young Adult (PHANTOM.md): 0 = 22-25 ... 3 = 36+.
 HCP_AGE_BINS = ("22-25", "26-30", "31-35", "36+")
@@ -136,7 +138,7 @@ class Cohort:
 
     @property
     def morphometry_columns(self) -> list[str]:
-        return [c for c in self.table.columns if c not in ID_COLUMNS]
+        return [c for c in self.table.columns if c not in LABEL_COLUMNS]
 
     @property
     def subject_ids(self) -> list[str]:

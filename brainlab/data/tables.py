@@ -28,6 +28,9 @@ from brainlab.data.cohort import HCP_AGE_BINS, Cohort
 from brainlab.errors import BrainlabInputError
 
 HCP_TABLE_COLUMNS = ("Subject", "Gender", "Age")
+# HCP's restricted table names families so; merged into the unrestricted table, it is
+# picked up as the grouping column (relatives then never straddle a fold).
+HCP_FAMILY_COLUMN = "Family_ID"
 FREESURFER_PREFIX = "FS_"
 MALE_WORDS = {"m", "male", "man", "1"}
 FEMALE_WORDS = {"f", "female", "woman", "0"}
@@ -161,7 +164,7 @@ def is_hcp_unrestricted(frame: pd.DataFrame) -> bool:
 def load_table_cohort(path: str | Path, id_column: str | None = None,
                       sex_column: str | None = None, age_column: str | None = None,
                       male_values: Iterable | None = None,
-                      drop_non_numeric: bool = False) -> Cohort:
+                      drop_non_numeric: bool = False, group_column: str | None = None) -> Cohort:
     """A table-only cohort (``images`` None) from an HCP unrestricted or generic CSV.
 
     With no column names given, the table must be the HCP unrestricted table
@@ -170,7 +173,9 @@ def load_table_cohort(path: str | Path, id_column: str | None = None,
     id/sex/age columns are used and every other column is a feature; non-numeric
     feature columns raise an error, or are dropped with a note when
     ``drop_non_numeric`` is true. Rows with missing feature values are dropped
-    (all-empty columns first) and counted in ``cohort.notes``.
+    (all-empty columns first) and counted in ``cohort.notes``. ``group_column`` (or
+    ``Family_ID`` in an HCP table) becomes the table's ``family`` column, not a feature:
+    probes then use family-grouped folds.
     """
     path = Path(path)
     frame = read_table(path, string_columns=[id_column] if id_column else [])
@@ -192,7 +197,11 @@ def load_table_cohort(path: str | Path, id_column: str | None = None,
                 f"with {', '.join(unnamed)}; found columns {list(frame.columns)[:20]}"
             )
         feature_columns = [c for c in frame.columns if c not in (id_column, sex_column, age_column)]
-    missing = [c for c in (id_column, sex_column, age_column) if c not in frame.columns]
+    if group_column is None and hcp and HCP_FAMILY_COLUMN in frame.columns:
+        group_column = HCP_FAMILY_COLUMN
+    feature_columns = [c for c in feature_columns if c != group_column]
+    missing = [c for c in (id_column, sex_column, age_column, group_column)
+               if c is not None and c not in frame.columns]
     if missing:
         raise BrainlabInputError(
             f"{where}: missing columns {missing}; found columns {list(frame.columns)[:20]}"
@@ -209,11 +218,16 @@ def load_table_cohort(path: str | Path, id_column: str | None = None,
     age, age_bin, bin_labels = parse_age(frame[age_column], where=f"{where} column {age_column!r}")
     table["age"] = age
     table["age_bin"] = age_bin
+    if group_column is not None:
+        table["family"] = _id_strings(frame[group_column])
     table = pd.concat([table, features], axis=1)
 
     keep = table["subject_id"].notna() & table["sex"].notna() & table["age_bin"].notna()
+    if group_column is not None:
+        keep &= table["family"].notna()
     if (~keep).any():
-        notes.append(f"dropped {int((~keep).sum())} rows with a missing id, sex or age")
+        what = "id, sex, age or family" if group_column is not None else "id, sex or age"
+        notes.append(f"dropped {int((~keep).sum())} rows with a missing {what}")
     incomplete = features.isna().any(axis=1) & keep
     if incomplete.any():
         kind = "FS" if hcp else "feature"
@@ -225,6 +239,9 @@ def load_table_cohort(path: str | Path, id_column: str | None = None,
             f"sex, age or feature value"
         )
     table["age_bin"] = table["age_bin"].astype(int)
+    if group_column is not None:
+        notes.append(f"families from column {group_column!r}: {table['family'].nunique()} "
+                     f"families; probes use family-grouped folds")
     return Cohort(
         name=path.stem,
         table=table,
@@ -234,7 +251,8 @@ def load_table_cohort(path: str | Path, id_column: str | None = None,
         age_bin_labels=bin_labels,
         notes=notes,
         metadata={"kind": "hcp-unrestricted" if hcp else "table",
-                  "columns": {"id": id_column, "sex": sex_column, "age": age_column},
+                  "columns": {"id": id_column, "sex": sex_column, "age": age_column,
+                              "family": group_column},
                   "rows_in_file": int(len(frame))},
     )
 

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from brainlab.analysis.probes import SEED_COLUMN
 from brainlab.errors import BrainlabInputError
 from brainlab.viz.style import LAYOUT_DEFAULTS, SEQUENTIAL_SCALE, SEX_COLOURS, apply_layout
 
@@ -122,7 +123,7 @@ def _natural_key(label: str):
 
 def probe_table_view(table: pd.DataFrame) -> pd.DataFrame:
     """A probe table (``brainlab.analysis.probes``) formatted for display: accuracy as
-    "mean ± sd", chance, and the seed study's reference kept in its own column; the
+    "mean ± sd", the majority rate, and the seed study's published figure kept in its own column; the
     rows of one probe (raw, latent) are adjacent."""
     required = {"representation", "target", "model", "strategy", "accuracy_mean", "accuracy_sd"}
     missing = required - set(table.columns)
@@ -137,9 +138,13 @@ def probe_table_view(table: pd.DataFrame) -> pd.DataFrame:
     if "balanced_accuracy_mean" in table:
         view["balanced accuracy"] = table["balanced_accuracy_mean"].round(3)
     if "chance" in table:
-        view["chance"] = table["chance"].round(3)
-    if "seed study (reference)" in table:
-        view["seed study (reference)"] = table["seed study (reference)"].fillna("—")
+        # The majority-class rate: what always guessing the commonest class scores
+        # (balanced accuracy's chance level is 1 / classes instead).
+        view["majority rate"] = table["chance"].round(3)
+    if "folds" in table:
+        view["folds"] = table["folds"]
+    if SEED_COLUMN in table:
+        view[SEED_COLUMN] = table[SEED_COLUMN].fillna("—")
     # Raw and latent rows of one probe next to each other (first-seen order kept).
     order = [pd.Categorical(view[c], categories=list(dict.fromkeys(view[c])), ordered=True).codes
              for c in ("target", "model", "strategy", "representation")]
