@@ -7,6 +7,7 @@ default. Sections: phantom cohort, models, training.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields  # noqa: F401  (re-exported helpers)
+from typing import ClassVar
 
 
 def config_to_dict(config) -> dict:
@@ -15,12 +16,20 @@ def config_to_dict(config) -> dict:
 
 
 def config_from_dict(cls, values: dict):
-    """Rebuild ``cls`` from a dict, ignoring unknown keys and restoring tuples."""
+    """Rebuild ``cls`` from a dict, ignoring unknown keys and restoring tuples.
+
+    A non-empty stored dict that lacks a field listed in ``cls.LEGACY_DEFAULTS`` predates
+    that field: it gets the legacy value (the behaviour before the field existed), not
+    today's default, so old model cards rebuild the model they were trained as.
+    """
     known = {f.name: f for f in fields(cls)}
     kwargs = {}
     for key, value in values.items():
         if key in known:
             kwargs[key] = tuple(value) if isinstance(value, list) else value
+    if values:
+        for key, value in getattr(cls, "LEGACY_DEFAULTS", {}).items():
+            kwargs.setdefault(key, value)
     return cls(**kwargs)
 
 
@@ -71,6 +80,10 @@ class MriAutoencoderConfig:
     disc_start: int = 200          # optimiser steps of reconstruction-only warm-up before the discriminator
     disc_channels: int = 16        # width of the patch discriminator's first layer
     disc_lr: float = 2e-4          # Adam learning rate of the discriminator (betas 0.5, 0.9)
+    # Cards written before v2 lack these fields: they rebuild (and resume) as the v1 model.
+    LEGACY_DEFAULTS: ClassVar[dict] = {
+        "guided_decoder": False, "reconstruction": "mse", "background_weight": 1.0,
+        "texture_weight": 0.0, "adversarial_weight": 0.0}
 
 
 @dataclass(frozen=True)

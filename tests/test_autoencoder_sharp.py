@@ -130,3 +130,16 @@ def test_guided_decoder_refuses_a_missing_guide():
     model = MriAutoencoder(TINY, (12, 14, 16))
     with pytest.raises(BrainlabInputError, match="needs the guide image"):
         model.decoder(torch.zeros(1, TINY.latent_dim))
+
+
+def test_cards_from_before_v2_rebuild_the_v1_model():
+    """A stored config without the v2 fields (a shipped v1 card) gives the unguided decoder
+    and the v1 loss; an empty dict still means today's defaults."""
+    from brainlab.config import config_from_dict
+
+    v1_card = {"latent_dim": 8, "linear_dim": 6, "residual_scale": 0.1, "base_channels": 4,
+               "max_channels": 16, "levels": 2, "ssim_weight": 0.2}
+    config = config_from_dict(MriAutoencoderConfig, v1_card)
+    assert (config.guided_decoder, config.reconstruction, config.adversarial_weight) == (False, "mse", 0.0)
+    assert not hasattr(MriAutoencoder(config, (12, 14, 16)).decoder, "join")
+    assert config_from_dict(MriAutoencoderConfig, {}) == MriAutoencoderConfig()
