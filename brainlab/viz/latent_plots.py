@@ -12,7 +12,6 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from brainlab.analysis.probes import SEED_COLUMN
 from brainlab.errors import BrainlabInputError
 from brainlab.viz.style import LAYOUT_DEFAULTS, SEQUENTIAL_SCALE, SEX_COLOURS, apply_layout
 
@@ -143,8 +142,9 @@ def probe_table_view(table: pd.DataFrame) -> pd.DataFrame:
         view["majority rate"] = table["chance"].round(3)
     if "folds" in table:
         view["folds"] = table["folds"]
-    if SEED_COLUMN in table:
-        view[SEED_COLUMN] = table[SEED_COLUMN].fillna("—")
+    # The seed study's published column (analysis.probes.SEED_COLUMN) keeps its name.
+    for column in (c for c in table.columns if str(c).startswith("seed study")):
+        view[column] = table[column].fillna("—")
     # Raw and latent rows of one probe next to each other (first-seen order kept).
     order = [pd.Categorical(view[c], categories=list(dict.fromkeys(view[c])), ordered=True).codes
              for c in ("target", "model", "strategy", "representation")]
