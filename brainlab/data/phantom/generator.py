@@ -53,13 +53,13 @@ REFERENCE_ICV = ICV_MEAN["F"]
 # Allometry: volume ∝ ICV ** exponent within sex (PHANTOM.md v2: GM ≈ 0.6, so GM/ICV is
 # ≈ 2.8% higher in women). Cortex sits a little higher so that thickness (cortical GM
 # over the mask's surface, ∝ ICV^(2/3)) keeps no head-size dependence.
-ALLOMETRY = {"cortex": 0.28, "cerebellum": 0.3, "deep": 0.45, "hippocampus": 0.55,
+ALLOMETRY = {"cortex": 0.22, "cerebellum": 0.3, "deep": 0.45, "hippocampus": 0.55,
              "amygdala": 0.55, "wm": 0.83, "ventricles": 1.4}
 # Men's excess beyond head size (log); with the within-sex sds below these give the
 # ICV-adjusted d values of PHANTOM.md v2 (GM +0.8, WM +0.5, cerebellum +0.7, ...).
 # Ventricles: none (their +28% is allometry alone, adjusted d ≈ 0).
-MALE_OFFSET = {"cortex": 0.04, "cerebellum": 0.06, "deep": 0.045, "hippocampus_left": 0.04,
-               "hippocampus_right": 0.06, "amygdala": 0.10, "wm": 0.035, "ventricles": 0.13}
+MALE_OFFSET = {"cortex": 0.05, "cerebellum": 0.06, "deep": 0.04, "hippocampus_left": 0.04,
+               "hippocampus_right": 0.06, "amygdala": 0.12, "wm": 0.042, "ventricles": 0.11}
 # Phantom baselines relative to the template's own volumes, log: young adults at
 # FreeSurfer levels (PHANTOM.md v2 table) with small ventricles.
 BASELINE = {"gm": np.log(0.78), "wm": 0.0, "ventricles": np.log(0.29)}
@@ -73,7 +73,7 @@ BASELINE_DEEP = np.log(0.93)
 # shared by GM and WM: it makes brain/ICV vary and corr(GM, WM | sex, ICV) ≈ +0.5.
 # Its loading per structure, then each structure's own sd (log).
 FACTORS = ("brain", "gm", "wm", "deep", "hippocampus", "amygdala", "ventricles")
-BRAIN_LOADING = {"cortex": 0.06, "cerebellum": 0.04, "wm": 0.065, "deep": 0.02,
+BRAIN_LOADING = {"cortex": 0.06, "cerebellum": 0.04, "wm": 0.075, "deep": 0.02,
                  "hippocampus": 0.015, "amygdala": 0.015, "ventricles": 0.0}
 FACTOR_SD = {"brain": 1.0, "gm": 0.02, "wm": 0.025, "deep": 0.025, "hippocampus": 0.02,
              "amygdala": 0.03, "ventricles": 0.75}
@@ -117,7 +117,7 @@ def age_effects(age, ageing: float = 1.0) -> dict[str, np.ndarray]:
     age = np.asarray(age, dtype=float)
     effects = {
         "gm": -(0.005 * _ramp(age, 20, 35) + 0.002 * _ramp(age, 35) + 0.0045 * _ramp(age, 60)),
-        "wm": -0.09 * ((age - 40.0) / 30.0) ** 2 + 0.004 * _ramp(age, 20, 40),
+        "wm": -0.09 * ((age - 40.0) / 30.0) ** 2 + 0.004 * _ramp(age, 20, 37),
         "ventricles": (0.03 * (np.minimum(age, 40.0) - 25.0) + 0.018 * _ramp(age, 40)
                        + 0.025 * _ramp(age, 60)),
         "hippocampus": -(0.0015 * _ramp(age, 30, 50) + 0.005 * _ramp(age, 50, 65)
