@@ -499,6 +499,9 @@ def calibrated_gan_metrics(model, cohort, train_rows, real_heldout, generated, g
                "gaussian_normalised_frechet": spread["gaussian"]["mean"],
                "gaussian_normalised_frechet_sd": spread["gaussian"]["sd"],
                "normalised_frechet_seeds": int(spread["n_seeds"]),
+               # Per seed (first = ``seed``), so one seed can be re-checked cheaply.
+               "normalised_frechet_per_seed": spread["gan"]["values"],
+               "gaussian_normalised_frechet_per_seed": spread["gaussian"]["values"],
                "normalised_frechet_note": "held-out real brains score 1.0; two real sets of "
                                           "this n differ by about 20%"}
     report(progress, (seeds + 0.5) / (seeds + 2), "calibrated: two-sample AUC")
