@@ -1,4 +1,5 @@
-"""``python -m brainlab bench {cohort,models,explorer}``: speed as ratios, same process."""
+"""``python -m brainlab bench {cohort,models,explorer,app,race}``: speed as ratios in one
+process; ``race``: the seed DCGAN vs brainlab's GAN at equal CPU time."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ TARGETS = {
     "models": "brainlab.bench.models",
     "explorer": "brainlab.bench.explorer",
     "app": "brainlab.bench.app",
+    "race": "brainlab.bench.race",
 }
 
 
@@ -22,12 +24,21 @@ def register(subparsers) -> None:
                         help="app: also time the first page with an empty cache")
     parser.add_argument("--idle-seconds", type=float, default=60.0,
                         help="app: how long to measure the idle server's CPU (default 60)")
+    parser.add_argument("--minutes", type=float,
+                        help="race: the seed DCGAN's budget (default: the shipped "
+                             "autoencoder's + GAN's training time from their cards)")
+    parser.add_argument("--out", help="race: where the seed DCGAN checkpoint goes "
+                                      "(default: a temporary folder)")
     parser.set_defaults(run=run_bench)
 
 
 def run_bench(args) -> int:
     module = importlib.import_module(TARGETS[args.target])
-    options = {"cold": args.cold, "idle_seconds": args.idle_seconds} if args.target == "app" else {}
+    options = {}
+    if args.target == "app":
+        options = {"cold": args.cold, "idle_seconds": args.idle_seconds}
+    elif args.target == "race":
+        options = {"minutes": args.minutes, "out": args.out}
     result = module.run(**options)
     print(json.dumps(result, indent=2, default=str) if args.json else module.format_report(result))
     return 0
