@@ -44,14 +44,14 @@ def test_registry_trains_mri_ae_with_the_sharp_steps():
 
 
 def test_guided_decoder_starts_exactly_at_the_pca_image(small_cohort):
-    """The zero-initialised head: before any step, decode = mean + upsampled PCA image."""
+    """The zero-initialised head: before any step, decode = mean + the masked PCA image."""
     model, _ = fitted(small_cohort)
     z = torch.randn(3, TINY.latent_dim)
     with torch.no_grad():
-        unguided = model.mean + torch.nn.functional.interpolate(
-            (z[:, :model.linear_dim] @ model.basis).view(-1, 1, *model.half_shape),
-            size=model.grid_shape, mode="trilinear", align_corners=False)
+        unguided = model.mean.repeat(3, 1, 1, 1, 1)
+        unguided[:, 0, model.mask] += z[:, :model.linear_dim] @ model.basis
         assert torch.allclose(model.decode_unclamped(z), unguided, atol=1e-6)
+        assert not torch.equal(unguided, model.mean.repeat(3, 1, 1, 1, 1))
 
 
 @pytest.mark.parametrize("bf16", PRECISIONS, ids=["fp32", "bf16"])

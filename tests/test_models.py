@@ -21,7 +21,10 @@ from conftest import make_small_cohort
 GRIDS = [(12, 14, 16), (9, 7, 11)]
 
 TINY_CONFIGS = {
-    "mri-ae": MriAutoencoderConfig(latent_dim=8, base_channels=4, max_channels=16, levels=2),
+    # linear_dim 1: a full-resolution PCA of 3 components reconstructs 4 subjects exactly,
+    # which would leave the conv path nothing to overfit.
+    "mri-ae": MriAutoencoderConfig(latent_dim=8, linear_dim=1, base_channels=4, max_channels=16,
+                                   levels=2),
     "morph-ae": MorphometryAutoencoderConfig(latent_dim=4, hidden=(16,)),
     "sex-clf": ClassifierConfig(base_channels=4, max_channels=16, levels=2, dropout=0.0),
     "age-model": BrainAgeConfig(base_channels=4, max_channels=16, levels=2, dropout=0.0),

@@ -30,6 +30,7 @@ from brainlab.atomic import atomic_write
 from brainlab.config import TrainConfig
 from brainlab.data.batches import CohortBatches, numeric_feature_columns
 from brainlab.errors import BrainlabInputError
+from brainlab.models.autoencoder import pca_mask
 from brainlab.models.seed_reference import seed_discriminator_accuracy, to_seed_cube
 from brainlab.training import distributed
 
@@ -125,10 +126,15 @@ SingleOptimiserSteps = TrainingSteps
 
 
 class AutoencoderSteps(TrainingSteps):
-    """MRI autoencoder: the mean brain and the half-resolution PCA basis, then AdamW."""
+    """MRI autoencoder: the mean brain, the PCA mask and basis, then AdamW.
+
+    With ``pca_resolution="masked-full"`` the statistics take two passes over the
+    training volumes: the mean (which gives the mask), then PCA of the voxels inside
+    the mask at full resolution; ``"half"`` fits PCA of 2x block averages in one pass.
+    """
 
     # Above this many training subjects the PCA basis is fitted chunk by chunk
-    # (IncrementalPCA), so a large cohort never sits in memory at half resolution.
+    # (IncrementalPCA), so a large cohort never sits in memory.
     streaming_pca_above: int = 2048
 
     @torch.no_grad()
@@ -137,26 +143,43 @@ class AutoencoderSteps(TrainingSteps):
 
         model = self.model
         indices = np.sort(np.asarray(train_indices))
+        mask = None
+        if model.masked:  # first pass: the mean, whose dilated brain is the PCA's support
+            mean = self._mean_volume(cohort, indices, chunk)
+            mask = pca_mask(mean)
+            model.set_statistics(mean, torch.zeros(0, int(mask.sum())), mask)
         if len(indices) > self.streaming_pca_above:
-            return self._fit_statistics_streaming(cohort, indices, chunk)
+            return self._fit_statistics_streaming(cohort, indices, chunk, mask)
         total = torch.zeros(1, 1, *model.grid_shape, dtype=torch.float64)
-        halves = []
+        rows = []
         for start in range(0, len(indices), chunk):  # one pass over the memmap
             volumes = torch.from_numpy(cohort.images[indices[start:start + chunk]])[:, None]
             total += volumes.sum(dim=0, keepdim=True, dtype=torch.float64)
-            halves.append(model.half_resolution(volumes).flatten(1).numpy())
-        halves = np.concatenate(halves)
+            rows.append(model.pca_inputs(volumes).numpy())
+        rows = np.concatenate(rows)
         mean = (total / len(indices)).float()
-        centred = halves - model.half_resolution(mean).flatten().numpy()
+        centred = rows - model.pca_inputs(mean).numpy()[0]
         k = int(min(model.linear_dim, len(indices) - 1, centred.shape[1]))
         basis = np.zeros((0, centred.shape[1]), dtype=np.float32)
         if k >= 1:
             pca = PCA(n_components=k, svd_solver="randomized", random_state=0).fit(centred)
             basis = pca.components_.astype(np.float32)
-        model.set_statistics(mean, torch.from_numpy(basis))
+        model.set_statistics(mean, torch.from_numpy(basis), mask)
 
-    def _fit_statistics_streaming(self, cohort, indices: np.ndarray, chunk: int) -> None:
-        """The same statistics in one pass of chunks of at least ``linear_dim`` subjects."""
+    @staticmethod
+    def _mean_volume(cohort, indices: np.ndarray, chunk: int) -> torch.Tensor:
+        """(1, 1, D, H, W) fp32 mean of the volumes ``indices`` (summed in fp64)."""
+        total = None
+        for start in range(0, len(indices), chunk):
+            volumes = torch.from_numpy(cohort.images[indices[start:start + chunk]])[:, None]
+            part = volumes.sum(dim=0, keepdim=True, dtype=torch.float64)
+            total = part if total is None else total + part
+        return (total / len(indices)).float()
+
+    def _fit_statistics_streaming(self, cohort, indices: np.ndarray, chunk: int,
+                                  mask: torch.Tensor | None) -> None:
+        """The same statistics in one pass of chunks of at least ``linear_dim`` subjects
+        (after the mean's pass when masked: ``model.pca_inputs`` then applies the mask)."""
         from sklearn.decomposition import IncrementalPCA
 
         model = self.model
@@ -172,12 +195,12 @@ class AutoencoderSteps(TrainingSteps):
             volumes = torch.from_numpy(cohort.images[indices[start:stop]])[:, None]
             total += volumes.sum(dim=0, keepdim=True, dtype=torch.float64)
             if pca is not None:
-                pca.partial_fit(model.half_resolution(volumes).flatten(1).numpy())
+                pca.partial_fit(model.pca_inputs(volumes).numpy())
         mean = (total / len(indices)).float()
-        width = model.half_resolution(mean).numel()
+        width = model.pca_inputs(mean).shape[1]
         basis = np.zeros((0, width), dtype=np.float32) if pca is None else \
             pca.components_.astype(np.float32)
-        model.set_statistics(mean, torch.from_numpy(basis))
+        model.set_statistics(mean, torch.from_numpy(basis), mask)
 
 
 class MorphometrySteps(TrainingSteps):
