@@ -91,6 +91,9 @@ PIAL_WM_LIMIT = 0.25  # GM thins only in voxels with less WM than this (linear r
 # in every subject, so the cohort mean blurs into a ribbon.
 CENTRE_SHIFT_MM = -4.0
 SEX_SHIFT_VOXELS = 0.8
+# Residual position after affine registration differs per subject (voxels, z / y / x):
+# the sex shift is a difference of means, not a cue that sorts every brain by sex.
+POSITION_SD_VOXELS = (0.5, 0.3, 0.3)
 FOLD_MM = 1.5
 SMOOTH_ELASTIC_SHARE = 0.5  # of config.elastic_mm: the low-frequency shape field
 
@@ -575,6 +578,13 @@ def synthesize(basis: WarpBasis, truth: pd.DataFrame, config: PhantomConfig,
     shift_mm = CENTRE_SHIFT_MM - SEX_SHIFT_VOXELS * voxel_z * (male - 0.5)
     shift = torch.zeros(batch, 3)
     shift[:, 0] = shift_mm / basis.mm_per_unit[0]  # grid_sample order: channel 0 is z
+    if noise:
+        # Channel c moves affine axis 2 - c (as the sex shift above: channel 0 is z).
+        voxel_mm = torch.tensor(np.abs(np.diag(basis.anatomy.affine)[:3])[::-1].copy(),
+                                dtype=torch.float32)
+        jitter = torch.stack([torch.randn(3, generator=g) for g in generators])
+        shift = shift + (jitter * torch.tensor(POSITION_SD_VOXELS) * voxel_mm
+                         / torch.as_tensor(basis.mm_per_unit, dtype=torch.float32))
     # Fraction of GM lost per region (it becomes CSF), as a smooth template-space
     # field carried along with the warp; plus the log bias field.
     conversion = torch.from_numpy(params["conversion"]).float() / basis.pial_share.clamp(min=0.05)
