@@ -63,8 +63,8 @@ class MriAutoencoderConfig:
     residual_scale: float = 0.1    # scales the conv decoder's output, so Adam's first steps stay small
                                    # (1.0 was no clearer better at 40 steps: SSIM 0.898 vs 0.896, one seed)
     base_channels: int = 16        # width at half resolution (after the stem); doubles per level
-    max_channels: int = 64         # channel cap so deep levels stay cheap on CPU; 64 (not 128) keeps the
-                                   # float16 checkpoint <= 14 MB beside the full-resolution PCA basis
+    max_channels: int = 40         # channel cap so deep levels stay cheap on CPU; 40 (not 128) keeps the
+                                   # float16 checkpoint <= 14 MB beside the masked PCA basis (13.7 MB, hcp-ya)
     levels: int = 4                # halvings (stem + down blocks); the grid is padded to a multiple of 2**levels
     ssim_weight: float = 0.2       # weight of a (1 - local-SSIM) term added to the reconstruction loss; 0.2 gave
                                    # higher held-out SSIM than MSE alone at equal CPU time
@@ -82,7 +82,7 @@ class MriAutoencoderConfig:
     disc_channels: int = 16        # width of the patch discriminator's first layer
     disc_lr: float = 2e-4          # Adam learning rate of the discriminator (betas 0.5, 0.9)
     pca_resolution: str = "masked-full"  # PCA half: 'masked-full' (full resolution over the voxels of the
-                                   # dilated mean-brain mask; held-out in-brain SSIM 0.949) or 'half'
+                                   # mean-brain mask; held-out in-brain SSIM 0.949) or 'half'
                                    # (2x block averages upsampled, the v1/v2 PCA: 0.902)
     # Cards written before a field existed lack it: they rebuild (and resume) as the model they were.
     LEGACY_DEFAULTS: ClassVar[dict] = {
