@@ -154,7 +154,7 @@ def test_available_lists_checkpoints_with_verdicts(small_cohort, tmp_path):
     ("gan", {"frechet_ratio": 1.8, "two_sample_auc": 0.7}, "good"),
     ("gan", {"frechet_ratio": 1.8, "two_sample_auc": 0.85}, "fair"),
     ("gan", {"frechet_ratio": 44.0, "two_sample_auc": 1.0}, "poor"),
-    ("encoder", {"refined_ssim": 0.86}, "good"),
+    ("encoder", {"refined_ssim_brain": 0.86}, "good"),
     ("sex-clf", {"balanced_accuracy": 0.91}, "good"),
     ("age-model", {"mae": 1.9}, "good"),
     ("age-model", {"mae": 5.0}, "poor"),

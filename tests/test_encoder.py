@@ -110,7 +110,8 @@ def test_evaluate_reports_both_fidelities(trained_encoder, cohort):
     metrics = evaluate_encoder(trained_encoder, cohort, np.arange(16, 24), max_subjects=4,
                                refine_steps=3)
     assert metrics["n"] == 4 and metrics["refine_steps"] == 3 and metrics["refined_n"] == 4
-    for key in ("direct_ssim", "refined_ssim", "direct_psnr", "refined_psnr", "latent_mse"):
+    for key in ("direct_ssim", "refined_ssim", "direct_psnr", "refined_psnr", "latent_mse",
+                "direct_ssim_brain", "refined_ssim_brain"):
         assert np.isfinite(metrics[key])
     assert metrics["refined_ssim"] >= metrics["direct_ssim"] - 0.01
     assert metrics["direct_ssim_refined_subset"] == pytest.approx(metrics["direct_ssim"])

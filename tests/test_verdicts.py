@@ -55,7 +55,7 @@ def test_a_constant_age_predictor_is_poor_even_when_its_target_says_fair():
     # Level with the baseline, or within its margin.
     ("sex-clf", {"balanced_accuracy": 0.91, "baseline_icv_lr_balanced_accuracy": 0.90}),
     ("morph-ae", {"mean_r2": 0.996, "baseline_pca_mean_r2": 0.999}),
-    ("encoder", {"refined_ssim": 0.90, "baseline_mean_brain_ssim": 0.895}),
+    ("encoder", {"refined_ssim_brain": 0.90, "baseline_mean_brain_ssim_brain": 0.895}),
     ("age-model", {"balanced_accuracy": 0.70, "baseline_majority_balanced_accuracy": 0.69,
                    "target": "bin"}),
 ])
@@ -116,7 +116,7 @@ RULES = [(model_type, rule) for model_type, spec in MODEL_TYPES.items()
 @pytest.mark.parametrize("offset", [-0.3, -0.011, 0.0, 0.011, 0.03, 0.3])
 def test_registry_rules_agree_with_is_poor(model_type, rule, offset):
     """The registry repeats METRIC_RULES' margins (checkpoints sit below analysis)."""
-    metric = {"mean_r2": "r", "refined_ssim": "ssim"}.get(rule.metric, rule.metric)
+    metric = {"mean_r2": "r", "refined_ssim_brain": "ssim"}.get(rule.metric, rule.metric)
     baseline = 0.8 if rule.direction == "higher" else 3.0
     value = baseline * (1 + offset)
     metrics = {rule.metric: value, rule.baseline: baseline}

@@ -552,7 +552,9 @@ def evaluate_encoder(model, cohort, indices, max_subjects: int | None = None, se
     ``refined_n`` and the same subset's ``direct_ssim_refined_subset``), and the latent
     MSE on generated pairs. Given ``train_indices``: on the refined subset, the MRI
     autoencoder's own reconstruction (``baseline_mri_ae_*``, a ceiling) and the
-    training mean brain (``baseline_mean_brain_*``, the floor), whole box as the rest."""
+    training mean brain (``baseline_mean_brain_*``, the floor). Every SSIM/PSNR comes
+    twice: inside the training mean brain's mask (``*_brain``, what the verdict reads,
+    as for the autoencoder) and over the whole box (78% background: flattering)."""
     from brainlab.models.gan import standard_normal_latent
 
     if cohort.images is None:
@@ -590,6 +592,11 @@ def evaluate_encoder(model, cohort, indices, max_subjects: int | None = None, se
     direct_arr = np.concatenate(direct)
     before = reconstruction_metrics(real_arr, direct_arr)
     after = reconstruction_metrics(np.concatenate(real_refined), np.concatenate(refined))
+    train_rows = _training_rows(cohort, indices, train_indices)
+    mask = mean_brain_mask(_RowView(cohort.images, train_rows))
+    in_brain = {"direct": masked_reconstruction_metrics(real_arr, direct_arr, mask),
+                "refined": masked_reconstruction_metrics(np.concatenate(real_refined),
+                                                         np.concatenate(refined), mask)}
     subset = np.searchsorted(positions, refined_rows)
     with torch.no_grad():
         z = standard_normal_latent(256, seed, model.latent_dim).to(device)
@@ -603,6 +610,8 @@ def evaluate_encoder(model, cohort, indices, max_subjects: int | None = None, se
         for key in ("ssim", "psnr"):
             if key in values:
                 metrics[f"{prefix}_{key}"] = values[key]
+            if key in in_brain[prefix]:
+                metrics[f"{prefix}_{key}_brain"] = in_brain[prefix][key]
     if train_indices is not None:
         originals = np.concatenate(real_refined)
         with torch.no_grad():
@@ -610,7 +619,6 @@ def evaluate_encoder(model, cohort, indices, max_subjects: int | None = None, se
                 gan.autoencoder(torch.from_numpy(originals[i:i + batch_size])[:, None].to(device)
                                 ).float().clamp(0.0, 1.0)[:, 0].cpu().numpy()
                 for i in range(0, len(originals), batch_size)])
-        train_rows = _training_rows(cohort, indices, train_indices)
         mean_brain = np.zeros(originals.shape[1:], dtype=np.float64)
         for start in range(0, len(train_rows), 64):
             mean_brain += np.asarray(cohort.images[train_rows[start:start + 64]],
@@ -621,6 +629,10 @@ def evaluate_encoder(model, cohort, indices, max_subjects: int | None = None, se
             originals, autoencoded), ("ssim", "psnr")))
         metrics.update(_prefixed("baseline_mean_brain", reconstruction_metrics(
             originals, mean_images), ("ssim", "psnr")))
+        for name, images in (("baseline_mri_ae", autoencoded), ("baseline_mean_brain", mean_images)):
+            brain = masked_reconstruction_metrics(originals, np.ascontiguousarray(images), mask)
+            metrics[f"{name}_ssim_brain"] = brain["ssim"]
+            metrics[f"{name}_psnr_brain"] = brain["psnr"]
     return metrics
 
 
