@@ -184,3 +184,19 @@ def test_write_card_refuses_a_subset(tiny_checkpoints, capsys):
                  "--write-card", "--max-subjects", "3"]) != 0
     assert "--write-card records the whole test split" in capsys.readouterr().err
     assert (tiny_checkpoints / "sex-clf" / "model_card.json").read_text() == before
+
+
+def test_brain_age_in_years_reports_within_sex_youngest_vs_oldest_auc():
+    """A years model's card ranks youngest vs oldest bins within sex (0.5 = no ranking)."""
+    from conftest import make_small_cohort
+
+    from brainlab.analysis.evaluation import _youngest_vs_oldest_auc
+
+    cohort = make_small_cohort(n=80, seed=2)
+    rows = np.arange(len(cohort))
+    ages = cohort.table["age"].to_numpy()
+    perfect = _youngest_vs_oldest_auc(cohort, rows, ages)
+    assert perfect["auc_youngest_vs_oldest_F"] == 1.0 == perfect["auc_youngest_vs_oldest_M"]
+    flat = _youngest_vs_oldest_auc(cohort, rows, np.full(len(rows), 30.0))
+    assert flat["auc_youngest_vs_oldest_F"] == 0.5
+    assert _youngest_vs_oldest_auc(cohort, rows, -ages)["auc_youngest_vs_oldest_M"] == 0.0

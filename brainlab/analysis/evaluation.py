@@ -282,6 +282,7 @@ def evaluate_age_model(model, cohort, indices, max_subjects: int | None = None,
             return {"mae": None, "r": None, "n": 0, "target": "years"}
         predicted = predict_cohort(model.predict_age, cohort, indices[known], progress=progress)
         metrics = {**regression_metrics(ages[known], predicted), "target": "years"}
+        metrics.update(_youngest_vs_oldest_auc(cohort, indices[known], predicted))
         if train_indices is not None:
             train_rows = _training_rows(cohort, indices, train_indices)
             all_ages = cohort.table["age"].to_numpy(dtype=float, na_value=np.nan)
@@ -319,6 +320,31 @@ def evaluate_age_model(model, cohort, indices, max_subjects: int | None = None,
         metrics.update(_prefixed("baseline_majority", majority_baseline(train_bins, y),
                                  ("accuracy", "balanced_accuracy")))
     return metrics
+
+
+# HCP-YA's youngest (22-25) and third (31-35) bins: the pair PHANTOM.md's v2 ageing test
+# separates (the 36+ bin is too small for a stable AUC).
+YOUNG_OLD_BINS = (0, 2)
+
+
+def _youngest_vs_oldest_auc(cohort, rows, predicted_age) -> dict:
+    """Within-sex AUC of the predicted age for youngest- vs oldest-bin subjects (0.5 = the
+    prediction does not rank them), on cohorts with at least three age bins."""
+    from sklearn.metrics import roc_auc_score
+
+    if len(cohort.age_bin_labels) < 3:
+        return {}
+    young, old = YOUNG_OLD_BINS
+    bins = cohort.table["age_bin"].to_numpy()[rows]
+    sex = cohort.table["sex"].astype(str).to_numpy()[rows]
+    out = {"auc_bins": f"{cohort.age_bin_labels[young]} vs {cohort.age_bin_labels[old]}"}
+    for label in ("F", "M"):
+        chosen = (sex == label) & np.isin(bins, [young, old])
+        labels = (bins[chosen] == old).astype(int)
+        out[f"auc_youngest_vs_oldest_{label}"] = (
+            float(roc_auc_score(labels, np.asarray(predicted_age)[chosen]))
+            if min(labels.sum(), (1 - labels).sum()) >= 2 else None)
+    return out
 
 
 def heldout_rows(indices, max_subjects, rng) -> np.ndarray:
