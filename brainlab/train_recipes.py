@@ -159,6 +159,18 @@ def train_gan(cohort, options: RecipeOptions, spec) -> Path:
     return out
 
 
+def _portable_path(path) -> str | None:
+    from brainlab.paths import REPO_ROOT
+
+    if path is None:
+        return None
+    resolved = Path(path).resolve()
+    try:
+        return str(resolved.relative_to(REPO_ROOT))
+    except ValueError:
+        return resolved.name
+
+
 def judge_into_card(folder, root=None, cohort=None) -> dict:
     """Add the judges' figures (P(male) of M/F-conditioned samples, r of requested vs
     predicted age) to a conditional GAN's card and return them; judges are the sex-clf and
@@ -186,7 +198,9 @@ def judge_into_card(folder, root=None, cohort=None) -> dict:
     dirs = [root, paths.SHIPPED_CHECKPOINTS, paths.user_checkpoints()]
     found = find_judges(gan.grid_shape, card.get("cohort", {}).get("name"),
                         dirs=[d for d in dict.fromkeys(dirs) if d.exists()])
-    metrics = {"judge_paths": found}
+    # The card names its judges portably (a repo-relative path, or the folder's name),
+    # never a machine's absolute path.
+    metrics = {"judge_paths": {role: _portable_path(path) for role, path in found.items()}}
     if any(found.values()):
         judges = load_judges(found)
         metrics.update(judge_conditioning(gan, judges))
