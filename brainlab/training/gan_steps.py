@@ -24,7 +24,8 @@ import torch.nn.functional as F
 from brainlab.config import GanConfig
 from brainlab.data.cohort import HCP_AGE_BINS
 from brainlab.errors import BrainlabInputError
-from brainlab.training.steps import LatentGanSteps, backward_and_step, single_thread
+from brainlab.training.steps import (LatentGanSteps, backward_and_step, code_discriminator_loss,
+                                     single_thread)
 
 
 def condition_config_for(cohort, config: GanConfig | None = None) -> GanConfig:
@@ -116,16 +117,8 @@ class ConditionalLatentGanSteps(LatentGanSteps):
         with torch.no_grad():
             fake = gan.whitened_from_latent(z, fake_condition, ema=False)
         real = real.detach().requires_grad_(config.r1_gamma > 0)
-        real_logit = gan.discriminator(real, real_condition)
-        fake_logit = gan.discriminator(fake, fake_condition)
-        if config.loss == "hinge":
-            d_loss = F.relu(1 - real_logit).mean() + F.relu(1 + fake_logit).mean()
-        else:
-            d_loss = F.softplus(-real_logit).mean() + F.softplus(fake_logit).mean()
-        r1 = torch.zeros((), device=device)
-        if config.r1_gamma > 0:
-            (grad,) = torch.autograd.grad(real_logit.sum(), real, create_graph=True)
-            r1 = grad.pow(2).sum(1).mean()
+        d_loss, r1 = code_discriminator_loss(gan.discriminator(real, real_condition),
+                                             gan.discriminator(fake, fake_condition), real, config)
         backward_and_step(self.optimizers["discriminator"], d_loss + 0.5 * config.r1_gamma * r1)
 
         gan.discriminator.requires_grad_(False)

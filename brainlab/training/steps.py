@@ -235,6 +235,21 @@ class EncoderSteps(TrainingSteps):
         return self.optimizers
 
 
+def code_discriminator_loss(real_logit, fake_logit, real, config) -> tuple:
+    """(D loss, R1) of a code-space discriminator: hinge or non-saturating per
+    ``config.loss``; R1 = E||d D(real) / d real||² (zero when ``config.r1_gamma`` is 0;
+    ``real`` must require grad then)."""
+    if config.loss == "hinge":
+        d_loss = F.relu(1 - real_logit).mean() + F.relu(1 + fake_logit).mean()
+    else:
+        d_loss = F.softplus(-real_logit).mean() + F.softplus(fake_logit).mean()
+    r1 = torch.zeros((), device=real_logit.device)
+    if config.r1_gamma > 0:
+        (grad,) = torch.autograd.grad(real_logit.sum(), real, create_graph=True)
+        r1 = grad.pow(2).sum(1).mean()
+    return d_loss, r1
+
+
 @contextlib.contextmanager
 def single_thread():
     """Run tiny MLP steps on one thread: on a busy 2-core CPU, two threads made a
@@ -331,16 +346,8 @@ class LatentGanSteps(TrainingSteps):
         with torch.no_grad():
             fake = gan.generator(z)
         real = real.detach().requires_grad_(config.r1_gamma > 0)
-        real_logit = gan.discriminator(real)
-        fake_logit = gan.discriminator(fake)
-        if config.loss == "hinge":
-            d_loss = F.relu(1 - real_logit).mean() + F.relu(1 + fake_logit).mean()
-        else:
-            d_loss = F.softplus(-real_logit).mean() + F.softplus(fake_logit).mean()
-        r1 = torch.zeros((), device=device)
-        if config.r1_gamma > 0:
-            (grad,) = torch.autograd.grad(real_logit.sum(), real, create_graph=True)
-            r1 = grad.pow(2).sum(1).mean()
+        d_loss, r1 = code_discriminator_loss(gan.discriminator(real), gan.discriminator(fake),
+                                             real, config)
         backward_and_step(d_optimizer, d_loss + 0.5 * config.r1_gamma * r1)
 
         gan.discriminator.requires_grad_(False)
