@@ -5,46 +5,69 @@ from __future__ import annotations
 import streamlit as st
 
 
-def _metric(metrics: dict, label: str, key: str, target, fmt: str = "{:.3g}", help_text=None):
-    value = metrics.get(key)
-    st.metric(label, "—" if value is None else fmt.format(value), help=help_text,
-              delta=target, delta_color="off", delta_arrow="off")
+def _fmt(value, fmt: str = "{:.3g}") -> str:
+    return "—" if value is None else fmt.format(value)
+
+
+def _metric(label: str, value, baseline: str | None, fmt: str = "{:.3g}", help_text=None):
+    st.metric(label, _fmt(value, fmt), help=help_text, delta=baseline, delta_color="off",
+              delta_arrow="off")
+
+
+def _calibrated(metrics: dict) -> None:
+    """Calibrated figures (issue targets), each with the baseline on the same subjects."""
+    first, second = st.columns(2)
+    sd = metrics.get("normalised_frechet_sd")
+    with first:
+        value = metrics["normalised_frechet"]
+        _metric("Normalised Fréchet", value,
+                f"Gaussian {_fmt(metrics.get('gaussian_normalised_frechet'))} · real 1.0",
+                fmt="{:.2f}" + (f" ± {sd:.2f}" if sd is not None else ""),
+                help_text="Fréchet distance to the training brains over that of unseen real "
+                          "brains (1.0 = as real as new subjects; two real sets of this size "
+                          "differ by about 20%). Target ≤ 1.5 and 20% below the Gaussian.")
+        _metric("Diversity", metrics.get("diversity_ratio"), "× real (target ≥ 0.9)",
+                fmt="{:.2f}×", help_text="Mean pairwise distance of samples over that of "
+                                        "held-out real brains; far below 1 = mode collapse.")
+    with second:
+        _metric("Two-sample AUC", metrics.get("two_sample_auc"),
+                f"Gaussian {_fmt(metrics.get('gaussian_two_sample_auc'))} · target ≤ 0.70",
+                help_text="Cross-validated AUC of a classifier telling samples from real brains "
+                          "(0.5 = indistinguishable).")
+        _metric("Flagged as copies", metrics.get("memorisation_fraction_flagged"),
+                f"held-out real {_fmt(metrics.get('memorisation_heldout_flagged'), '{:.0%}')}",
+                fmt="{:.0%}",
+                help_text="Samples closer to one of all training brains than the threshold "
+                          "calibrated on held-out real brains; planted copies are found "
+                          f"{_fmt(metrics.get('memorisation_planted_recall'), '{:.0%}')} of "
+                          "the time.")
+    low, high = metrics.get("two_sample_auc_low"), metrics.get("two_sample_auc_high")
+    ci = f" (AUC 95% CI {low:.3f}–{high:.3f})" if low is not None and high is not None else ""
+    st.caption(f"Baseline: a class-conditional Gaussian fitted to the same codes, decoded by "
+               f"the same decoder. {metrics.get('normalised_frechet_seeds', '?')} seeds, "
+               f"n={metrics.get('n', '?')} held-out brains{ci}.")
+
+
+def _legacy(metrics: dict) -> None:
+    """Cards from before the calibrated metrics: the uncalibrated ratio, said to be so."""
+    first, second = st.columns(2)
+    with first:
+        _metric("Fréchet ratio (uncalibrated)", metrics.get("frechet_ratio"),
+                f"Gaussian {_fmt(metrics.get('gaussian_frechet_ratio'))}")
+    with second:
+        _metric("Two-sample AUC", metrics.get("two_sample_auc"),
+                f"Gaussian {_fmt(metrics.get('gaussian_two_sample_auc'))}")
+    st.caption("This card predates the calibrated metrics: re-evaluate it with "
+               "`python -m brainlab evaluate <checkpoint> --write-card`.")
 
 
 def gan_quality(card: dict) -> None:
-    """Fréchet ratio, two-sample AUC, diversity and copies with their targets; the baseline."""
+    """Held-out quality beside the Gaussian baseline (calibrated when the card has it)."""
     metrics = card.get("metrics", {})
     st.markdown("**Held-out quality (from the model card)**")
-    first, second = st.columns(2)
-    with first:
-        _metric(metrics, "Fréchet ratio", "frechet_ratio", "target ≤ 2",
-                help_text="PCA-Fréchet distance of samples vs held-out real, divided by the "
-                          "real-vs-real floor (1 = as close as new real brains).")
-        real = metrics.get("diversity_real")
-        _metric(metrics, "Diversity (samples)", "diversity_generated",
-                f"real {real:.3g}" if real else None,
-                help_text="Mean pairwise RMS distance; far below the real value = mode collapse.")
-    with second:
-        _metric(metrics, "Two-sample AUC", "two_sample_auc", "target ≤ 0.75",
-                help_text="Cross-validated AUC of a classifier telling samples from real brains "
-                          "(0.5 = indistinguishable).")
-        _metric(metrics, "Suspected copies", "memorisation_fraction_suspected", "≈5% by chance",
-                fmt="{:.0%}",
-                help_text="Samples closer to a training brain than 95% of held-out real brains are.")
-    if "gaussian_frechet_ratio" in metrics:
-        st.caption(f"Baseline (fitted Gaussian in the autoencoder's code space): Fréchet ratio "
-                   f"{metrics['gaussian_frechet_ratio']:.3g}, two-sample AUC "
-                   f"{metrics.get('gaussian_two_sample_auc', float('nan')):.3g}. "
-                   f"Computed on n={metrics.get('n', '?')} held-out brains.")
     if "normalised_frechet" in metrics:
-        st.caption(f"Calibrated (held-out real brains score 1.0; two real sets of this size "
-                   f"differ by about 20%): normalised Fréchet {metrics['normalised_frechet']:.3g} "
-                   f"± {metrics.get('normalised_frechet_sd', float('nan')):.2g} vs the Gaussian's "
-                   f"{metrics.get('gaussian_normalised_frechet', float('nan')):.3g} ± "
-                   f"{metrics.get('gaussian_normalised_frechet_sd', float('nan')):.2g} over "
-                   f"{metrics.get('normalised_frechet_seeds', '?')} seeds; copies flagged "
-                   f"{metrics.get('memorisation_fraction_flagged', float('nan')):.0%} (held-out "
-                   f"real {metrics.get('memorisation_heldout_flagged', float('nan')):.0%}, planted "
-                   f"copies found {metrics.get('memorisation_planted_recall', float('nan')):.0%}).")
+        _calibrated(metrics)
+    else:
+        _legacy(metrics)
     st.caption("The verdict above the grid compares these with the project's targets and "
                "with the Gaussian baseline.")

@@ -43,7 +43,8 @@ def test_gan_lab_with_models(with_models):
         assert key in specs, f"chart {key!r} missing; found {sorted(specs)}"
     assert len(specs["walk_animation"]["frames"]) == widget(at.slider, "Frames").value
     labels = {m.label for m in at.metric}
-    assert {"Fréchet ratio", "Two-sample AUC", "Diversity (samples)", "Suspected copies"} <= labels
+    calibrated = {"Normalised Fréchet", "Two-sample AUC", "Diversity", "Flagged as copies"}
+    assert calibrated <= labels or {"Fréchet ratio (uncalibrated)", "Two-sample AUC"} <= labels
     assert "Correlation with the true effect (this brain)" in labels  # phantom: truth map shown
     assert [b.label for b in at.get("download_button")] == [
         "Download the sweep (4D NIfTI)", "Download 4D NIfTI", "Download PNG strip"]
