@@ -1,30 +1,25 @@
 """Reconstructions: what the autoencoders keep and what they lose, subject by subject."""
 
 import numpy as np
-import pandas as pd
 import streamlit as st
 
 from brainlab.analysis import derived_results
 from brainlab.analysis.judged_subjects import judged_subjects
-from brainlab.analysis.reconstructions import (
-    morphometry_reconstruction, per_feature_r2, reconstruct_subjects, standardised_features,
-    volume_errors,
-)
-from brainlab.viz.reconstruction_plots import (
-    error_by_subject, feature_comparison, r2_bars, reconstruction_triplanar,
-)
+from brainlab.analysis.reconstructions import brain_mask_of, reconstruct_subjects, volume_errors
+from brainlab.viz.reconstruction_plots import error_by_subject, reconstruction_triplanar
 from app_pages._checkpoint_identity import checkpoint_key
 from app_pages._cohort_picker import current_cohort
 from app_pages._cohort_views import intensity_range
 from app_pages._models import model_picker
+from app_pages._morphometry_reconstruction import morphometry_section
 from app_pages._results import checkpoint, derived_result
 from app_pages._slices import slice_cursor
 from app_pages._state import url_choice
 from app_pages._subjects import describe_subject, new_pick, subject_choice, table_click
 
 SCOPES = {"test": "unseen by the model", "all": "any subject"}
-ERROR_COLUMNS = {"ssim": st.column_config.NumberColumn("SSIM", format="%.3f"),
-                 "psnr": st.column_config.NumberColumn("PSNR (dB)", format="%.1f"),
+ERROR_COLUMNS = {"ssim": st.column_config.NumberColumn("SSIM (in brain)", format="%.3f"),
+                 "psnr": st.column_config.NumberColumn("PSNR (dB, in brain)", format="%.1f"),
                  "mean |error|": st.column_config.NumberColumn(format="%.4f"),
                  "age": st.column_config.NumberColumn(format="%.1f")}
 
@@ -51,7 +46,7 @@ def offered_ids(judged) -> list[str]:
 @st.cache_resource(show_spinner=False, max_entries=32)
 def _reconstruction(identity: str, fingerprint: str, index: int, _model, _cohort):
     originals, recons = reconstruct_subjects(_model, _cohort, [index])
-    return originals[0], recons[0], volume_errors(originals[0], recons[0])
+    return originals[0], recons[0], volume_errors(originals[0], recons[0], brain_mask_of(_model))
 
 
 def subject_reconstruction(model, card, index: int):
@@ -99,9 +94,11 @@ if model is not None:
     index = cohort.index_of(subject)
     original, recon, scores = subject_reconstruction(model, card, index)
     left, middle, right, note = st.columns([1, 1, 1, 3])
-    left.metric("SSIM", f"{scores['ssim']:.3f}",
-                help="Structural similarity, 1 = identical (3D Gaussian window).")
-    middle.metric("PSNR", f"{scores['psnr']:.1f} dB", help="Peak signal-to-noise ratio.")
+    where = " (in brain)" if brain_mask_of(model) is not None else " (whole box)"
+    left.metric("SSIM" + where, f"{scores['ssim']:.3f}",
+                help="Structural similarity, 1 = identical (3D Gaussian window), averaged "
+                     "over the model's brain mask as on its card.")
+    middle.metric("PSNR" + where, f"{scores['psnr']:.1f} dB", help="Peak signal-to-noise ratio.")
     right.metric("mean |error|", f"{scores['mae']:.4f}", help="Intensities are in [0, 1].")
     note.caption(("Unseen subject: the model never saw it in training."
                   if index in set(judged.indices.tolist()) else "**Not held out**: this subject "
@@ -120,52 +117,4 @@ if model is not None:
         st.caption("SSIM per judged subject by sex (the circled point is the subject above): "
                    "look for outliers and for one sex reconstructing worse.")
 
-st.header("Morphometry autoencoder")
-morph_model = None
-if not cohort.morphometry_columns:
-    st.info(f"Cohort **{cohort.name}** has no morphometry columns (regional volumes), so there "
-            "is nothing for the morphometry autoencoder to reconstruct.")
-else:
-    morph_model, morph_card = model_picker("morph-ae", cohort, source)
-if morph_model is not None:
-    judged = judged_subjects(cohort, morph_card)
-    # A small MLP over a table: fast enough to compute here (and keep on disk).
-    morph = derived_result(derived_results.reconstructions, cohort,
-                           checkpoint(morph_model, morph_card),
-                           "test" if judged.trained_here else "all", background=False,
-                           label="Reconstructing morphometry")
-    original, reconstructed = morph["original"], morph["reconstructed"]
-    r2 = per_feature_r2(original, reconstructed)
-    if subject is None:
-        subject = subject_choice(offered_ids(judged))
-    subject_original, subject_recon = morphometry_reconstruction(
-        morph_model, cohort, [cohort.index_of(subject)])
-    # z-units of the judged originals, so features in cc and mm share one axis.
-    z_original = standardised_features(subject_original, original).iloc[0]
-    z_recon = standardised_features(subject_recon, original).iloc[0]
-    finite = r2.dropna()
-    if finite.empty:
-        st.info(f"R² needs at least two judged subjects with varying features; found "
-                f"{len(original)} ({judged.description}).")
-    else:
-        st.markdown(f"Mean R² **{finite.mean():.3f}** over {len(finite)} features on "
-                    f"{judged.description}; worst: "
-                    + ", ".join(f"{name} ({value:.2f})" for name, value in finite.head(3).items())
-                    + ".")
-    left, right = st.columns([3, 2])
-    with left:
-        st.plotly_chart(feature_comparison(
-            z_original, z_recon,
-            title=f"{describe_subject(table, cohort.index_of(subject))}: original vs reconstruction"),
-            width="stretch", key="feature_bars")
-        st.caption("Each feature in z-units of the judged subjects: bars of equal height "
-                   "mean the feature survived the bottleneck; large gaps show what was lost.")
-        with st.expander("Values in original units"):
-            st.dataframe(pd.DataFrame({"original": subject_original.iloc[0],
-                                       "reconstruction": subject_recon.iloc[0]}),
-                         width="stretch")
-    with right:
-        st.plotly_chart(r2_bars(r2, title="R² per feature (judged subjects)"), width="stretch",
-                        key="r2_bars")
-        st.caption("R² of each feature over the judged subjects (worst at the top; dashed "
-                   "line = 0.9): features below 0 are reconstructed worse than the mean would be.")
+morphometry_section(cohort, source, subject, offered_ids)

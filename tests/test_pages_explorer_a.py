@@ -51,7 +51,7 @@ def test_reconstructions_with_models(with_models, tiny):
     heldout = tiny.split(0).test
     errors = at.dataframe[0].value
     assert len(errors) == len(heldout) and {"ssim", "psnr", "mean |error|"} <= set(errors.columns)
-    assert [m.label for m in at.metric] == ["SSIM", "PSNR", "mean |error|"]
+    assert [m.label for m in at.metric] == ["SSIM (in brain)", "PSNR (in brain)", "mean |error|"]
     first = tiny.subject_ids[heldout[0]]
     assert widget(at.selectbox, "Subject").value == first and query(at, "subject") == first
     assert any(m.value.startswith(f"**{first} · ") for m in at.markdown)

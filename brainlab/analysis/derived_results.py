@@ -319,7 +319,8 @@ def probe_table(cohort, representation: str, checkpoint=None, n_splits: int = PR
 def reconstructions_key(cohort, checkpoint, split: str = "test") -> ResultKey:
     checkpoint = open_checkpoint(checkpoint)
     return _key("reconstructions", cohort, {"model": checkpoint},
-                {"split": split, "split_seed": checkpoint.split_seed})
+                {"split": split, "split_seed": checkpoint.split_seed,
+                 "scored": "inside the model's brain mask where it has one"})
 
 
 def reconstructions(cohort, checkpoint, split: str = "test", progress: ProgressCallback = None,

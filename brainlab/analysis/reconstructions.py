@@ -14,7 +14,7 @@ import pandas as pd
 import torch
 from sklearn.metrics import r2_score
 
-from brainlab.analysis.metrics import psnr, ssim3d
+from brainlab.analysis.metrics import psnr, psnr_masked, ssim3d, ssim3d_masked
 from brainlab.data.cohort import Cohort
 from brainlab.data.progress import ProgressCallback, report
 from brainlab.errors import BrainlabInputError
@@ -41,12 +41,26 @@ def _subject_columns(cohort: Cohort, indices: np.ndarray) -> pd.DataFrame:
                          "sex": table["sex"].to_numpy(), "age": table["age"].to_numpy()})
 
 
-def volume_errors(original, reconstruction) -> dict[str, float]:
-    """SSIM, PSNR (dB) and mean absolute error of one (D, H, W) reconstruction."""
+def brain_mask_of(model) -> np.ndarray | None:
+    """The training mean-brain mask an MRI autoencoder v2 carries (the voxels its card's
+    SSIM is scored on), or None for a model without one."""
+    mask = getattr(model, "mask", None)
+    if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool or not bool(mask.any()):
+        return None
+    return mask.cpu().numpy()
+
+
+def volume_errors(original, reconstruction, mask=None) -> dict[str, float]:
+    """SSIM, PSNR (dB) and mean absolute error of one (D, H, W) reconstruction; inside
+    ``mask`` (D, H, W) bool when given, as the cards score them (else the whole box)."""
     original = np.asarray(original, dtype=np.float32)
     reconstruction = np.asarray(reconstruction, dtype=np.float32)
-    return {"ssim": ssim3d(original, reconstruction), "psnr": psnr(original, reconstruction),
-            "mae": float(np.mean(np.abs(original - reconstruction)))}
+    if mask is None:
+        return {"ssim": ssim3d(original, reconstruction), "psnr": psnr(original, reconstruction),
+                "mae": float(np.mean(np.abs(original - reconstruction)))}
+    return {"ssim": ssim3d_masked(original, reconstruction, mask),
+            "psnr": psnr_masked(original, reconstruction, mask),
+            "mae": float(np.mean(np.abs(original[mask] - reconstruction[mask])))}
 
 
 @torch.inference_mode()
@@ -69,17 +83,19 @@ def reconstruction_errors(model, cohort: Cohort, indices, batch_size: int = 8,
                           progress: ProgressCallback = None) -> pd.DataFrame:
     """One row per subject of ``indices``: subject_id, sex, age, ssim, psnr, mae, index.
 
-    ``index`` is the subject's row in the cohort. Reconstructions are scored batch by
+    Scored inside the model's brain mask when it has one (``brain_mask_of``), as its card
+    is. ``index`` is the subject's row in the cohort. Reconstructions are scored batch by
     batch and then dropped, so memory stays at one batch whatever the cohort size.
     """
     indices = np.atleast_1d(np.asarray(indices, dtype=np.int64))
     if len(indices) == 0:
         raise BrainlabInputError("reconstruction_errors needs at least one subject; found none")
     rows = []
+    mask = brain_mask_of(model)
     for start in range(0, len(indices), batch_size):
         chunk = indices[start:start + batch_size]
         originals, recons = reconstruct_subjects(model, cohort, chunk, batch_size)
-        rows.extend(volume_errors(o, r) for o, r in zip(originals, recons))
+        rows.extend(volume_errors(o, r, mask) for o, r in zip(originals, recons))
         report(progress, min(1.0, (start + len(chunk)) / len(indices)), "reconstructing")
     errors = pd.DataFrame(rows)
     table = _subject_columns(cohort, indices)
