@@ -1,21 +1,18 @@
 """Cohort: who is in it, what a brain looks like, and how sex and age change it."""
 
 import numpy as np
-import pandas as pd
 import streamlit as st
 
-from brainlab.analysis.cohort_means import age_bin_label, age_contrast, age_contrast_problem, sex_contrast
+from brainlab.analysis.cohort_means import age_contrast, age_contrast_problem, sex_contrast
 from brainlab.viz import (
-    age_histogram, difference_figure, feature_vs_age, sex_by_age_bin, triplanar_figure,
-    triplanar_grid,
+    age_histogram, difference_figure, feature_vs_age, sex_by_age_bin, triplanar_grid,
 )
 from app_pages._cohort_picker import current_cohort
+from app_pages._cohort_subject_viewer import subject_viewer
 from app_pages._cohort_views import (
     cohort_mean_images, intensity_range, phantom_effect_maps, phantom_true_curves,
 )
-from app_pages._slices import slice_cursor
 from app_pages._state import url_choice
-from app_pages._subjects import describe_subject, new_pick, subject_choice, table_click
 
 cohort, source = current_cohort()
 table = cohort.table
@@ -37,50 +34,9 @@ with right:
     st.caption("Counts per sex × age bin: small cells (e.g. the oldest bin) give noisy means.")
 
 
-@st.cache_data(show_spinner=False, max_entries=8)
-def _subject_view(fingerprint: str, _cohort) -> pd.DataFrame:
-    """The subject table as shown: built once per cohort, not on every pick or slider move."""
-    rows = _cohort.table
-    return rows[["subject_id", "sex", "age"]].assign(
-        **{"age bin": [age_bin_label(_cohort, int(c)) for c in rows["age_bin"]]},
-        **{column: rows[column] for column in _cohort.morphometry_columns[:4]})
-
-
-@st.fragment
-def subject_viewer() -> None:
-    """Subject table, picker, slice sliders and viewer; reruns alone when only these change."""
-    st.caption("Click a row to view that subject (or use the selector below the table).")
-    view = _subject_view(cohort.fingerprint, cohort)
-    numbers = {column: st.column_config.NumberColumn(format="%.1f")
-               for column in view.columns if column not in ("subject_id", "sex", "age bin")}
-    event = st.dataframe(view, on_select="rerun", selection_mode="single-row",
-                         hide_index=True, height=240, width="stretch", column_config=numbers,
-                         key=f"subject_table_{cohort.fingerprint}")
-    clicked = new_pick("cohort_table", table_click(event, cohort.subject_ids))
-    subject = subject_choice(cohort.subject_ids, picked=clicked)
-    if not has_images:
-        st.info("This cohort is table-only (no images), so there is no brain to show.")
-        return
-    cursor = slice_cursor(cohort.grid_shape)
-    st.plotly_chart(
-        triplanar_figure(cohort.images[cohort.index_of(subject)], cohort.affine, cursor=cursor,
-                         value_range=intensity_range(cohort),
-                         title=describe_subject(table, cohort.index_of(subject))),
-        width="stretch", key="viewer")
-    st.caption("Axial (anterior up), coronal and sagittal (superior up), left on the left; "
-               "the colour range is fixed for the cohort so subjects compare fairly. "
-               "Hover for intensity and MNI coordinates.")
-    # The mean and difference views below follow the same slices: redraw them when the
-    # cursor moved in a fragment-only rerun (a subject change alone does not need it).
-    if st.session_state.get("cohort_cursor") != cursor:
-        st.session_state["cohort_cursor"] = cursor
-        if not st.session_state.get("_cohort_full_run", False):
-            st.rerun(scope="app")
-
-
 st.header("Subjects")
 st.session_state["_cohort_full_run"] = True
-subject_viewer()
+subject_viewer(cohort)
 st.session_state["_cohort_full_run"] = False
 cursor = st.session_state.get("cohort_cursor")
 
