@@ -187,11 +187,11 @@ class ConditionSpec:
         """One line for cards, pages and errors."""
         if not self.dim:
             return "unconditional"
-        parts = [f"sex in {list(self.sexes)}"] if self.sexes else []
+        parts = [f"sex ({' / '.join(self.sexes)})"] if self.sexes else []
         if self.age_encoding == "years":
             parts.append(f"age {self.age_range[0]:g}-{self.age_range[1]:g} years")
         elif self.age_encoding == "bins":
-            parts.append(f"age bin in {list(self.age_bin_labels)}")
+            parts.append(f"age bin ({', '.join(self.age_bin_labels)})")
         return "conditioned on " + " and ".join(parts)
 
     def check_sex(self, sex) -> str:
