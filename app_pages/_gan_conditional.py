@@ -95,13 +95,13 @@ def _sweep_view(gan, gan_key, cohort, sex, seed, affine, plane) -> None:
     ages = tuple(sweep_ages(gan, count=frames))
     with st.spinner("Sweeping age …"):
         sweep = _sweep(gan_key, cohort.fingerprint, sex, ages, seed, gan, cohort)
-    st.plotly_chart(thumbnail_strip_figure(sweep.generated, plane=plane),
+    st.plotly_chart(thumbnail_strip_figure(sweep.generated, plane=plane, labels=sweep.labels),
                     width="stretch", key="sweep_generated")
     st.caption("Generated: one z, " + " → ".join(sweep.labels) + ". Changed voxels vs the first "
                "frame: " + ", ".join(str(v) for v in sweep.voxels_changed) + "; brain cc: "
                + ", ".join(f"{v:.0f}" for v in sweep.brain_cc) + ".")
     if sweep.true is not None:
-        st.plotly_chart(thumbnail_strip_figure(sweep.true, plane=plane),
+        st.plotly_chart(thumbnail_strip_figure(sweep.true, plane=plane, labels=sweep.labels),
                         width="stretch", key="sweep_true")
         st.caption("True ageing: the cohort's mean brain of the same sex in the nearest age "
                    "bin; brain cc: " + ", ".join(f"{v:.0f}" for v in sweep.true_brain_cc) + ".")

@@ -115,10 +115,15 @@ def sample_grid_figure(volumes, labels: Sequence[str] | None = None, plane: str 
 
 def thumbnail_strip_figure(frames, plane: str = "axial", current: int | None = None,
                            value_range: tuple[float, float] = (0.0, 1.0),
-                           tile_px: int = 90) -> go.Figure:
-    """Every frame's mid-slice in one row, the ``current`` frame framed in yellow."""
+                           tile_px: int = 90, labels: Sequence[str] | None = None) -> go.Figure:
+    """Every frame's mid-slice in one row, the ``current`` frame framed in yellow; tiles
+    are labelled by ``labels`` (e.g. ages) or by frame number."""
     frames = _check_stack(frames, "frames")
-    labels = [str(n) for n in range(len(frames))]
+    if labels is None:
+        labels = [str(n) for n in range(len(frames))]
+    elif len(labels) != len(frames):
+        raise BrainlabInputError(f"{len(frames)} frames need {len(frames)} labels; found {len(labels)}")
+    labels = [str(label) for label in labels]
     fig = sample_grid_figure(frames, labels=labels, plane=plane, columns=len(frames),
                              value_range=value_range, tile_px=tile_px)
     if current is not None:
