@@ -49,7 +49,8 @@ def register(subparsers) -> None:
                         help="torch CPU threads (default: the CPU count); 1 lets two "
                              "trainings share a 2-core machine without contention")
     parser.add_argument("--storage", choices=("float32", "float16"), default=None,
-                        help="checkpoint weight precision (float16 halves the size; default float32)")
+                        help="checkpoint weight precision (float16 halves the size; default: "
+                             "the model's recipe, float16 for mri-ae, else float32)")
     parser.add_argument("--resume", action="store_true",
                         help="continue the run found in the output folder")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
