@@ -156,7 +156,8 @@ def list_jobs() -> list[dict]:
             records.append(_refresh(json.loads(path.read_text())))
         except (OSError, json.JSONDecodeError, KeyError, ValueError):
             continue
-    return sorted(records, key=lambda r: r.get("created_at", ""), reverse=True)
+    return sorted(records, key=lambda r: (r.get("created_at", ""), r.get("created_ns", 0)),
+                  reverse=True)
 
 
 def running_job() -> dict | None:
@@ -257,7 +258,9 @@ def start_job(model_type: str, cohort: str = "hcp-ya", name: str | None = None,
                 k: v for k, v in hyperparameters.items() if v is not None},
             "command": train_command(model_type, source, out_dir, **hyperparameters),
             "out_dir": str(out_dir), "checkpoint": str(final_dir),
-            "log": str(folder / LOG_NAME), "created_at": _now(), "started_at": None,
+            "log": str(folder / LOG_NAME), "created_at": _now(),
+            # Orders two jobs created within one second (created_at has second precision).
+            "created_ns": time.time_ns(), "started_at": None,
             "ended_at": None, "pid": None, "train_pid": None, "returncode": None,
             "message": None, "cancel_requested": False,
         }

@@ -188,8 +188,16 @@ def test_one_interaction_per_page(served_tiny_app, tmp_path):
             page.locator(".st-key-live_play button").click()
             page.locator(".st-key-live_play button", has_text="Pause").wait_for(timeout=SLOW)
             wait_for_text(page, "[data-testid='stMain']", r"Update (?:[2-9]\d|\d{3,})\b")
-            page.locator(".st-key-live_play button").click()
-            page.locator(".st-key-live_play button", has_text="Play").wait_for(timeout=SLOW)
+            # The running view reruns every update, which can swallow a click: press Pause
+            # again while the button still says Pause (no timed assertion: a deadline only
+            # bounds the wait).
+            play = page.locator(".st-key-live_play button")
+            deadline = time.monotonic() + 240
+            while not page.locator(".st-key-live_play button", has_text="Play").count():
+                assert time.monotonic() < deadline, "the live GAN never paused"
+                if play.filter(has_text="Pause").count():
+                    play.click()
+                page.wait_for_timeout(3000)
             settle(page)
             paused_at = int(wait_for_text(page, "[data-testid='stMain']", r"Update (\d+)").group(1))
             assert paused_at >= 20
