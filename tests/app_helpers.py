@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -189,3 +190,15 @@ def serve_app(default_cohort: str, log_path: Path | None = None) -> Iterator[str
             server.wait(timeout=10)
         except subprocess.TimeoutExpired:
             server.kill()
+
+
+def save_screenshot(page, folder: Path, stem: str) -> None:
+    """A full-page screenshot ``folder/<stem>.png`` (checked non-trivial), also copied to
+    ``$BRAINLAB_SCREENSHOT_DIR`` when that is set, to look at after a run."""
+    shot = folder / f"{stem}.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 10_000
+    target = os.environ.get("BRAINLAB_SCREENSHOT_DIR")
+    if target:
+        Path(target).mkdir(parents=True, exist_ok=True)
+        shutil.copy(shot, Path(target) / shot.name)

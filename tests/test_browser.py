@@ -8,14 +8,12 @@ either is missing. The screenshot is saved under pytest's tmp dir and, when
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from app_helpers import CHROMIUM, CHROMIUM_ARGS, serve_app, wait_until_idle
+from app_helpers import CHROMIUM, CHROMIUM_ARGS, save_screenshot, serve_app, wait_until_idle
 
 
 def cohort_source(tmp_path: Path) -> str:
@@ -62,16 +60,6 @@ def test_cohort_page_renders_in_chromium(served_app, tmp_path):
             save_screenshot(page, tmp_path, "cohort")
         finally:
             browser.close()
-
-
-def save_screenshot(page, tmp_path: Path, name: str) -> None:
-    shot = tmp_path / f"{name}.png"
-    page.screenshot(path=str(shot), full_page=True)
-    assert shot.stat().st_size > 10_000
-    target = os.environ.get("BRAINLAB_SCREENSHOT_DIR")
-    if target:
-        Path(target).mkdir(parents=True, exist_ok=True)
-        shutil.copy(shot, Path(target) / f"{name}.png")
 
 
 def test_every_page_opens_by_deep_link(served_app, tmp_path):

@@ -10,15 +10,13 @@ under pytest's tmp dir and, when ``$BRAINLAB_SCREENSHOT_DIR`` is set, there too.
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import time
 from pathlib import Path
 
 import pytest
 
-from app_helpers import CHROMIUM, CHROMIUM_ARGS, serve_app, wait_until_idle
+from app_helpers import CHROMIUM, CHROMIUM_ARGS, save_screenshot, serve_app, wait_until_idle
 
 SLOW = 180_000  # ms: generous waits for a loaded 2-core machine (no timed assertions)
 
@@ -70,14 +68,19 @@ def selected_text(page, widget_key: str) -> str:
     return page.locator(f".st-key-{widget_key} input[role='combobox']").input_value().strip()
 
 
-def save_screenshot(page, tmp_path: Path, name: str) -> None:
-    shot = tmp_path / f"interaction_{name}.png"
-    page.screenshot(path=str(shot), full_page=True)
-    assert shot.stat().st_size > 10_000
-    target = os.environ.get("BRAINLAB_SCREENSHOT_DIR")
-    if target:
-        Path(target).mkdir(parents=True, exist_ok=True)
-        shutil.copy(shot, Path(target) / shot.name)
+def screenshot(page, tmp_path: Path, name: str) -> None:
+    save_screenshot(page, tmp_path, f"interaction_{name}")
+
+
+def pick_another_subject(page, url: str, title: str, viewer: str) -> None:
+    """Open a page, pick the second subject in its Subject box: the box and the URL follow."""
+    open_page(page, url, title, viewer)
+    first = selected_text(page, "explorer_subject_box")
+    second = pick_option(page, "explorer_subject_box", 1)
+    assert second != first
+    settle(page)
+    assert selected_text(page, "explorer_subject_box") == second
+    assert f"subject={second}" in page.url
 
 
 def wait_for_text(page, selector: str, pattern: str, timeout_s: float = 240) -> re.Match:
@@ -117,14 +120,9 @@ def test_one_interaction_per_page(served_tiny_app, tmp_path):
             page.set_default_timeout(SLOW)
 
             # Cohort: another subject in the Subject box; its id shows in the box and the URL.
-            open_page(page, f"{base}/cohort?cohort=tiny", "Cohort", ".st-key-viewer .js-plotly-plot")
-            first = selected_text(page, "explorer_subject_box")
-            second = pick_option(page, "explorer_subject_box", 1)
-            assert second != first
-            settle(page)
-            assert selected_text(page, "explorer_subject_box") == second
-            assert f"subject={second}" in page.url
-            save_screenshot(page, tmp_path, "cohort")
+            pick_another_subject(page, f"{base}/cohort?cohort=tiny", "Cohort",
+                                 ".st-key-viewer .js-plotly-plot")
+            screenshot(page, tmp_path, "cohort")
 
             # Latent space: 2D -> 3D; the 2D map gives way to a 3D one.
             open_page(page, f"{base}/latent_space?cohort=tiny", "Latent space",
@@ -135,7 +133,7 @@ def test_one_interaction_per_page(served_tiny_app, tmp_path):
             assert page.locator("[class*='st-key-map3d_'] .gl-container, "
                                 "[class*='st-key-map3d_'] canvas").count() >= 1
             assert "dims=3" in page.url
-            save_screenshot(page, tmp_path, "latent_space")
+            screenshot(page, tmp_path, "latent_space")
 
             # GAN lab: move the interpolation's frame slider; the shown frame follows.
             open_page(page, f"{base}/gan_lab?cohort=tiny", "GAN lab",
@@ -146,7 +144,7 @@ def test_one_interaction_per_page(served_tiny_app, tmp_path):
             wait_for_text(page, ".st-key-walk_frame .gtitle", r"^frame 1 of")
             settle(page)
             assert "frame=1" in page.url
-            save_screenshot(page, tmp_path, "gan_lab")
+            screenshot(page, tmp_path, "gan_lab")
 
             # Train: start a morphometry-AE job with a long epoch cap, then cancel it.
             open_page(page, f"{base}/train?cohort=tiny", "Train", ".st-key-train_model")
@@ -180,7 +178,7 @@ def test_one_interaction_per_page(served_tiny_app, tmp_path):
             wait_for_text(page, "[data-testid='stMain']", r"cancelled")
             settle(page)
             assert page.locator("[class*='st-key-cancel_'] button").count() == 0
-            save_screenshot(page, tmp_path, "train")
+            screenshot(page, tmp_path, "train")
 
             # GAN Lab live: play until the update counter reaches 20, then pause.
             open_page(page, f"{base}/gan_live?cohort=tiny", "GAN Lab live",
@@ -201,24 +199,18 @@ def test_one_interaction_per_page(served_tiny_app, tmp_path):
             settle(page)
             paused_at = int(wait_for_text(page, "[data-testid='stMain']", r"Update (\d+)").group(1))
             assert paused_at >= 20
-            save_screenshot(page, tmp_path, "gan_live")
+            screenshot(page, tmp_path, "gan_live")
 
             # Reconstructions: another subject.
-            open_page(page, f"{base}/reconstructions?cohort=tiny", "Reconstructions",
-                      ".st-key-recon_viewer .js-plotly-plot")
-            first = selected_text(page, "explorer_subject_box")
-            second = pick_option(page, "explorer_subject_box", 1)
-            assert second != first
-            settle(page)
-            assert selected_text(page, "explorer_subject_box") == second
-            assert f"subject={second}" in page.url
-            save_screenshot(page, tmp_path, "reconstructions")
+            pick_another_subject(page, f"{base}/reconstructions?cohort=tiny", "Reconstructions",
+                                 ".st-key-recon_viewer .js-plotly-plot")
+            screenshot(page, tmp_path, "reconstructions")
 
             # Classifiers: the real-vs-synthetic comparison appears once its work finishes.
             open_page(page, f"{base}/classifiers?cohort=tiny", "Classifiers",
                       ".st-key-distributions .js-plotly-plot")
             assert page.locator(".st-key-fractions .js-plotly-plot").count() == 1
-            save_screenshot(page, tmp_path, "classifiers")
+            screenshot(page, tmp_path, "classifiers")
 
             # Teaching tour: the next step, then its Open button switches to its page.
             open_page(page, f"{base}/tour?cohort=tiny", "Teaching tour", ".st-key-open_1 button")
@@ -227,7 +219,7 @@ def test_one_interaction_per_page(served_tiny_app, tmp_path):
             settle(page)
             assert page.locator("h2", has_text="Step 2 of").count() == 1
             target = page.locator(".st-key-open_2 button").inner_text().strip()
-            save_screenshot(page, tmp_path, "tour")
+            screenshot(page, tmp_path, "tour")
             page.locator(".st-key-open_2 button").click()
             expected = target.split("Open", 1)[1].strip()
             page.wait_for_function(
@@ -235,6 +227,6 @@ def test_one_interaction_per_page(served_tiny_app, tmp_path):
                 "document.querySelector('h1').innerText.trim() === title", arg=expected,
                 timeout=SLOW)
             settle(page)
-            save_screenshot(page, tmp_path, "tour_opened")
+            screenshot(page, tmp_path, "tour_opened")
         finally:
             browser.close()
