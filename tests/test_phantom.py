@@ -259,3 +259,45 @@ def test_bench_report_puts_each_figure_beside_its_goal():
     assert "busy" not in text
     text = format_report(dict(result, floor_ratio=1.8, load_average_after=[5.0]))
     assert "goal <= 2 x: met" in text and "busy" in text
+
+
+def test_linear_upsampling_matches_interpolate():
+    import torch
+    import torch.nn.functional as F
+
+    from brainlab.data.phantom.generator import upsample_linear
+
+    fields = torch.randn(2, 3, 4, 5, 6)
+    expected = F.interpolate(fields, size=(12, 14, 16), mode="trilinear", align_corners=True)
+    torch.testing.assert_close(upsample_linear(fields, (12, 14, 16)), expected,
+                               atol=1e-5, rtol=1e-5)
+
+
+def test_rendering_the_reachable_region_equals_the_whole_grid(monkeypatch):
+    import torch
+
+    from brainlab.data.phantom import generator
+    from brainlab.data.phantom.anatomy import load_anatomy
+
+    anatomy = load_anatomy(TINY.grid_shape)
+    basis = generator.warp_basis(anatomy)
+    rows = generator.sample_subjects(TINY, anatomy).iloc[:6]
+    regions = []
+    original = generator.synthesis_region
+
+    def spy(*args):
+        regions.append(original(*args))
+        return regions[-1]
+
+    monkeypatch.setattr(generator, "synthesis_region", spy)
+    with torch.no_grad():
+        whole = generator.synthesize(basis, rows, TINY, restrict=False)
+        torch.testing.assert_close(generator.synthesize(basis, rows, TINY), whole)
+        region = regions[-1]
+        assert 0.1 < region.float().mean() < 0.95  # a real restriction that covers every brain
+        assert not whole.reshape(6, -1)[:, ~region.reshape(-1)].any()
+        # A region that cuts through the brains is detected: the whole grid is rendered.
+        shrunk = region.clone()
+        shrunk[: shrunk.shape[0] // 2] = False
+        monkeypatch.setattr(generator, "synthesis_region", lambda *args: shrunk)
+        torch.testing.assert_close(generator.synthesize(basis, rows, TINY), whole)

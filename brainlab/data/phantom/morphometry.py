@@ -103,22 +103,24 @@ class Morphometer:
             thickness_scale = TEMPLATE_THICKNESS_MM / raw
         self.thickness_scale = float(thickness_scale)
 
-    def _align_atlas(self, mask: torch.Tensor):
-        """Atlas maps in each subject's space, nearest neighbour: labels (B, D, H, W)
-        long, ventricle ROI and core WM (B, D, H, W) float.
+    def _align_atlas(self, mask: torch.Tensor, points: torch.Tensor, ident: torch.Tensor):
+        """Atlas maps in each subject's space at ``points`` (N,) flat voxel indices,
+        nearest neighbour: labels (B, N) long, then ventricle ROI, core WM, putamen and
+        accumbens (B, N) float. ``mask`` (B, N) is the brain at the points and
+        ``ident`` (N, 3) their normalised coords; no brain voxel lies elsewhere.
 
         The alignment is a scale and a shift per axis, so the nearest template voxel
-        of every subject voxel is one index per axis: three 1-D lookups reproduce
+        of every subject voxel is one index per axis: 1-D lookups reproduce
         ``grid_sample(mode="nearest", padding_mode="zeros", align_corners=True)``
         of the same coordinates exactly, at a fraction of its cost.
         """
-        batch = mask.shape[0]
-        ident = _identity(self.anatomy.shape, batch)
-        count = mask.sum(dim=(1, 2, 3)).clamp(min=1.0)
-        centre = (ident * mask.unsqueeze(-1)).sum(dim=(1, 2, 3)) / count.unsqueeze(-1)
+        count = mask.sum(dim=1).clamp(min=1.0)
+        centre = (mask @ ident) / count.unsqueeze(-1)
         scale = (count / self.template_icv_vox) ** (1.0 / 3.0)
+        shape = self.anatomy.shape
+        along = [points // (shape[1] * shape[2]), (points // shape[2]) % shape[1], points % shape[2]]
         codes = []
-        for b in range(batch):
+        for b in range(mask.shape[0]):
             index = []
             for axis, lin in enumerate(self._axes):  # array axis D, H, W = coord 2, 1, 0
                 k = 2 - axis
@@ -127,31 +129,32 @@ class Morphometer:
                 nearest = torch.round(((coord + 1) / 2) * (size - 1))
                 outside = (nearest < 0) | (nearest > size - 1)
                 index.append(torch.where(outside, torch.full_like(nearest, size), nearest).long())
-            codes.append(self.atlas[index[0].view(-1, 1, 1), index[1].view(1, -1, 1),
-                                    index[2].view(1, 1, -1)])
+            codes.append(self.atlas[index[0][along[0]], index[1][along[1]], index[2][along[2]]])
         code = torch.stack(codes)
         labels = torch.bitwise_and(code, 31).long()
-        roi = torch.bitwise_and(torch.bitwise_right_shift(code, 5), 1).float()
-        core = torch.bitwise_and(torch.bitwise_right_shift(code, 6), 1).float()
-        putamen = torch.bitwise_and(torch.bitwise_right_shift(code, 7), 1).float()
-        accumbens = torch.bitwise_and(torch.bitwise_right_shift(code, 8), 1).float()
-        return labels, roi, core, putamen, accumbens
+        bits = [torch.bitwise_and(torch.bitwise_right_shift(code, shift), 1).float()
+                for shift in (5, 6, 7, 8)]
+        return (labels, *bits)
 
-    def _bias_field(self, image, mask, core):
-        """Smooth multiplicative field fitted to core-WM intensity (B, D, H, W)."""
+    def _bias_field(self, values, mask, core, points):
+        """Smooth multiplicative field fitted to core-WM intensity, at the points (B, N)."""
         pool = self.bias_pool
-        weight = (core * mask).unsqueeze(1)
-        num = F.avg_pool3d(image.unsqueeze(1) * weight, pool, pool, ceil_mode=True)
-        den = F.avg_pool3d(weight, pool, pool, ceil_mode=True)
+        batch, shape = values.shape[0], self.anatomy.shape
+        weight = core * mask
+        full = torch.zeros(2, batch, int(np.prod(shape)))
+        full[0][:, points] = values * weight
+        full[1][:, points] = weight
+        full = full.view(2 * batch, 1, *shape)
+        pooled = F.avg_pool3d(full, pool, pool, ceil_mode=True)
         for _ in range(2):  # spread into regions without core WM
-            num = F.avg_pool3d(num, 3, 1, 1, count_include_pad=False)
-            den = F.avg_pool3d(den, 3, 1, 1, count_include_pad=False)
+            pooled = F.avg_pool3d(pooled, 3, 1, 1, count_include_pad=False)
+        num, den = pooled[:batch], pooled[batch:]
         level = (num.sum(dim=(1, 2, 3, 4)) / den.sum(dim=(1, 2, 3, 4)).clamp(min=1e-6))
         level = level.view(-1, 1, 1, 1, 1)
         eps = 0.02
         field = (num + eps * level) / (den + eps) / level
-        field = F.interpolate(field, size=image.shape[1:], mode="trilinear", align_corners=False)
-        return field[:, 0], level.view(-1)
+        field = F.interpolate(field, size=shape, mode="trilinear", align_corners=False)
+        return field.view(batch, -1)[:, points], level.view(-1)
 
     @torch.no_grad()
     def measure(self, images: torch.Tensor) -> pd.DataFrame:
@@ -159,16 +162,23 @@ class Morphometer:
         images = images.float()
         batch = images.shape[0]
         cc = self.anatomy.voxel_cc
-        mask = (images > 0).float()
-        labels, ventricle_roi, core, putamen, accumbens = self._align_atlas(mask)
+        full_mask = images > 0
+        # Everything below is per voxel of the brain, so it runs on the voxels where
+        # any image of the batch has brain (a quarter of the grid or so).
+        points = torch.nonzero(full_mask.any(0).reshape(-1)).squeeze(1)
+        if points.numel() == 0:
+            points = torch.zeros(1, dtype=torch.long)
+        ident = _identity_grid(tuple(self.anatomy.shape)).reshape(-1, 3)[points]
+        values = images.reshape(batch, -1)[:, points]
+        mask = (values > 0).float()
+        labels, ventricle_roi, core, putamen, accumbens = self._align_atlas(mask, points, ident)
 
-        bias, _ = self._bias_field(images, mask, core)
-        corrected = images / bias.clamp(min=0.3)
+        bias, _ = self._bias_field(values, mask, core, points)
+        corrected = values / bias.clamp(min=0.3)
         core_mask = core * mask
-        wm_level = ((corrected * core_mask).sum(dim=(1, 2, 3))
-                    / core_mask.sum(dim=(1, 2, 3)).clamp(min=1.0))
-        wm_level = torch.where(wm_level > 0, wm_level, corrected.amax(dim=(1, 2, 3)))
-        relative = corrected / wm_level.view(-1, 1, 1, 1)
+        wm_level = ((corrected * core_mask).sum(dim=1) / core_mask.sum(dim=1).clamp(min=1.0))
+        wm_level = torch.where(wm_level > 0, wm_level, corrected.amax(dim=1))
+        relative = corrected / wm_level.view(-1, 1)
 
         deep = (labels == REGION_ID["subcortical_left"]) | (labels == REGION_ID["subcortical_right"])
         gm_level = torch.where(deep, torch.tensor(ASSUMED_DEEP), torch.tensor(ASSUMED_GM))
@@ -188,7 +198,7 @@ class Morphometer:
         gm = torch.where(periventricular, zeros, gm)
 
         n_labels = len(REGIONS) + 1
-        offsets = (torch.arange(batch) * n_labels).view(-1, 1, 1, 1)
+        offsets = (torch.arange(batch) * n_labels).view(-1, 1)
         flat_labels = (labels + offsets).reshape(-1)
 
         def per_label(values):
@@ -204,7 +214,7 @@ class Morphometer:
             return sum(table[:, REGION_ID[n]] for n in names)
 
         features: dict[str, np.ndarray] = {}
-        icv = mask.sum(dim=(1, 2, 3)).double().numpy() * cc
+        icv = mask.sum(dim=1).double().numpy() * cc
         features["icv_cc"] = icv
         features["gm_cc"] = gm_l.sum(1)
         features["wm_cc"] = wm_l.sum(1)
@@ -229,8 +239,8 @@ class Morphometer:
         features["hippocampus_cc"] = features["hippocampus_left_cc"] + features["hippocampus_right_cc"]
         features["amygdala_cc"] = pick(tissue_l, "amygdala_left", "amygdala_right")
         tissue = (gm + wm) * mask
-        features["putamen_cc"] = (tissue * putamen).sum(dim=(1, 2, 3)).double().numpy() * cc
-        features["accumbens_cc"] = (tissue * accumbens).sum(dim=(1, 2, 3)).double().numpy() * cc
+        features["putamen_cc"] = (tissue * putamen).sum(dim=1).double().numpy() * cc
+        features["accumbens_cc"] = (tissue * accumbens).sum(dim=1).double().numpy() * cc
         features["cerebellum_gm_cc"] = pick(gm_l, "cerebellum_left", "cerebellum_right")
         features["cerebellum_wm_cc"] = pick(wm_l, "cerebellum_left", "cerebellum_right")
         features["brainstem_cc"] = pick(gm_l, "brainstem") + pick(wm_l, "brainstem")
@@ -240,12 +250,12 @@ class Morphometer:
 
         # Lateral ventricles: CSF inside the ROI; left = below the subject's mid-plane.
         vent_csf = csf * ventricle_roi
-        ident = _identity(self.anatomy.shape, batch)[..., 2]  # x: left-right
-        count = mask.sum(dim=(1, 2, 3)).clamp(min=1.0)
-        mid = (ident * mask).sum(dim=(1, 2, 3)) / count
-        left = ident < mid.view(-1, 1, 1, 1)
-        features["ventricles_cc"] = vent_csf.sum(dim=(1, 2, 3)).double().numpy() * cc
-        features["ventricle_left_cc"] = (vent_csf * left).sum(dim=(1, 2, 3)).double().numpy() * cc
+        lateral = ident[:, 2]  # x: left-right
+        count = mask.sum(dim=1).clamp(min=1.0)
+        mid = (mask @ lateral) / count
+        left = lateral.unsqueeze(0) < mid.view(-1, 1)
+        features["ventricles_cc"] = vent_csf.sum(dim=1).double().numpy() * cc
+        features["ventricle_left_cc"] = (vent_csf * left).sum(dim=1).double().numpy() * cc
         features["ventricle_right_cc"] = features["ventricles_cc"] - features["ventricle_left_cc"]
         features["sulcal_csf_cc"] = features["csf_cc"] - features["ventricles_cc"]
         hemi = {"left": [f"{r}_left" for r in ("frontal", "parietal", "temporal", "occipital",
@@ -257,6 +267,7 @@ class Morphometer:
             features[f"wm_{side}_cc"] = pick(wm_l, *hemi[side])
 
         # Surface area of the brain mask (voxel faces) -> thickness proxy.
+        mask = full_mask
         area = np.zeros(batch)
         for axis in range(3):
             diff = (mask.narrow(axis + 1, 1, mask.shape[axis + 1] - 1)
@@ -271,9 +282,9 @@ class Morphometer:
 
         # Image-level descriptors: WM level (raw) and GM/WM contrast.
         features["wm_intensity"] = wm_level.double().numpy()
-        pure_gm = (gm > 0.8) & ~deep & (mask > 0)
-        pure_count = pure_gm.sum(dim=(1, 2, 3)).clamp(min=1)
-        gm_mean = ((relative * pure_gm).sum(dim=(1, 2, 3)) / pure_count).double().numpy()
+        pure_gm = (gm > 0.8) & ~deep & (values > 0)
+        pure_count = pure_gm.sum(dim=1).clamp(min=1)
+        gm_mean = ((relative * pure_gm).sum(dim=1) / pure_count).double().numpy()
         features["gm_wm_contrast"] = 1.0 - gm_mean
         return pd.DataFrame(features)
 
