@@ -2,7 +2,8 @@
 
 Once per server process (not per session), when the result store lacks some of
 ``warm_plan(cohort, evaluations=False)`` (what the pages show by default with the
-shipped models; no page shows evaluations), a thread works through the missing items. Each item runs as the background task of
+shipped models; no page shows evaluations), two lanes work through the missing items
+(an item waits for the stored inputs it reads). Each item runs as the background task of
 its own store key, so a page asking for the same result joins that task, and a
 page asking for another result waits for one item, not for the whole warm-up.
 A line in the sidebar shows how far it is while it runs; nothing polls once it is done.
@@ -34,7 +35,7 @@ class WarmUp:
         threading.Thread(target=self._run, name="brainlab-warm", daemon=True).start()
 
     def _run(self) -> None:
-        from brainlab.analysis.derived_results import warm_plan
+        from brainlab.analysis.derived_results import run_plan, warm_plan
 
         try:
             store = default_store()
@@ -42,14 +43,24 @@ class WarmUp:
             missing = [item for item in warm_plan(self.cohort, evaluations=False)
                        if not store.contains(item.key)]
             self.total = len(missing)
-            for item in missing:
-                self.current = item.label
+            running: list[str] = []
+            lock = threading.Lock()
+
+            def run_item(item) -> None:
+                with lock:
+                    running.append(item.label)
+                    self.current = " + ".join(running)
                 task = runner().submit(item.key, item.compute, label=item.label)
                 try:
                     task.wait()
                 except RuntimeError as error:  # one failing item does not stop the others
                     self.failed[item.label] = str(error)
-                self.done += 1
+                with lock:
+                    running.remove(item.label)
+                    self.current = " + ".join(running) or item.label
+                    self.done += 1
+
+            run_plan(missing, run_item)  # as many lanes as the runner has workers
         except Exception as error:  # e.g. an unreadable checkpoint folder
             self.failed["warm plan"] = str(error)
         finally:

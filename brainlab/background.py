@@ -107,11 +107,12 @@ def _accepts(function: Callable, name: str) -> bool:
 class BackgroundRunner:
     """A registry of tasks and the thread pool that runs them.
 
-    ``max_workers`` defaults to 1: on a 2-core machine one analysis at a time keeps
-    the other core for the page that is being used meanwhile.
+    ``max_workers`` defaults to 2, one per core of a class laptop: the app's warm-up
+    (two lanes) mixes one-core work (UMAP, forests, numpy) with torch's, so two at a
+    time fill both cores; a page's own request queues behind at most two tasks.
     """
 
-    def __init__(self, max_workers: int = 1):
+    def __init__(self, max_workers: int = 2):
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="brainlab-bg")
         self._tasks: OrderedDict[str, Task] = OrderedDict()
         self._lock = threading.Lock()

@@ -108,3 +108,30 @@ def test_request_runs_in_the_background_and_joins_the_same_task(fixture_models_o
     assert fixture_models_only.contains(key) and str(key) == task.key
     with pytest.raises(BrainlabInputError, match="not a derived result"):
         derived_results.request(print, tiny)
+
+
+def test_run_plan_starts_an_item_only_after_the_results_it_reads():
+    import threading
+    import time
+
+    from brainlab.result_store import ResultKey
+
+    keys = {name: ResultKey("test", settings={"name": name}) for name in "abcdx"}
+    events, lock = [], threading.Lock()
+
+    def item(name, needs=()):
+        return derived_results.WarmItem(name, keys[name], None, 1.0, tuple(keys[n] for n in needs))
+
+    def run(planned):
+        with lock:
+            events.append(("start", planned.label))
+        time.sleep(0.2 if planned.label == "a" else 0.01)
+        with lock:
+            events.append(("end", planned.label))
+
+    # "b" reads "a"; "d" reads a result that is not planned (already stored): no wait.
+    derived_results.run_plan([item("b", "a"), item("a"), item("c"), item("d", "x")],
+                             run, workers=2)
+    assert sorted(label for kind, label in events if kind == "end") == ["a", "b", "c", "d"]
+    assert events.index(("start", "b")) > events.index(("end", "a"))
+    assert events.index(("start", "c")) < events.index(("end", "a"))  # two lanes at once

@@ -598,6 +598,7 @@ class WarmItem:
     key: ResultKey
     compute: Callable[..., Any]   # compute(progress=..., store=...)
     weight: float = 1.0           # rough relative cost, for one progress bar over the plan
+    needs: tuple = ()             # keys of stored results it reads (computed before it)
 
 
 def default_checkpoints(cohort, entries: list[dict] | None = None) -> dict[str, Checkpoint]:
@@ -630,19 +631,29 @@ def warm_plan(cohort, checkpoints: dict[str, Checkpoint] | None = None,
     chosen = default_checkpoints(cohort) if checkpoints is None else dict(checkpoints)
     items: list[WarmItem] = []
 
-    def add(label, key_function, function, weight, *args, **kwargs):
+    def add(label, key_function, function, weight, *args, needs=(), **kwargs):
         items.append(WarmItem(label, key_function(*args, **kwargs),
-                              partial(function, *args, **kwargs), weight))
+                              partial(function, *args, **kwargs), weight, tuple(needs)))
+        return items[-1].key
 
-    for rep_key in available_representations(cohort, chosen):
+    planned = available_representations(cohort, chosen)
+    latent_keys, probe_keys = {}, {}
+    for rep_key in planned:
         rep = REPRESENTATIONS[rep_key]
         model = chosen.get(rep.model_type) if rep.model_type else None
-        add(f"latents: {rep.label}", latents_key, latents, 2, cohort, rep_key, model)
+        latent_keys[rep_key] = add(f"latents: {rep.label}", latents_key, latents, 2, cohort,
+                                   rep_key, model)
         for method in ("pca", "umap"):
             for dims in (2, 3):
                 add(f"{method.upper()} {dims}D: {rep.label}", projection_key, projection,
-                    1 if method == "pca" else 3, cohort, rep_key, model, method, dims)
-        add(f"probes: {rep.label}", probe_table_key, probe_table, 10, cohort, rep_key, model)
+                    1 if method == "pca" else 3, cohort, rep_key, model, method, dims,
+                    needs=[latent_keys[rep_key]])
+        # A latent's table shares its raw pair's rows: after that pair's own table.
+        pair = rep.raw_pair
+        needs = [latent_keys[rep_key]] + [keys[pair] for keys in (latent_keys, probe_keys)
+                                          if pair in keys]
+        probe_keys[rep_key] = add(f"probes: {rep.label}", probe_table_key, probe_table, 10,
+                                  cohort, rep_key, model, needs=needs)
     images = cohort.images is not None
     for model_type in ("mri-ae", "morph-ae"):
         if model_type in chosen and (images or model_type == "morph-ae"):
@@ -658,11 +669,12 @@ def warm_plan(cohort, checkpoints: dict[str, Checkpoint] | None = None,
         encoder, sex_model, age_model = (chosen.get(t) for t in ("encoder", "sex-clf", "age-model"))
         source = "real" if encoder is not None else "samples"
         if encoder is not None or sex_model is not None or age_model is not None:
-            add(f"directions ({source})", directions_key, directions, 3, cohort, gan, source,
-                encoder, sex_model, age_model)
+            fitted = add(f"directions ({source})", directions_key, directions, 3, cohort, gan,
+                         source, encoder, sex_model, age_model)
             if sex_model is not None or age_model is not None:
                 add("edit curve: age ⟂ sex", edit_curve_key, edit_curve, 2, cohort, gan,
-                    "age_given_sex", "seed:0", source, encoder, sex_model, age_model)
+                    "age_given_sex", "seed:0", source, encoder, sex_model, age_model,
+                    needs=[fitted])
     if evaluations:
         for model_type, checkpoint in sorted(chosen.items()):
             if checkpoint.card.get("extra_state", {}).get("grid_shape") and not images:
@@ -671,10 +683,52 @@ def warm_plan(cohort, checkpoints: dict[str, Checkpoint] | None = None,
     return items
 
 
+WARM_WORKERS = 2  # a warm-up mixes one-core work (UMAP, forests, numpy) with torch's
+
+
+def run_plan(plan: list[WarmItem], run_item: Callable[[WarmItem], Any],
+             workers: int = WARM_WORKERS) -> None:
+    """``run_item(item)`` for every item on ``workers`` threads, in plan order, each
+    item once the planned items it ``needs`` have finished (so no stored input is
+    computed twice). Exceptions are ``run_item``'s to handle."""
+    planned = {item.key.digest for item in plan}
+    finished: set[str] = set()
+    pending = list(plan)
+    changed = threading.Condition()
+
+    def ready(item: WarmItem) -> bool:
+        return all(k.digest in finished or k.digest not in planned for k in item.needs)
+
+    def lane() -> None:
+        while True:
+            with changed:
+                while True:
+                    item = next((i for i in pending if ready(i)), None)
+                    if item is not None or not pending:
+                        break
+                    changed.wait()
+                if item is None:
+                    return
+                pending.remove(item)
+            try:
+                run_item(item)
+            finally:
+                with changed:
+                    finished.add(item.key.digest)
+                    changed.notify_all()
+
+    threads = [threading.Thread(target=lane, name=f"brainlab-warm-{i}", daemon=True)
+               for i in range(max(1, min(int(workers), len(plan))))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
 def warm(cohort, progress: ProgressCallback = None, store: ResultStore | None = None,
          checkpoints: dict[str, Checkpoint] | None = None, evaluations: bool = True,
-         plan: list[WarmItem] | None = None) -> dict:
-    """Compute every item of ``warm_plan`` that the store lacks.
+         plan: list[WarmItem] | None = None, workers: int = WARM_WORKERS) -> dict:
+    """Compute every item of ``warm_plan`` that the store lacks, on ``workers`` threads.
 
     Returns ``{"hits": [labels], "computed": [labels], "failed": {label: message}}``;
     one failing item (e.g. a checkpoint saved by an older architecture) does not stop
@@ -683,23 +737,35 @@ def warm(cohort, progress: ProgressCallback = None, store: ResultStore | None = 
     store = store or default_store()
     plan = warm_plan(cohort, checkpoints, evaluations) if plan is None else plan
     total = sum(item.weight for item in plan) or 1.0
-    done = 0.0
     summary: dict = {"hits": [], "computed": [], "failed": {}}
+    missing, stored_weight = [], 0.0
     for item in plan:
-        low, high = done / total, (done + item.weight) / total
         if store.contains(item.key):
             summary["hits"].append(item.label)
+            stored_weight += item.weight
         else:
-            report(progress, low, item.label)
-            step = _scaled(progress, low, high)
-            try:
-                item.compute(progress=lambda f, m="", label=item.label: step(f, label),
-                             store=store)
+            missing.append(item)
+    lock = threading.Lock()
+    done = [stored_weight]
+    report(progress, done[0] / total, f"{len(summary['hits'])} results already stored")
+
+    def run_item(item: WarmItem) -> None:
+        try:
+            item.compute(progress=None, store=store)
+            outcome = None
+        except (BrainlabInputError, ValueError, RuntimeError, OSError) as error:
+            outcome = str(error)
+        with lock:
+            if outcome is None:
                 summary["computed"].append(item.label)
-            except (BrainlabInputError, ValueError, RuntimeError, OSError) as error:
-                summary["failed"][item.label] = str(error)
-        done += item.weight
-        report(progress, done / total, item.label)
+            else:
+                summary["failed"][item.label] = outcome
+            done[0] += item.weight
+            report(progress, done[0] / total, item.label)
+
+    run_plan(missing, run_item, workers)
+    order = {item.label: i for i, item in enumerate(plan)}
+    summary["computed"].sort(key=order.get)
     return summary
 
 
