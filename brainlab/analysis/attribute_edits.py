@@ -82,6 +82,16 @@ def encode_subjects(encoder, cohort, indices, batch_size: int = 16) -> np.ndarra
     return np.concatenate(latents).astype(np.float32)
 
 
+def _codes_of(encoder, cohort, indices, codes: np.ndarray | None) -> np.ndarray:
+    if codes is None:
+        return encode_subjects(encoder, cohort, indices)
+    codes = np.asarray(codes, dtype=np.float32)
+    if codes.ndim != 2 or len(codes) != len(cohort):
+        raise BrainlabInputError(f"codes must be (n_subjects={len(cohort)}, latent_dim); "
+                                 f"found shape {codes.shape}")
+    return codes[np.asarray(indices, dtype=np.int64)]
+
+
 def subject_labels(cohort, indices) -> tuple[np.ndarray, np.ndarray, str]:
     """``(male 0/1, age, unit)`` of the cohort's ``indices``.
 
@@ -157,10 +167,14 @@ def fit_attribute_directions(latents, male=None, age=None, regularization: float
                                notes=tuple(notes))
 
 
-def directions_from_real(encoder, cohort, indices, regularization: float = 1.0
-                         ) -> AttributeDirections:
-    """Directions fitted on real subjects (``indices``, e.g. the train split) encoded by E."""
-    latents = encode_subjects(encoder, cohort, indices)
+def directions_from_real(encoder, cohort, indices, regularization: float = 1.0,
+                         codes: np.ndarray | None = None) -> AttributeDirections:
+    """Directions fitted on real subjects (``indices``, e.g. the train split) encoded by E.
+
+    ``codes``: E(x) of every cohort subject, (n_subjects, latent_dim), when already
+    computed (the stored encoder latents); else the subjects are encoded here.
+    """
+    latents = _codes_of(encoder, cohort, indices, codes)
     male, age, unit = subject_labels(cohort, indices)
     return fit_attribute_directions(latents, male, age, regularization,
                                     source=f"{len(latents)} encoded real subjects", age_unit=unit)
@@ -177,13 +191,15 @@ def directions_from_samples(gan, n: int, seed: int = 0, sex_model=None, age_mode
 
 
 def directions_from_both(encoder, cohort, indices, gan, n: int, seed: int = 0, sex_model=None,
-                         age_model=None, regularization: float = 1.0) -> AttributeDirections:
+                         age_model=None, regularization: float = 1.0,
+                         codes: np.ndarray | None = None) -> AttributeDirections:
     """Directions fitted on encoded real subjects and classifier-labelled GAN samples together.
 
     A sample without a classifier for an attribute counts as unlabelled (NaN) for it;
-    predicted ages join the real ones only when both are in the same unit.
+    predicted ages join the real ones only when both are in the same unit. ``codes``
+    as in ``directions_from_real``.
     """
-    real = encode_subjects(encoder, cohort, indices)
+    real = _codes_of(encoder, cohort, indices, codes)
     male, age, unit = subject_labels(cohort, indices)
     if sex_model is None and age_model is None:
         return fit_attribute_directions(real, male, age, regularization,

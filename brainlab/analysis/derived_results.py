@@ -503,12 +503,16 @@ def directions(cohort, gan, source: str = "real", encoder=None, sex_model=None, 
         from brainlab.analysis.judged_subjects import fitting_subjects
 
         train = fitting_subjects(cohort, gan.card)
+        # E(x) of every subject is a stored result of its own (the latent maps use it).
+        codes = (latents(cohort, "encoder", used["encoder"], store=store)
+                 if source in ("real", "both") else None)
         if source == "real":
-            return attribute_edits.directions_from_real(model("encoder"), cohort, train)
+            return attribute_edits.directions_from_real(model("encoder"), cohort, train,
+                                                        codes=codes)
         if source == "both":
             return attribute_edits.directions_from_both(
                 model("encoder"), cohort, train, gan.model, int(n_samples), seed=0,
-                sex_model=model("sex"), age_model=model("age"))
+                sex_model=model("sex"), age_model=model("age"), codes=codes)
         return attribute_edits.directions_from_samples(
             gan.model, int(n_samples), seed=0, sex_model=model("sex"), age_model=model("age"))
 
@@ -670,7 +674,8 @@ def warm_plan(cohort, checkpoints: dict[str, Checkpoint] | None = None,
         source = "real" if encoder is not None else "samples"
         if encoder is not None or sex_model is not None or age_model is not None:
             fitted = add(f"directions ({source})", directions_key, directions, 3, cohort, gan,
-                         source, encoder, sex_model, age_model)
+                         source, encoder, sex_model, age_model,
+                         needs=[latent_keys["encoder"]] if "encoder" in latent_keys else [])
             if sex_model is not None or age_model is not None:
                 add("edit curve: age ⟂ sex", edit_curve_key, edit_curve, 2, cohort, gan,
                     "age_given_sex", "seed:0", source, encoder, sex_model, age_model,

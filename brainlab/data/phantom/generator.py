@@ -324,8 +324,8 @@ def _linear_weights(coarse: int, n: int) -> torch.Tensor:
 def upsample_linear(fields: torch.Tensor, shape) -> torch.Tensor:
     """Trilinear upsampling (align_corners=True) of (B, C, d, h, w) to (B, C, *shape).
 
-    As ``F.interpolate(mode="trilinear", align_corners=True)``, as three small
-    matrix products (one per axis): about four times faster on a CPU.
+    As ``F.interpolate(mode="trilinear", align_corners=True)``, as three matrix
+    products (one per axis): a fifth faster than interpolate's CPU kernel here.
     """
     d, h, w = (_linear_weights(c, n) for c, n in zip(fields.shape[2:], shape))
     out = torch.matmul(fields, w.T)                            # (B, C, d, h, W)
@@ -694,7 +694,7 @@ def _render(basis: WarpBasis, truth: pd.DataFrame, params: dict, fields: torch.T
         edge = region & (F.max_pool3d((~region).float()[None, None], 3, 1, 1)[0, 0] > 0)
         on_edge = edge.reshape(-1)[index]
         if bool((brain[:, on_edge] > 0.5).any()):
-            return None
+            return None  # before the noise draws: the subjects' random streams are untouched
     # Ventricles: everything within ``offset`` mm of the template surface is CSF.
     offset = torch.from_numpy(params["offset"]).float().view(-1, 1)
     ventricle = ventricle_fraction(warped[:, 3], offset, basis.ventricle_width_mm)
