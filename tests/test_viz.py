@@ -92,12 +92,18 @@ def test_hover_shows_value_and_mm_coordinates(volume, affine):
     cursor = (3, 4, 5)
     fig = triplanar_figure(volume, affine, cursor=cursor)
     axial = heatmaps(fig)[0]
-    assert "mm" in axial.hovertemplate and "%{z" in axial.hovertemplate
+    x_mm, y_mm, z_mm = voxel_to_mm(affine, cursor)
+    # Axial: x and y are the pixel's own (the heatmap axes are in mm), z the slice's.
+    assert axial.hovertemplate.startswith(f"x %{{x:.1f}} mm, y %{{y:.1f}} mm, z {z_mm:.1f} mm")
+    assert "%{z" in axial.hovertemplate
+    sagittal = heatmaps(fig)[2]
+    assert sagittal.hovertemplate.startswith(f"x {x_mm:.1f} mm, y %{{x:.1f}} mm, z %{{y:.1f}} mm")
     custom = np.asarray(axial.customdata)
-    assert custom.shape == (14, 12, 6)
-    # Pixel (row j=7, column i=10) of the axial slice at k=5 is voxel (10, 7, 5).
-    np.testing.assert_allclose(custom[7, 10, :3], voxel_to_mm(affine, (10, 7, 5)), atol=0.05)
-    np.testing.assert_array_equal(custom[7, 10, 3:], [10, 7, 5])
+    assert custom.shape == (14, 12, 3) and custom.dtype == np.int16
+    # Pixel (row j=7, column i=10) of the axial slice at k=5 is voxel (10, 7, 5), and the
+    # heatmap's axes put it at that voxel's mm.
+    np.testing.assert_array_equal(custom[7, 10], [10, 7, 5])
+    np.testing.assert_allclose((axial.x[10], axial.y[7]), voxel_to_mm(affine, (10, 7, 5))[:2])
 
 
 def test_fixed_value_range_and_crosshair_at_cursor(volume, affine):

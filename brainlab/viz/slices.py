@@ -28,11 +28,14 @@ _AXIS_NAMES = ("x", "y", "z")
 _EDGE_LETTERS = {"axial": ("L", "R"), "coronal": ("L", "R"), "sagittal": ("P", "A")}
 _CROSSHAIR = dict(color="rgba(255, 214, 0, 0.75)", width=1)
 
-_HOVER = (
-    "x %{customdata[0]:.1f} mm, y %{customdata[1]:.1f} mm, z %{customdata[2]:.1f} mm"
-    "<br>voxel (%{customdata[3]}, %{customdata[4]}, %{customdata[5]})"
-    "<br>%{meta}: %{z:.3f}<extra></extra>"
-)
+def _hover_template(plane: str, fixed_mm: float) -> str:
+    """Value, MNI mm and voxel of the pixel under the mouse: the two in-plane mm come
+    from the heatmap's own x/y, the slice's from ``fixed_mm``, the voxel from customdata."""
+    fixed, horizontal, vertical = _PLANE_AXES[plane]
+    mm = {fixed: f"{fixed_mm:.1f}", horizontal: "%{x:.1f}", vertical: "%{y:.1f}"}
+    return (", ".join(f"{_AXIS_NAMES[a]} {mm[a]} mm" for a in range(3))
+            + "<br>voxel (%{customdata[0]}, %{customdata[1]}, %{customdata[2]})"
+            "<br>%{meta}: %{z:.3f}<extra></extra>")
 
 
 def grid_geometry(affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -88,16 +91,19 @@ def _axis_mm(origin, spacing, axis: int, n: int) -> np.ndarray:
     return origin[axis] + spacing[axis] * np.arange(n)
 
 
-def _plane_customdata(shape, origin, spacing, plane: str, index: int) -> np.ndarray:
-    """(rows, cols, 6): x, y, z in mm then voxel i, j, k for every displayed pixel."""
+def _plane_customdata(shape, plane: str, index: int) -> np.ndarray:
+    """(rows, cols, 3) int16: voxel i, j, k of every displayed pixel.
+
+    Small integers on purpose: the figure goes to the browser on every slider move,
+    and per-pixel float64 mm coordinates made up most of its 0.8 MB.
+    """
     fixed, horizontal, vertical = _PLANE_AXES[plane]
     rows, cols = shape[vertical], shape[horizontal]
-    voxel = np.empty((rows, cols, 3))
+    voxel = np.empty((rows, cols, 3), dtype=np.int16)
     voxel[..., horizontal] = np.arange(cols)[None, :]
     voxel[..., vertical] = np.arange(rows)[:, None]
     voxel[..., fixed] = index
-    mm = origin + voxel * spacing
-    return np.concatenate([np.round(mm, 1), voxel], axis=-1)
+    return voxel
 
 
 def _axis_suffix(row: int, col: int) -> str:
@@ -155,8 +161,8 @@ def triplanar_grid(volumes: Mapping[str, np.ndarray], affine: np.ndarray,
     shapes = []
     layout = {}
     traces = []
-    customdata = {p: _plane_customdata(shape, origin, spacing, p, cursor[_PLANE_AXES[p][0]])
-                  for p in PLANES}
+    customdata = {p: _plane_customdata(shape, p, cursor[_PLANE_AXES[p][0]]) for p in PLANES}
+    hover = {p: _hover_template(p, cursor_mm[_PLANE_AXES[p][0]]) for p in PLANES}
 
     for row, (name, array) in enumerate(zip(labels, arrays), start=1):
         if row_ranges is not None:
@@ -179,7 +185,7 @@ def triplanar_grid(volumes: Mapping[str, np.ndarray], affine: np.ndarray,
                 z=plane_slice(array, plane, cursor[fixed]),
                 x=_axis_mm(origin, spacing, horizontal, shape[horizontal]),
                 y=_axis_mm(origin, spacing, vertical, shape[vertical]),
-                customdata=customdata[plane], hovertemplate=_HOVER, meta=value_name,
+                customdata=customdata[plane], hovertemplate=hover[plane], meta=value_name,
                 coloraxis=axis_name, name=f"{name} {plane}", xaxis=f"x{suffix}", yaxis=f"y{suffix}",
             ))
             if crosshair:
