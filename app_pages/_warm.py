@@ -96,7 +96,11 @@ def warm_sidebar(cohort) -> None:
         _warm_line(str(cohort.fingerprint), cohort)
 
 
-@st.fragment(run_every=2.0)
+# A line for a minutes-long warm-up: polled slowly, the polls' CPU goes to the warm-up.
+WARM_POLL_S = 5.0
+
+
+@st.fragment(run_every=WARM_POLL_S)
 def _warm_line(fingerprint: str, _cohort) -> None:
     warming = warm_up(_cohort)
     if warming is None or warming.finished.is_set():

@@ -135,3 +135,21 @@ def test_run_plan_starts_an_item_only_after_the_results_it_reads():
     assert sorted(label for kind, label in events if kind == "end") == ["a", "b", "c", "d"]
     assert events.index(("start", "b")) > events.index(("end", "a"))
     assert events.index(("start", "c")) < events.index(("end", "a"))  # two lanes at once
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_encoder_latents_reuse_the_autoencoder_codes(fixture_models_only, tiny):
+    from brainlab.analysis.latents import encode_cohort
+
+    store = fixture_models_only
+    checkpoints = derived_results.default_checkpoints(tiny)
+    encoder = checkpoints["encoder"].model
+    mri_ae = derived_results.latents(tiny, "mri-ae", checkpoints["mri-ae"])
+    z = derived_results.latents(tiny, "encoder", checkpoints["encoder"])
+    np.testing.assert_allclose(z, encode_cohort(encoder, tiny), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(mri_ae, encode_cohort(checkpoints["mri-ae"].model, tiny),
+                               rtol=1e-5, atol=1e-5)
+    # One set of codes per distinct autoencoder: shared when the GAN's is the MRI-AE.
+    same = (derived_results.weights_digest(encoder.gan.autoencoder)
+            == derived_results.weights_digest(checkpoints["mri-ae"].model))
+    assert len(list((store.root / "autoencoder-codes").iterdir())) == (1 if same else 2)

@@ -166,8 +166,51 @@ def latents(cohort, representation: str, checkpoint=None, progress: ProgressCall
         _expect(checkpoint, (rep.model_type,), rep.label)
     key = latents_key(cohort, representation, checkpoint)
     model = checkpoint.model if rep.model_type is not None else None
-    return _cached(key, lambda: representation_features(representation, cohort, model, progress),
-                   store, progress, f"computing {rep.label}")
+
+    def compute():
+        if representation == "mri-ae":
+            return autoencoder_codes(cohort, model, progress, store)
+        if representation == "encoder":
+            # E = mapper(whiten(autoencoder codes)): the image half is the GAN's frozen
+            # autoencoder, usually the shipped MRI-AE, whose codes are stored already.
+            import torch
+
+            codes = autoencoder_codes(cohort, model.gan.autoencoder, progress, store)
+            with torch.inference_mode():
+                model.eval()
+                return model.encode_codes(torch.from_numpy(codes)).float().numpy()
+        return representation_features(representation, cohort, model, progress)
+
+    return _cached(key, compute, store, progress, f"computing {rep.label}")
+
+
+def weights_digest(module) -> str:
+    """24 hex characters of SHA-256 over a module's state (names, dtypes, shapes, bytes)
+    and its precision settings: equal digests mean the module computes the same thing."""
+    import hashlib
+
+    import torch
+
+    digest = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        tensor = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    digest.update(f"bf16={getattr(module, 'use_bf16', False)}|channels_last="
+                  f"{getattr(module, 'use_channels_last', False)}".encode())
+    return digest.hexdigest()[:24]
+
+
+def autoencoder_codes(cohort, autoencoder, progress: ProgressCallback = None,
+                      store: ResultStore | None = None) -> np.ndarray:
+    """(n_subjects, code_dim) float32 codes of an MRI autoencoder, keyed by its weights, so
+    the MRI-AE latent map and the GAN encoder (which holds a copy of that autoencoder)
+    encode the cohort once between them."""
+    from brainlab.analysis.latents import encode_cohort
+
+    key = _key("autoencoder-codes", cohort, {}, {"weights": weights_digest(autoencoder)})
+    return _cached(key, lambda: encode_cohort(autoencoder, cohort, progress=progress)
+                   .astype(np.float32), store, progress, "encoding the cohort")
 
 
 def _projection_settings(representation, method, dims, neighbors, min_dist, seed) -> dict:
@@ -645,8 +688,10 @@ def warm_plan(cohort, checkpoints: dict[str, Checkpoint] | None = None,
     for rep_key in planned:
         rep = REPRESENTATIONS[rep_key]
         model = chosen.get(rep.model_type) if rep.model_type else None
+        # The GAN encoder's latents reuse the MRI-AE's stored codes (see ``latents``).
+        after = [latent_keys["mri-ae"]] if rep_key == "encoder" and "mri-ae" in latent_keys else []
         latent_keys[rep_key] = add(f"latents: {rep.label}", latents_key, latents, 2, cohort,
-                                   rep_key, model)
+                                   rep_key, model, needs=after)
         for method in ("pca", "umap"):
             for dims in (2, 3):
                 add(f"{method.upper()} {dims}D: {rep.label}", projection_key, projection,

@@ -125,7 +125,12 @@ class LatentEncoder(BrainlabModel):
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 1, D, H, W) in [0, 1] -> (B, latent_dim) z = E(x), no refinement."""
         x = self._check_images(x)
-        return self.mapper(self.gan.whiten(self.gan.encode_images(x)))
+        return self.encode_codes(self.gan.encode_images(x))
+
+    def encode_codes(self, codes: torch.Tensor) -> torch.Tensor:
+        """(B, code_dim) codes of the GAN's frozen autoencoder -> (B, latent_dim) z: E
+        after its image encoder, for codes that are already at hand."""
+        return self.mapper(self.gan.whiten(codes.to(self.device).float()))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.encode(x)
