@@ -44,8 +44,10 @@ if has_images:
     st.header("Mean brains")
     means = cohort_mean_images(cohort)
     value_range = intensity_range(cohort)
-    by_sex, by_bin = st.tabs(["by sex", "by age bin"])
-    with by_sex:
+    # A radio, not tabs: tabs render both grids on every slice move, a radio only the one shown.
+    grouping = url_choice(st.radio, "Mean brains", ["by sex", "by age bin"], "means", "by sex",
+                          horizontal=True, label_visibility="collapsed")
+    if grouping == "by sex":
         st.plotly_chart(triplanar_grid(
             {f"{'female' if s == 'F' else 'male'} (n={means['sex_counts'][s]})": v
              for s, v in means["sex"].items()},
@@ -53,7 +55,7 @@ if has_images:
             width="stretch")
         st.caption("Average brain of each sex at the same slices: look for overall size "
                    "(men's brains are larger on average) rather than shape.")
-    with by_bin:
+    else:
         st.plotly_chart(triplanar_grid(
             {f"{label} (n={means['age_bin_counts'][label]})": v
              for label, v in means["age_bin"].items()},

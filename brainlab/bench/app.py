@@ -38,6 +38,7 @@ CHROMIUM = Path(os.environ.get("BRAINLAB_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-dev-shm-usage"]
 QUIET_S = 1.0
+CONTROLS_WAIT_S = 3.0   # how long a settled page may take to show its first control
 GOALS = {"first_page_cold_s": 60.0, "class_ready_after_first_page_s": 180.0, "page_s": 3.0,
          "control_s": 1.0, "idle_cpu_percent": 2.0}
 RUNNING = '[data-testid="stStatusWidget"]'
@@ -156,6 +157,11 @@ def _nudge_controls(page, timeout_s: float) -> dict[str, float]:
     page body: the sidebar's first select is the cohort picker, which would switch cohort)."""
     figures: dict[str, float] = {}
     body = page.locator('[data-testid="stMain"]')
+    # A fragment may draw its controls just after the page settled: give them a moment.
+    controls = body.locator('[data-testid="stSlider"], [data-testid="stSelectbox"]')
+    deadline = time.monotonic() + CONTROLS_WAIT_S
+    while controls.count() == 0 and time.monotonic() < deadline:
+        page.wait_for_timeout(100)
     # Streamlit's slider thumb is an <input type="range"> (older releases: role="slider").
     slider = body.locator('[data-testid="stSlider"] input[type="range"], '
                           '[data-testid="stSlider"] [role="slider"]')
