@@ -135,12 +135,18 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+_SCRIPT_STATE = ("() => { const app = document.querySelector('[data-test-script-state]');"
+                 " return app ? app.getAttribute('data-test-script-state') : null; }")
+
+
 def wait_until_idle(page, timeout_s: float) -> None:
-    """Wait until Streamlit's running indicator has been gone for a moment."""
+    """Wait until no script run has been going for a moment (Streamlit's script state on
+    the app element; the status widget is hidden by the minimal toolbar)."""
     deadline = time.monotonic() + timeout_s
     quiet_since = None
     while time.monotonic() < deadline:
-        if page.locator('[data-testid="stStatusWidget"]').count() == 0:
+        if (page.evaluate(_SCRIPT_STATE) not in ("initial", "running")
+                and page.locator('[data-testid="stStatusWidget"]').count() == 0):
             quiet_since = quiet_since or time.monotonic()
             if time.monotonic() - quiet_since > 1.5:
                 return
