@@ -9,17 +9,18 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from brainlab.analysis.cohort_means import sex_and_age_means
+from brainlab.analysis import derived_results
 from brainlab.data import PRESET_NAMES, Cohort
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
 def _means(fingerprint: str, _cohort: Cohort) -> dict:
-    return sex_and_age_means(_cohort)
+    return derived_results.cohort_means(_cohort)  # on disk after the first time (or warm)
 
 
 def cohort_mean_images(cohort: Cohort) -> dict:
-    """``brainlab.analysis.cohort_means.sex_and_age_means`` once per cohort (read-only)."""
+    """``brainlab.analysis.cohort_means.sex_and_age_means`` once per cohort (read-only),
+    kept in the result store."""
     with st.spinner(f"Averaging {len(cohort)} brains (once per cohort) …"):
         return _means(cohort.fingerprint, cohort)
 

@@ -13,6 +13,7 @@ from brainlab.analysis.conditional_generation import generate_conditioned
 from brainlab.analysis.gan_walks import frames_to_nifti_bytes
 from brainlab.viz import difference_figure, triplanar_grid
 from brainlab.viz.gan_plots import sample_grid_figure, thumbnail_strip_figure
+from app_pages._cohort_views import cohort_mean_images
 from app_pages._state import url_choice, url_number
 
 
@@ -24,8 +25,16 @@ def _conditioned(gan_key: str, sex: str, age, n: int, seed: int, _gan) -> tuple[
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
+def _swapped(gan_key: str, sex: str, age, n: int, seed: int, _gan) -> np.ndarray:
+    """The first of ``_conditioned``'s samples (same z: the first of the n drawn) at ``sex``."""
+    z = _gan.sample_latent(n, seed)[:1]
+    return generate_conditioned(_gan, [sex], [age], z=z)[0]
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
 def _sweep(gan_key: str, cohort_key: str, sex: str, ages: tuple, seed: int, _gan, _cohort):
-    return ageing_sweep(_gan, sex, list(ages), seed=seed, cohort=_cohort)
+    means = cohort_mean_images(_cohort) if _cohort.images is not None else None
+    return ageing_sweep(_gan, sex, list(ages), seed=seed, cohort=_cohort, means=means)
 
 
 def _age_control(gan, column):
@@ -63,18 +72,18 @@ def conditional_section(gan, gan_key: str, cohort, affine, plane: str) -> None:
                     width="stretch", key="conditioned_grid")
     st.caption(f"{n} samples at {sex}, {age_label} (seed {seed}), generated in "
                f"{seconds * 1000:.0f} ms ({seconds * 1000 / n:.1f} ms per sample).")
-    _sex_swap(gan, gan_key, sex, age, age_label, seed, affine)
+    _sex_swap(gan, gan_key, volumes[0], sex, age, age_label, n, seed, affine)
     _sweep_view(gan, gan_key, cohort, sex, seed, affine, plane)
 
 
-def _sex_swap(gan, gan_key, sex, age, age_label, seed, affine) -> None:
-    """The first sample beside the same z with the other sex: the size of the change."""
+def _sex_swap(gan, gan_key, first, sex, age, age_label, n, seed, affine) -> None:
+    """The first sample (``first``) beside the same z with the other sex: the size of
+    the change."""
     others = [s for s in gan.condition_spec.sexes if s != sex]
     if not others:
         return
     other = others[0]
-    first = _conditioned(gan_key, sex, age, 2, seed, gan)[0][0]
-    swapped = _conditioned(gan_key, other, age, 2, seed, gan)[0][0]
+    swapped = _swapped(gan_key, other, age, n, seed, gan)
     changed = changed_voxels(swapped[None], first)[0]
     cc = brain_volume_cc(np.stack([first, swapped]), affine)
     st.plotly_chart(triplanar_grid({f"{sex}, {age_label}": first,

@@ -107,12 +107,13 @@ def tour_steps(cohort_source: str = "hcp-ya", live_gan: bool = False) -> list[To
              LIVE_GAN_PAGE if live_gan else GAN_LAB_PAGE, ("mri-ae",) if live_gan else ("gan",),
              note=live_note),
         step(7, "Interpolation, and an age edit with its check",
-             "Further down the GAN lab: under Interpolation, walk from one synthetic brain to "
-             "another; under Attribute directions, push one along the age direction and see "
-             "whether the brain-age model agrees that it aged."
+             "The GAN lab's Interpolation section walks from one synthetic brain to "
+             "another; then switch to its Attribute directions section, push one along the "
+             "age direction and see whether the brain-age model agrees that it aged."
              + (" Full strength: decades of ageing." if ageing else ""),
              "Does the edit change only age, or also sex and head size?",
-             "gan_lab", ("gan", "encoder", "sex-clf", "age-model"), ends="seeds", method="slerp",
+             "gan_lab", ("gan", "encoder", "sex-clf", "age-model"), section="walk", ends="seeds",
+             method="slerp",
              frames=8, attribute="age", conditional=1, strength=3.0 if ageing else 2.0),
         step(8, "Classifiers on real vs synthetic brains",
              ("The brain-age model on real brains and on GAN samples: do samples span the "

@@ -70,6 +70,20 @@ def test_sweep_holds_z_and_moves_age(gan, cohort):
     assert f"r = {sweep.map_correlation:+.2f}" in ageing_summary(sweep)
 
 
+def test_sweep_reads_true_frames_from_the_cohort_means(gan, cohort):
+    from brainlab.analysis.cohort_means import sex_and_age_means
+
+    ages = sweep_ages(gan, count=3)
+    means = sex_and_age_means(cohort)
+    computed = ageing_sweep(gan, "F", ages, seed=1, cohort=cohort)
+    stored = ageing_sweep(gan, "F", ages, seed=1, cohort=cohort, means=means)
+    assert np.allclose(stored.true, computed.true, atol=1e-5)
+    # A means dict without the needed cells falls back to averaging the images.
+    partial = {"sex_by_age_bin": {}}
+    assert np.allclose(ageing_sweep(gan, "F", ages, seed=1, cohort=cohort, means=partial).true,
+                       computed.true, atol=1e-5)
+
+
 def test_nearest_bins_skip_bins_without_that_sex(cohort):
     only_young_women = cohort.table[(cohort.table["sex"] == "M") | (cohort.table["age_bin"] == 0)]
     thinned = replace(cohort, table=only_young_women.reset_index(drop=True), images=None)

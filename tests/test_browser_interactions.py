@@ -136,7 +136,7 @@ def test_one_interaction_per_page(served_tiny_app, tmp_path):
             screenshot(page, tmp_path, "latent_space")
 
             # GAN lab: move the interpolation's frame slider; the shown frame follows.
-            open_page(page, f"{base}/gan_lab?cohort=tiny", "GAN lab",
+            open_page(page, f"{base}/gan_lab?cohort=tiny&section=walk", "GAN lab",
                       ".st-key-walk_frame .js-plotly-plot")
             wait_for_text(page, ".st-key-walk_frame .gtitle", r"^frame 0 of")
             page.locator(".st-key-url_frame input[type='range']").focus()

@@ -32,52 +32,83 @@ def charts(at: AppTest) -> dict[str, dict]:
 
 # ---------------------------------------------------------------- GAN lab
 
-def test_gan_lab_with_models(with_models):
-    at = open_page("gan_lab")
-    headers = [h.value for h in at.header]
-    assert headers == ["Samples", "Generate: sex, age", "Interpolation", "Attribute directions"]
+SECTION_CHARTS = {
+    "samples": ("Samples", ("sample_grid",)),
+    "generate": ("Generate: sex, age", ("conditioned_grid", "conditioned_swap", "sweep_generated",
+                                        "sweep_true", "sweep_maps")),
+    "walk": ("Interpolation", ("walk_frame", "walk_animation", "walk_strip")),
+    "edit": ("Attribute directions", ("edit_brains", "edit_effectiveness", "edit_difference")),
+}
+
+
+@pytest.mark.parametrize("section", list(SECTION_CHARTS))
+def test_gan_lab_sections_with_models(with_models, section):
+    at = open_page("gan_lab", section=section)
+    header, keys = SECTION_CHARTS[section]
+    assert [h.value for h in at.header] == [header]  # one section per run
     specs = charts(at)
-    for key in ("sample_grid", "conditioned_grid", "conditioned_swap", "sweep_generated",
-                "sweep_true", "sweep_maps", "walk_frame", "walk_animation", "walk_strip", "edit_brains",
-                "edit_effectiveness", "edit_difference"):
-        assert key in specs, f"chart {key!r} missing; found {sorted(specs)}"
-    assert len(specs["walk_animation"]["frames"]) == widget(at.slider, "Frames").value
+    assert set(specs) == set(keys), f"section {section!r} drew {sorted(specs)}"
+    assert len(at.caption) >= len(specs)
+    assert query(at, "section") == section
+
+
+def test_gan_lab_opens_on_samples_and_switches_section(with_models):
+    at = open_page("gan_lab")
+    assert [h.value for h in at.header] == ["Samples"]
     labels = {m.label for m in at.metric}
     calibrated = {"Normalised Fréchet", "Two-sample AUC", "Diversity", "Flagged as copies"}
     assert calibrated <= labels or {"Fréchet ratio (uncalibrated)", "Two-sample AUC"} <= labels
-    assert "Correlation with the true effect (this brain)" in labels  # phantom: truth map shown
-    assert [b.label for b in at.get("download_button")] == [
-        "Download the sweep (4D NIfTI)", "Download 4D NIfTI", "Download PNG strip"]
-    assert len(at.caption) >= len(specs)
-    assert query(at, "seed") == "0" and query(at, "method") == "slerp"
+    assert query(at, "seed") == "0"
+    widget(at.radio, "Section").set_value("walk")
+    rerun(at)
+    assert [h.value for h in at.header] == ["Interpolation"]
+    assert len(charts(at)["walk_animation"]["frames"]) == widget(at.slider, "Frames").value
+    assert [b.label for b in at.get("download_button")] == ["Download 4D NIfTI", "Download PNG strip"]
+    assert query(at, "method") == "slerp" and query(at, "section") == "walk"
+    widget(at.radio, "Section").set_value("generate")
+    rerun(at)
+    assert [b.label for b in at.get("download_button")] == ["Download the sweep (4D NIfTI)"]
+    widget(at.radio, "Section").set_value("edit")
+    rerun(at)
+    assert "Correlation with the true effect (this brain)" in {m.label for m in at.metric}
 
 
 def test_gan_lab_sliders_change_the_output(with_models):
-    at = open_page("gan_lab")
+    at = open_page("gan_lab", section="walk")
     before = charts(at)
     widget(at.slider, "Frame").set_value(3)
-    widget(at.slider, "Strength").set_value(-1.5)
     after = charts(rerun(at))
     assert after["walk_frame"]["layout"]["title"]["text"].startswith("frame 3 of")
     assert after["walk_frame"]["data"][0]["z"] != before["walk_frame"]["data"][0]["z"]
+    assert query(at, "frame") == "3"
+    at = open_page("gan_lab", section="edit")
+    before = charts(at)
+    widget(at.slider, "Strength").set_value(-1.5)
+    after = charts(rerun(at))
     assert after["edit_brains"]["data"][3]["z"] != before["edit_brains"]["data"][3]["z"]
-    assert query(at, "frame") == "3" and query(at, "strength") == "-1.5"
+    assert query(at, "strength") == "-1.5"
 
 
 def test_gan_lab_url_reproduces_the_view(with_models):
-    at = open_page("gan_lab", seed=5, n=4, method="lerp", frames=5, attribute="sex")
+    params = dict(seed=5, n=4, method="lerp", frames=5, attribute="sex")
+    at = open_page("gan_lab", **params)
     assert widget(at.number_input, "Seed").value == 5
     assert widget(at.slider, "Samples").value == 4
+    at = open_page("gan_lab", section="walk", **params)
     assert widget(at.radio, "Path").value == "lerp"
-    assert widget(at.radio, "Attribute").value == "sex"
     assert len(charts(at)["walk_animation"]["frames"]) == 5
+    assert query(at, "attribute") == "sex"  # another section's setting stays in the link
+    at = open_page("gan_lab", section="edit", **params)
+    assert widget(at.radio, "Attribute").value == "sex"
 
 
 def test_gan_lab_with_real_subject_endpoints(with_models, tiny):
     first, second = tiny.subject_ids[:2]
-    at = open_page("gan_lab", ends="subjects", refine=0, estart="subject", **{"from": first, "to": second})
+    params = dict(ends="subjects", refine=0, estart="subject", **{"from": first, "to": second})
+    at = open_page("gan_lab", section="walk", **params)
     assert widget(at.selectbox, "From subject").value == first
-    assert "walk_frame" in charts(at) and "edit_brains" in charts(at)
+    assert "walk_frame" in charts(at)
+    assert "edit_brains" in charts(open_page("gan_lab", section="edit", **params))
 
 
 def test_gan_lab_without_models(without_models):

@@ -37,7 +37,8 @@ def test_warm_computes_everything_once_then_finds_it(fixture_models_only, tiny, 
     first = _run_warm(capsys)
     assert first["failed"] == {} and first["hits"] == []
     labels = " | ".join(first["computed"])
-    for expected in ("latents: raw MRI voxels", "UMAP 3D: MRI-AE latent", "probes: morph-AE latent",
+    for expected in ("cohort mean brains", "latents: raw MRI voxels", "UMAP 3D: MRI-AE latent",
+                     "probes: morph-AE latent",
                      "reconstructions: mri-ae", "GAN samples", "real vs synthetic: sex-clf",
                      "directions (real)", "edit curve", "evaluation: gan"):
         assert expected in labels
@@ -61,6 +62,9 @@ def test_warm_computes_everything_once_then_finds_it(fixture_models_only, tiny, 
     comparison = derived_results.real_vs_synthetic(tiny, checkpoints["sex-clf"], checkpoints["gan"])
     assert comparison["samples"].shape[1:] == tiny.grid_shape
     assert comparison["summary"]["n_synthetic"] == derived_results.COMPARE_SAMPLES
+    means = derived_results.cohort_means(tiny)  # from the store, as the pages read them
+    assert set(means["sex"]) == {"F", "M"} and means["sex"]["F"].shape == tiny.grid_shape
+    assert sum(means["sex_counts"].values()) == len(tiny)
 
 
 @pytest.mark.usefixtures("one_torch_thread")

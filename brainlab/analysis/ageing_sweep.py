@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from brainlab.analysis.cohort_means import age_bin_label
 from brainlab.analysis.conditional_generation import generate_conditioned, require_conditional
 from brainlab.analysis.directions import direction_correlation
 from brainlab.errors import BrainlabInputError
@@ -99,10 +100,18 @@ def nearest_bins(cohort, ages, encoding: str, sex: str | None = None) -> list[in
     return [int(medians.index[np.argmin(np.abs(medians.to_numpy() - float(a)))]) for a in ages]
 
 
-def true_frames(cohort, sex: str, bins: list[int]) -> np.ndarray | None:
-    """(T, D, H, W) mean brains of ``sex`` in each of ``bins`` (None without images)."""
+def true_frames(cohort, sex: str, bins: list[int], means: dict | None = None
+                ) -> np.ndarray | None:
+    """(T, D, H, W) mean brains of ``sex`` in each of ``bins`` (None without images).
+
+    ``means``: the cohort's ``sex_and_age_means``, when already computed (or stored).
+    """
     if cohort is None or cohort.images is None or not bins:
         return None
+    cells = (means or {}).get("sex_by_age_bin", {})
+    stored = [cells.get(f"{age_bin_label(cohort, code)}|{sex}") for code in bins]
+    if all(cell is not None for cell in stored):
+        return np.stack(stored).astype(np.float32)
     table = cohort.table
     means = {}
     for code in sorted(set(bins)):
@@ -114,8 +123,10 @@ def true_frames(cohort, sex: str, bins: list[int]) -> np.ndarray | None:
     return np.stack([means[b] for b in bins]).astype(np.float32)
 
 
-def ageing_sweep(gan, sex: str, ages, seed: int = 0, cohort=None, affine=None) -> AgeingSweep:
-    """One z (from ``seed``) at every age of ``ages``; the true frames from ``cohort``."""
+def ageing_sweep(gan, sex: str, ages, seed: int = 0, cohort=None, affine=None,
+                 means: dict | None = None) -> AgeingSweep:
+    """One z (from ``seed``) at every age of ``ages``; the true frames from ``cohort``
+    (from its ``sex_and_age_means`` when ``means`` holds them)."""
     require_conditional(gan)
     spec = gan.condition_spec
     sex = spec.check_sex(sex)
@@ -129,7 +140,8 @@ def ageing_sweep(gan, sex: str, ages, seed: int = 0, cohort=None, affine=None) -
                                                 else np.eye(4))
     true = None
     if cohort is not None:
-        true = true_frames(cohort, sex, nearest_bins(cohort, ages, spec.age_encoding, sex))
+        true = true_frames(cohort, sex, nearest_bins(cohort, ages, spec.age_encoding, sex),
+                           means)
     correlation = None
     if true is not None and true.shape == generated.shape:
         mask = (true[0] > BRAIN_THRESHOLD) | (generated[0] > BRAIN_THRESHOLD)

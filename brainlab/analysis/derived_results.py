@@ -264,7 +264,7 @@ def _probe_settings(representation: str, n_splits: int, seed: int) -> dict:
 
     return {"representation": representation, "folds": int(n_splits), "seed": int(seed),
             "models": list(MODEL_NAMES), "pca": [PRE_PCA_COMPONENTS, PCA_COMPONENTS],
-            "method": 2}  # bumped when the probe computation changes its numbers
+            "method": 3}  # bumped when the probe computation changes its numbers
 
 
 def probe_rows_key(cohort, representation: str, checkpoint=None, n_splits: int = PROBE_FOLDS,
@@ -391,6 +391,18 @@ def reconstructions(cohort, checkpoint, split: str = "test", progress: ProgressC
 
 
 # ---------------------------------------------------------------- GAN results
+
+def cohort_means_key(cohort) -> ResultKey:
+    return _key("cohort-means", cohort, {}, {})
+
+
+def cohort_means(cohort, progress: ProgressCallback = None, store: ResultStore | None = None) -> dict:
+    """Mean brains per sex, age bin and both: ``cohort_means.sex_and_age_means``."""
+    from brainlab.analysis.cohort_means import sex_and_age_means
+
+    return _cached(cohort_means_key(cohort), lambda: sex_and_age_means(cohort), store, progress,
+                   "averaging the cohort's brains")
+
 
 def gan_samples_key(gan, n: int = GAN_SAMPLES, seed: int = 0) -> ResultKey:
     return _key("gan-samples", None, {"gan": open_checkpoint(gan)}, {"n": int(n), "seed": int(seed)})
@@ -704,6 +716,8 @@ def warm_plan(cohort, checkpoints: dict[str, Checkpoint] | None = None,
         probe_keys[rep_key] = add(f"probes: {rep.label}", probe_table_key, probe_table, 10,
                                   cohort, rep_key, model, needs=needs)
     images = cohort.images is not None
+    if images:
+        add("cohort mean brains", cohort_means_key, cohort_means, 1, cohort)
     for model_type in ("mri-ae", "morph-ae"):
         if model_type in chosen and (images or model_type == "morph-ae"):
             add(f"reconstructions: {model_type}", reconstructions_key, reconstructions, 4,
