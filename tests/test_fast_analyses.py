@@ -32,6 +32,26 @@ def test_nearest_neighbours_match_the_direct_search_and_copies_are_at_zero(chunk
     np.testing.assert_array_equal(reference, kept)  # the caller's stack is not shifted
 
 
+@pytest.mark.parametrize("chunk", [1, 5, 64])
+def test_nearest_neighbours_over_brains_with_empty_background(chunk):
+    """References zero outside a (per-volume) brain, queries with energy everywhere: the
+    search over a block's non-zero voxels plus the queries' energy elsewhere is exact."""
+    rng = np.random.default_rng(1)
+    brains = rng.random((20, *SHAPE), dtype=np.float32) + 0.5
+    masks = np.zeros((20, *SHAPE), dtype=bool)
+    for i in range(20):
+        masks[i, 2 + i % 3:9, 3:11 - i % 2, 4:12] = True
+    reference = np.where(masks, brains, 0.0).astype(np.float32)
+    reference[7] = 0.0  # an empty volume: a block may have no active voxel at all
+    noisy = reference[[3, 12]] + 0.05 * rng.random((2, *SHAPE), dtype=np.float32)
+    queries = np.concatenate([reference[[5]], noisy, rng.random((4, *SHAPE), dtype=np.float32)])
+    distances, indices = nearest_neighbour_distances(queries, reference, chunk=chunk)
+    expected_distances, expected_indices = _direct_nearest(queries, reference)
+    np.testing.assert_array_equal(indices, expected_indices)
+    np.testing.assert_allclose(distances, expected_distances, rtol=1e-12, atol=1e-12)
+    assert distances[0] == 0.0 and list(indices[1:3]) == [3, 12]
+
+
 def test_nearest_neighbours_reject_another_grid():
     from brainlab.errors import BrainlabInputError
 

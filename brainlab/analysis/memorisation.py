@@ -40,8 +40,10 @@ def nearest_neighbour_distances(queries, reference, chunk: int = REFERENCE_CHUNK
     indices (n,) into reference).
 
     The search runs as float32 matrix products (||q||^2 + ||r||^2 - 2 q.r, after
-    shifting both sets by the queries' mean so the products do not cancel); the
-    winner's distance is then recomputed exactly in float64, so an exact copy
+    shifting both sets by the queries' mean so the products do not cancel) over the
+    voxels where some volume of the block is non-zero (skull-stripped brains leave
+    three quarters of the box empty); a query's energy elsewhere is added as it is.
+    The winner's distance is then recomputed exactly in float64, so an exact copy
     still gives 0 and every reported distance is the true one.
     """
     q = flatten_volumes(queries, "queries")
@@ -53,8 +55,7 @@ def nearest_neighbour_distances(queries, reference, chunk: int = REFERENCE_CHUNK
     if chunk < 1:
         raise BrainlabInputError(f"chunk must be >= 1; found {chunk}")
     offset = q.mean(axis=0, dtype=np.float64).astype(np.float32)
-    shifted = q - offset
-    query_norms = np.einsum("ij,ij->i", shifted, shifted, dtype=np.float64)
+    query_energy = np.einsum("ij,ij->i", q, q, dtype=np.float64)
     best = np.full(len(q), np.inf)  # approximate squared distances decide the winner
     best_exact = np.full(len(q), np.inf)
     best_index = np.zeros(len(q), dtype=np.int64)
@@ -64,10 +65,16 @@ def nearest_neighbour_distances(queries, reference, chunk: int = REFERENCE_CHUNK
             raise BrainlabInputError(
                 f"queries have {q.shape[1]} voxels but reference has {block.shape[1]}; "
                 f"expected the same grid")
-        shifted_block = block - offset  # a copy: the block may be the caller's own array
-        squared = (query_norms[:, None]
+        active = np.flatnonzero((block != 0).any(axis=0))
+        # Where the whole block is zero, ||q - r||^2 is the query's own energy there.
+        queries_here = q[:, active]
+        outside = query_energy - np.einsum("ij,ij->i", queries_here, queries_here, dtype=np.float64)
+        queries_here -= offset[active]
+        shifted_block = block[:, active] - offset[active]  # a copy, never the caller's array
+        squared = (np.einsum("ij,ij->i", queries_here, queries_here, dtype=np.float64)[:, None]
                    + np.einsum("ij,ij->i", shifted_block, shifted_block, dtype=np.float64)
-                   - 2.0 * (shifted @ shifted_block.T).astype(np.float64))
+                   - 2.0 * (queries_here @ shifted_block.T).astype(np.float64)
+                   + outside[:, None])
         nearest = squared.argmin(axis=1)
         nearest_squared = squared[np.arange(len(q)), nearest]
         closer = np.flatnonzero(nearest_squared < best)
