@@ -82,7 +82,13 @@ if has_images:
                         "CSF grows."))
     else:
         st.info(age_contrast_problem(means))
+    # One effect at a time, like the mean brains: a slice move redraws one figure.
+    shown = url_choice(st.radio, "Effect", [e[2] for e in effects], "effect", "sex",
+                       horizontal=True, label_visibility="collapsed",
+                       format_func={e[2]: e[0] for e in effects}.get) if len(effects) > 1 else "sex"
     for name, difference, effect, caption in effects:
+        if effect != shown:
+            continue
         if difference is None:
             st.info(f"{name}: one of the groups is empty in this cohort.")
             continue

@@ -74,12 +74,12 @@ def tour_steps(cohort_source: str = "hcp-ya", live_gan: bool = False) -> list[To
              "What differs between the women's and the men's mean brain: shape, or size?",
              "cohort", feature="ventricles_cc" if ageing else "icv_cc"),
         step(2, "Sex and age difference maps, beside the truth",
-             "Under Sex and age effects, the observed M − F and oldest − youngest mean "
-             "differences sit beside the phantom's true effect maps. "
+             "Under Sex and age effects, the observed mean difference sits beside the "
+             "phantom's true effect map: switch between M − F and oldest − youngest. "
              + ("Across 70 years of ageing the ventricles and sulci widen clearly."
                 if ageing else "In young adults ageing is small; sex (head size) dominates."),
              "Where does the observed map disagree with the truth, and why (noise, "
-             "confounds, small groups)?", "cohort"),
+             "confounds, small groups)?", "cohort", effect="age" if ageing else "sex"),
         step(3, "Autoencoder reconstructions and what they lose",
              "An autoencoder squeezes each brain through a small code and rebuilds it. "
              "Compare original and reconstruction on subjects it never trained on.",

@@ -156,7 +156,15 @@ def test_phantom_cohort_overlays_truth():
     at = open_page("tiny", "cohort")
     specs = chart_specs(at)
     differences = [s for s in specs if "mean difference" in (s["layout"].get("title") or {}).get("text", "")]
-    assert differences and all(len(s["data"]) == 6 for s in differences)
+    assert len(differences) == 1 and len(differences[0]["data"]) == 6  # one effect at a time
+    assert differences[0]["layout"]["title"]["text"] == "M − F mean difference"
+    widget(at.radio, "Effect").set_value("age")
+    rerun(at)
+    differences = [s for s in chart_specs(at)
+                   if "mean difference" in (s["layout"].get("title") or {}).get("text", "")]
+    assert len(differences) == 1 and " − " in differences[0]["layout"]["title"]["text"]
+    assert "M − F" not in differences[0]["layout"]["title"]["text"]
+    assert at.query_params["effect"] in ("age", ["age"])
     morph = specs[-1]
     assert any("true curve" in t.get("name", "") for t in morph["data"])
 
