@@ -213,3 +213,26 @@ def test_feature_vs_age_uses_bins_when_ages_are_missing(table):
 def test_cohort_plot_errors(table, call, message):
     with pytest.raises(BrainlabInputError, match=message):
         call(table)
+
+
+def test_triplanar_grid_lays_out_subplots_as_make_subplots_does(volume, affine):
+    """The figure is assembled as one dict; its axes and plane titles are make_subplots'."""
+    from plotly.subplots import make_subplots
+
+    fig = triplanar_grid({"a": volume, "b": volume + 1.0}, affine, cursor=(2, 3, 4))
+    layout = fig.layout.to_plotly_json()
+    widths = [fig.layout[f"xaxis{s}"].domain[1] - fig.layout[f"xaxis{s}"].domain[0]
+              for s in ("", "2", "3")]
+    reference = make_subplots(rows=2, cols=3, column_widths=widths, horizontal_spacing=0.03,
+                              vertical_spacing=0.08).layout
+    for suffix in ("", "2", "3", "4", "5", "6"):
+        for axis in ("xaxis", "yaxis"):
+            assert layout[f"{axis}{suffix}"]["anchor"] == reference[f"{axis}{suffix}"].anchor
+            np.testing.assert_allclose(layout[f"{axis}{suffix}"]["domain"],
+                                       reference[f"{axis}{suffix}"].domain, atol=1e-9)
+    titles = [a for a in layout["annotations"] if a.get("xref") == "paper"]
+    assert [t["text"].split()[0] for t in titles] == ["axial", "coronal", "sagittal"]
+    for title, suffix in zip(titles, ("", "2", "3")):
+        assert title["x"] == pytest.approx(sum(layout[f"xaxis{suffix}"]["domain"]) / 2)
+        assert title["y"] == pytest.approx(layout["yaxis"]["domain"][1])
+    assert layout["yaxis"]["title"]["text"] == "a" and layout["yaxis4"]["title"]["text"] == "b"

@@ -9,6 +9,8 @@ coronal and sagittal views, with one millimetre the same length on both axes.
 
 from __future__ import annotations
 
+import functools
+import json
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -112,6 +114,21 @@ def _axis_suffix(row: int, col: int) -> str:
     return "" if n == 1 else str(n)
 
 
+@functools.lru_cache(maxsize=32)
+def _subplot_axis_domains(rows: int, widths: tuple[float, ...], vertical_spacing: float) -> str:
+    """make_subplots' axes (anchors and domains) of a rows x 3 grid, as JSON."""
+    figure = make_subplots(rows=rows, cols=3, column_widths=list(widths), horizontal_spacing=0.03,
+                           vertical_spacing=vertical_spacing)
+    axes = {name: value for name, value in figure.layout.to_plotly_json().items()
+            if name.startswith(("xaxis", "yaxis"))}
+    return json.dumps(axes)
+
+
+def _subplot_axes(rows: int, widths: tuple[float, ...], vertical_spacing: float) -> dict:
+    """A fresh copy of the grid's axis layout (computed once per geometry)."""
+    return json.loads(_subplot_axis_domains(rows, widths, vertical_spacing))
+
+
 def triplanar_grid(volumes: Mapping[str, np.ndarray], affine: np.ndarray,
                    cursor: Sequence[int] | None = None,
                    value_range: tuple[float, float] | None = None,
@@ -149,17 +166,19 @@ def triplanar_grid(volumes: Mapping[str, np.ndarray], affine: np.ndarray,
     widths = [extent[_PLANE_AXES[p][1]] for p in PLANES]
 
     # Plane and slice position above each column; the row's label goes on its left axis.
+    # Plane and slice position above each column; the row's label goes on its left axis.
     titles = [f"{plane} {_AXIS_NAMES[_PLANE_AXES[plane][0]]} = {cursor_mm[_PLANE_AXES[plane][0]]:.0f} mm"
-              if row == 0 else "" for row in range(len(labels)) for plane in PLANES]
-    fig = make_subplots(rows=len(labels), cols=3, column_widths=widths,
-                        horizontal_spacing=0.03,
-                        vertical_spacing=min(0.08, 0.3 / max(1, len(labels))),
-                        subplot_titles=titles)
-    # Shapes, annotations and axis settings are collected and set once: adding them
-    # one by one makes plotly re-validate the whole layout each time (slow).
-    annotations = [dict(annotation.to_plotly_json(), yshift=10) for annotation in fig.layout.annotations]
+              for plane in PLANES]
+    # The figure is assembled as one dict and validated once: plotly's update_layout on
+    # a make_subplots figure re-validated every axis, shape and annotation (6x slower).
+    layout = _subplot_axes(len(labels), tuple(float(w) for w in widths),
+                           min(0.08, 0.3 / max(1, len(labels))))
+    annotations = [dict(font=dict(size=16), showarrow=False, text=text,
+                        x=sum(layout[f"xaxis{_axis_suffix(1, col)}"]["domain"]) / 2,
+                        xanchor="center", xref="paper", y=layout["yaxis"]["domain"][1],
+                        yanchor="bottom", yref="paper")
+                   for col, text in enumerate(titles, start=1)]
     shapes = []
-    layout = {}
     traces = []
     customdata = {p: _plane_customdata(shape, p, cursor[_PLANE_AXES[p][0]]) for p in PLANES}
     hover = {p: _hover_template(p, cursor_mm[_PLANE_AXES[p][0]]) for p in PLANES}
@@ -181,8 +200,8 @@ def triplanar_grid(volumes: Mapping[str, np.ndarray], affine: np.ndarray,
         for col, plane in enumerate(PLANES, start=1):
             fixed, horizontal, vertical = _PLANE_AXES[plane]
             suffix = _axis_suffix(row, col)
-            traces.append(go.Heatmap(
-                z=plane_slice(array, plane, cursor[fixed]),
+            traces.append(dict(
+                type="heatmap", z=plane_slice(array, plane, cursor[fixed]),
                 x=_axis_mm(origin, spacing, horizontal, shape[horizontal]),
                 y=_axis_mm(origin, spacing, vertical, shape[vertical]),
                 customdata=customdata[plane], hovertemplate=hover[plane], meta=value_name,
@@ -203,17 +222,15 @@ def triplanar_grid(volumes: Mapping[str, np.ndarray], affine: np.ndarray,
                                         xref=f"x{suffix} domain", yref=f"y{suffix} domain", x=side,
                                         y=0.5, xanchor="left" if side == 0 else "right"))
             # One mm is one mm: anchor each subplot's x scale to its y scale.
-            x_axis = fig.layout[f"xaxis{suffix}"].to_plotly_json()
-            y_axis = fig.layout[f"yaxis{suffix}"].to_plotly_json()
-            layout[f"xaxis{suffix}"] = dict(x_axis, scaleanchor=f"y{suffix}", scaleratio=1,
+            layout[f"xaxis{suffix}"].update(scaleanchor=f"y{suffix}", scaleratio=1,
                                             constrain="domain", showticklabels=False, ticks="",
                                             showgrid=False, zeroline=False)
-            layout[f"yaxis{suffix}"] = dict(y_axis, constrain="domain", showticklabels=False, ticks="",
+            layout[f"yaxis{suffix}"].update(constrain="domain", showticklabels=False, ticks="",
                                             showgrid=False, zeroline=False)
             if col == 1 and name:
                 layout[f"yaxis{suffix}"]["title"] = dict(text=name, font=dict(size=12))
         # A colour bar per row, placed beside that row.
-        domain = fig.layout[f"yaxis{_axis_suffix(row, 1)}"].domain
+        domain = layout[f"yaxis{_axis_suffix(row, 1)}"]["domain"]
         coloraxis = dict(colorscale=colorscale, cmin=low, cmax=high,
                          colorbar=dict(title=dict(text=value_name, side="right"),
                                        y=(domain[0] + domain[1]) / 2, len=(domain[1] - domain[0]),
@@ -222,15 +239,17 @@ def triplanar_grid(volumes: Mapping[str, np.ndarray], affine: np.ndarray,
             coloraxis["cmid"] = 0.0
         layout[axis_name] = coloraxis
 
-    fig.add_traces(traces)
     # No plotly template here (copying one costs more than the rest of the figure);
     # the app's theme styles the page, the backgrounds below are set explicitly.
-    fig.update_layout(
+    layout.update(
         shapes=shapes, annotations=annotations, font=LAYOUT_DEFAULTS["font"],
         height=row_height * len(labels) + (60 if title else 30),
         margin=dict(l=10, r=10, t=60 if title else 30, b=10),
-        title=dict(text=title) if title else None, paper_bgcolor="white",
-        plot_bgcolor="black" if colorscale == INTENSITY_SCALE else "white", **layout)
+        paper_bgcolor="white",
+        plot_bgcolor="black" if colorscale == INTENSITY_SCALE else "white")
+    if title:
+        layout["title"] = dict(text=title)
+    fig = go.Figure(data=traces, layout=layout)
     return fig
 
 
