@@ -51,12 +51,16 @@ def job_panel() -> None:
     follow = st.session_state.get(_FOLLOW_KEY)
     if follow not in ids:
         follow = (running or job_list)[0]["id"]
-    labels = {job["id"]: f"{job['id']} · {display_name(job['model_type'])} on "
-                         f"{job['cohort']} · {job['status']}" for job in job_list}
-    shown = st.selectbox("Job", ids, index=ids.index(follow), format_func=labels.get,
-                         key="train_job_choice")
+    # The status is not in the option labels: a keyed select keeps showing the label an
+    # option had when it was drawn, so "running" stayed after a cancel.
+    labels = {job["id"]: f"{job['id']} · {display_name(job['model_type'])} on {job['cohort']}"
+              for job in job_list}
+    pick, status = st.columns([3, 1], vertical_alignment="bottom")
+    shown = pick.selectbox("Job", ids, index=ids.index(follow), format_func=labels.get,
+                           key="train_job_choice")
     st.session_state[_FOLLOW_KEY] = shown
     job = job_list[ids.index(shown)]
+    status.markdown(f"**{job['status']}**")
     if job["status"] not in jobs.FINISHED:
         if st.button("Cancel this job", icon=":material/stop:", key=f"cancel_{job['id']}"):
             with st.spinner(f"Stopping job {job['id']} …"):
