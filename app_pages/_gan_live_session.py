@@ -22,35 +22,42 @@ from brainlab.analysis.derived_results import latents, open_checkpoint, request
 from brainlab.background import runner
 from brainlab.live_gan import LiveGan, LiveGanConfig
 
+from app_pages._results import stored_result
+
 LIVE_KEY = "gan_live"              # session_state: the session's LiveGan
 IDENTITY_KEY = "gan_live_identity"  # (cohort fingerprint, checkpoint digest) it was built on
 SAVES_KEY = "gan_live_saves"       # keys of this session's save tasks, oldest first
 
 
-def codes_task(cohort, checkpoint_path: str):
+def codes_task(cohort, checkpoint):
     """The background task computing (or reading) the cohort's mri-ae codes."""
-    checkpoint = open_checkpoint(checkpoint_path)
     return request(latents, cohort, "mri-ae", checkpoint,
-                   label=f"encoding {cohort.name} with the MRI autoencoder"), checkpoint
+                   label=f"encoding {cohort.name} with the MRI autoencoder")
 
 
 def session_live_gan(cohort, autoencoder, checkpoint_path: str):
-    """This session's ``LiveGan`` (built once the codes are ready), else the codes task."""
-    task, checkpoint = codes_task(cohort, checkpoint_path)
+    """This session's ``LiveGan`` (built once the codes are ready) and, while they are
+    computed, their background task (else None)."""
+    checkpoint = open_checkpoint(checkpoint_path)
     identity = (str(cohort.fingerprint), checkpoint.digest)
     live = st.session_state.get(LIVE_KEY)
     if live is not None and st.session_state.get(IDENTITY_KEY) == identity:
-        return live, task
-    if task.state != "done":
-        return None, task
-    codes = task.result
+        return live, None
+    # Stored codes are read here: through a background task the page drew a progress
+    # bar and redrew itself a poll later, even when the codes were on disk.
+    codes = stored_result(latents, cohort, "mri-ae", checkpoint)
+    if codes is None:
+        task = codes_task(cohort, checkpoint)
+        if task.state != "done":
+            return None, task
+        codes = task.result
     split = cohort.split(checkpoint.split_seed)
     live = LiveGan(autoencoder, cohort, LiveGanConfig(), split=split,
                    train_codes=codes[split.train], heldout_codes=codes[split.val],
                    split_seed=checkpoint.split_seed)
     st.session_state[LIVE_KEY] = live
     st.session_state[IDENTITY_KEY] = identity
-    return live, task
+    return live, None
 
 
 def frozen_copy(live: LiveGan) -> LiveGan:
