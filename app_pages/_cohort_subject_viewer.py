@@ -1,4 +1,4 @@
-"""The Cohort page's subject table, picker and tri-planar viewer (one fragment)."""
+"""The Cohort page's subject table, picker and tri-planar viewer."""
 
 import pandas as pd
 import streamlit as st
@@ -19,9 +19,9 @@ def _subject_view(fingerprint: str, _cohort) -> pd.DataFrame:
         **{column: rows[column] for column in _cohort.morphometry_columns[:4]})
 
 
-@st.fragment
-def subject_viewer(cohort) -> None:
-    """Subject table, picker, slice sliders and viewer; reruns alone when only these change."""
+def subject_viewer(cohort) -> tuple[int, int, int] | None:
+    """Subject table, picker, slice sliders and viewer; returns the slice cursor (None
+    for a table-only cohort)."""
     table, has_images = cohort.table, cohort.images is not None
     st.caption("Click a row to view that subject (or use the selector below the table).")
     view = _subject_view(cohort.fingerprint, cohort)
@@ -34,7 +34,7 @@ def subject_viewer(cohort) -> None:
     subject = subject_choice(cohort.subject_ids, picked=clicked)
     if not has_images:
         st.info("This cohort is table-only (no images), so there is no brain to show.")
-        return
+        return None
     cursor = slice_cursor(cohort.grid_shape)
     st.plotly_chart(
         triplanar_figure(cohort.images[cohort.index_of(subject)], cohort.affine, cursor=cursor,
@@ -44,9 +44,4 @@ def subject_viewer(cohort) -> None:
     st.caption("Axial (anterior up), coronal and sagittal (superior up), left on the left; "
                "the colour range is fixed for the cohort so subjects compare fairly. "
                "Hover for intensity and MNI coordinates.")
-    # The mean and difference views below follow the same slices: redraw them when the
-    # cursor moved in a fragment-only rerun (a subject change alone does not need it).
-    if st.session_state.get("cohort_cursor") != cursor:
-        st.session_state["cohort_cursor"] = cursor
-        if not st.session_state.get("_cohort_full_run", False):
-            st.rerun(scope="app")
+    return cursor

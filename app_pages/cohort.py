@@ -34,13 +34,18 @@ with right:
     st.caption("Counts per sex × age bin: small cells (e.g. the oldest bin) give noisy means.")
 
 
-st.header("Subjects")
-st.session_state["_cohort_full_run"] = True
-subject_viewer(cohort)
-st.session_state["_cohort_full_run"] = False
-cursor = st.session_state.get("cohort_cursor")
+@st.fragment
+def brain_views() -> None:
+    """Subjects, mean brains and effect maps: one fragment, because they share the slice
+    cursor, so a slice move reruns these three (one script run), not the whole page."""
+    st.header("Subjects")
+    cursor = subject_viewer(cohort)
+    if has_images:
+        mean_brains_and_effects(cursor)
 
-if has_images:
+
+def mean_brains_and_effects(cursor) -> None:
+    """The mean brains and one effect map at the viewer's slices."""
     st.header("Mean brains")
     means = cohort_mean_images(cohort)
     value_range = intensity_range(cohort)
@@ -97,6 +102,9 @@ if has_images:
             labels=(f"observed {name}", f"true {effect} effect"),
             title=f"{name} mean difference", row_height=240), width="stretch")
         st.caption(caption)
+
+
+brain_views()
 
 st.header("Morphometry")
 
