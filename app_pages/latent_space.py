@@ -100,7 +100,7 @@ with map_column:
                                    "Drag to rotate; pick a subject with the Subject box."))
 with subject_column:
     subject_panel(cohort, source, subject, colour, variable,
-                  model if rep_key == "mri-ae" else None)
+                  *((model, card) if rep_key == "mri-ae" else (None, None)))
 
 st.header("Probes: what the representation encodes")
 pairing = (f"**{REPRESENTATIONS[rep.raw_pair].label}** vs **{rep.label}**"
