@@ -264,7 +264,7 @@ def _probe_settings(representation: str, n_splits: int, seed: int) -> dict:
 
     return {"representation": representation, "folds": int(n_splits), "seed": int(seed),
             "models": list(MODEL_NAMES), "pca": [PRE_PCA_COMPONENTS, PCA_COMPONENTS],
-            "method": 3}  # bumped when the probe computation changes its numbers
+            "method": 4}  # bumped when the probe computation changes its numbers
 
 
 def probe_rows_key(cohort, representation: str, checkpoint=None, n_splits: int = PROBE_FOLDS,
