@@ -10,7 +10,8 @@ Serves ``streamlit run app.py`` exactly as README command 1 does (repository roo
   and every result the pages show by default (the app's own warm-up, which the first
   page starts) is in the result store, with nothing but that first page opened;
 - **page first render**: each page of the navigation, opened fresh, until settled;
-- **control settle**: one slider nudge and one select change per page, until settled;
+- **control settle**: one slider nudge and one select change per page, until settled,
+  and on Latent space a representation switch and a switch to UMAP (2 s goal);
 - **idle CPU**: the server's share of one core over ``--idle-seconds`` with the browser
   connected and doing nothing.
 
@@ -219,6 +220,30 @@ def _nudge_controls(page, timeout_s: float) -> tuple[dict[str, float], dict[str,
     return figures, labels
 
 
+def _switch_map(page, timeout_s: float) -> tuple[dict[str, float], dict[str, str]]:
+    """Settle times of the Latent space sidebar's switches: the next representation in
+    the Representation select, then the UMAP projection (both stored by the warm-up)."""
+    figures: dict[str, float] = {}
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    select = sidebar.locator('[data-testid="stSelectbox"]').filter(has_text="Representation")
+    if select.count():
+        select.first.click()
+        options = page.locator('[role="option"]')
+        if options.count() > 1:
+            start = time.monotonic()
+            options.nth(1).click()
+            figures["representation"] = _settle(page, timeout_s, since=start)
+        else:
+            page.keyboard.press("Escape")
+    umap = sidebar.locator('[data-testid="stRadio"]').filter(has_text="Projection").locator(
+        "label", has_text="UMAP")
+    if umap.count():
+        start = time.monotonic()
+        umap.first.click()
+        figures["projection"] = _settle(page, timeout_s, since=start)
+    return figures, {"representation": "Representation", "projection": "Projection"}
+
+
 _PLAN_FOLDERS = r"""
 import json, sys
 from brainlab.analysis.derived_results import warm_plan
@@ -307,6 +332,10 @@ def run(cold: bool = False, idle_seconds: float = 60.0, timeout_s: float = 600.0
                     result["pages"][title] = _settle(page, timeout_s, since=start)
                     result["controls"][title], result["control_labels"][title] = (
                         _nudge_controls(page, timeout_s))
+                    if title == "Latent space":
+                        switched, labels = _switch_map(page, timeout_s)
+                        result["controls"][title].update(switched)
+                        result["control_labels"][title].update(labels)
                 page.goto(url, wait_until="domcontentloaded")
                 _settle(page, timeout_s)
                 result["background_settle_s"] = _wait_for_quiet_server(pid, timeout_s)
