@@ -32,9 +32,9 @@ def _swapped(gan_key: str, sex: str, age, n: int, seed: int, _gan) -> np.ndarray
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
-def _sweep(gan_key: str, cohort_key: str, sex: str, ages: tuple, seed: int, _gan, _cohort):
-    means = cohort_mean_images(_cohort) if _cohort.images is not None else None
-    return ageing_sweep(_gan, sex, list(ages), seed=seed, cohort=_cohort, means=means)
+def _sweep(gan_key: str, cohort_key: str, sex: str, ages: tuple, seed: int, _gan, _cohort,
+           _means):
+    return ageing_sweep(_gan, sex, list(ages), seed=seed, cohort=_cohort, means=_means)
 
 
 def _age_control(gan, column):
@@ -103,7 +103,8 @@ def _sweep_view(gan, gan_key, cohort, sex, seed, affine, plane) -> None:
         frames = url_number(st.slider, "Sweep frames", 3, 16, "cframes", 8)
     ages = tuple(sweep_ages(gan, count=frames))
     with st.spinner("Sweeping age …"):
-        sweep = _sweep(gan_key, cohort.fingerprint, sex, ages, seed, gan, cohort)
+        means = cohort_mean_images(cohort) if cohort.images is not None else None
+        sweep = _sweep(gan_key, cohort.fingerprint, sex, ages, seed, gan, cohort, means)
     st.plotly_chart(thumbnail_strip_figure(sweep.generated, plane=plane, labels=sweep.labels),
                     width="stretch", key="sweep_generated")
     st.caption("Generated: one z, " + " → ".join(sweep.labels) + ". Changed voxels vs the first "

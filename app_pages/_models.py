@@ -110,7 +110,14 @@ def model_picker(model_type: str, cohort: Cohort, cohort_source: str | None = No
     choice = entries[0]
     if len(entries) > 1:
         labels = [_entry_label(e) for e in entries]
-        picked = st.sidebar.selectbox(name.capitalize(), labels, key=key or f"pick_{model_type}")
+        widget_key = key or f"pick_{model_type}"
+        # Streamlit forgets a widget's value in a run that does not draw it (a GAN lab
+        # section without this picker); a plain key keeps the choice for the next draw.
+        kept = f"_{widget_key}_kept"
+        if widget_key not in st.session_state and st.session_state.get(kept) in labels:
+            st.session_state[widget_key] = st.session_state[kept]
+        picked = st.sidebar.selectbox(name.capitalize(), labels, key=widget_key)
+        st.session_state[kept] = picked
         choice = entries[labels.index(picked)]
     try:
         model, card = load_model(choice["path"])

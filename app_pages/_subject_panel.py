@@ -26,6 +26,9 @@ def subject_panel(cohort: Cohort, source: str, subject: str, colour: str, variab
     """Describe ``subject`` (with its ``colour`` value) and show its centre slices above its
     MRI-AE reconstruction (``mri_ae`` with its card, else the first fitting MRI-AE
     checkpoint)."""
+    if mri_ae is not None and not mri_ae_card:
+        raise BrainlabInputError("subject_panel needs the MRI autoencoder's card with the "
+                                 "model (it keys the cached reconstruction); found none")
     index = cohort.index_of(subject)
     value = variable.values[index]
     colour_text = f"{value:.4g}" if variable.kind == "continuous" else str(value)

@@ -78,6 +78,14 @@ def test_sweep_reads_true_frames_from_the_cohort_means(gan, cohort):
     computed = ageing_sweep(gan, "F", ages, seed=1, cohort=cohort)
     stored = ageing_sweep(gan, "F", ages, seed=1, cohort=cohort, means=means)
     assert np.allclose(stored.true, computed.true, atol=1e-5)
+    # The frames are the stored cells themselves, not a fresh average of the images.
+    marked = {"sex_by_age_bin": {label: np.full_like(cell, float(i + 1))
+                                 for i, (label, cell) in enumerate(means["sex_by_age_bin"].items())}}
+    frames = ageing_sweep(gan, "F", ages, seed=1, cohort=cohort, means=marked).true
+    bins = nearest_bins(cohort, ages, "years", "F")
+    labels = list(means["sex_by_age_bin"])
+    expected = [labels.index(f"{cohort.age_bin_labels[b]}|F") + 1.0 for b in bins]
+    assert [float(frame.flat[0]) for frame in frames] == expected
     # A means dict without the needed cells falls back to averaging the images.
     partial = {"sex_by_age_bin": {}}
     assert np.allclose(ageing_sweep(gan, "F", ages, seed=1, cohort=cohort, means=partial).true,

@@ -100,6 +100,7 @@ def test_gan_lab_url_reproduces_the_view(with_models):
     assert query(at, "attribute") == "sex"  # another section's setting stays in the link
     at = open_page("gan_lab", section="edit", **params)
     assert widget(at.radio, "Attribute").value == "sex"
+    assert widget(at.number_input, "Sample seed").value == 5  # follows the Samples seed
 
 
 def test_gan_lab_with_real_subject_endpoints(with_models, tiny):

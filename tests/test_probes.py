@@ -271,3 +271,12 @@ def test_the_once_per_table_reduction_matches_per_fold_pca_of_the_wide_features(
     per_fold = cross_val_score(make_pipeline(StandardScaler(), PCA(5, random_state=0),
                                              LogisticRegression(max_iter=2000)), wide, sex, cv=folds)
     assert table.accuracy_mean.iloc[0] == pytest.approx(per_fold.mean(), abs=0.05)
+
+
+def test_forests_halve_their_bootstrap_only_for_large_folds():
+    from brainlab.analysis.probes import HALF_BOOTSTRAP_FROM, _estimator
+
+    small = _estimator("random forest", "binary", 0, HALF_BOOTSTRAP_FROM - 1)
+    large = _estimator("random forest", "binary", 0, HALF_BOOTSTRAP_FROM)
+    assert small.max_samples is None and large.max_samples == 0.5
+    assert small.n_estimators == large.n_estimators == 100

@@ -190,3 +190,19 @@ def test_tour_on_a_table_only_cohort_says_so_instead_of_asking_for_image_models(
     warnings = " ".join(w.value for w in at.warning)
     assert "table-only" in warnings
     assert "python -m brainlab train" not in warnings  # image models cannot train here
+
+
+def test_step_7_edit_settings_take_effect_in_the_attribute_directions_section(with_models):
+    """Step 7 opens the walk; its age-edit settings ride in the link and are the ones the
+    Attribute directions section uses once the class switches to it."""
+    from app_helpers import widget
+
+    step = tour_steps("tiny", live_gan=live_gan_in_app())[6]
+    params = {k: v for k, v in step.params if k != "cohort"}
+    assert params["section"] == "walk"
+    params["section"] = "edit"
+    at = open_page("gan_lab", **params)
+    assert [h.value for h in at.header] == ["Attribute directions"]
+    assert widget(at.radio, "Attribute").value == params["attribute"]
+    assert widget(at.checkbox, "Age orthogonal to sex").value is True
+    assert widget(at.slider, "Strength").value == float(params["strength"])

@@ -113,14 +113,14 @@ def true_frames(cohort, sex: str, bins: list[int], means: dict | None = None
     if all(cell is not None for cell in stored):
         return np.stack(stored).astype(np.float32)
     table = cohort.table
-    means = {}
+    averaged = {}
     for code in sorted(set(bins)):
         rows = np.flatnonzero((table["sex"] == sex).to_numpy()
                               & (table["age_bin"] == code).to_numpy())
         if len(rows) == 0:
             return None
-        means[code] = np.mean([cohort.images[int(r)] for r in rows], axis=0, dtype=np.float64)
-    return np.stack([means[b] for b in bins]).astype(np.float32)
+        averaged[code] = np.mean([cohort.images[int(r)] for r in rows], axis=0, dtype=np.float64)
+    return np.stack([averaged[b] for b in bins]).astype(np.float32)
 
 
 def ageing_sweep(gan, sex: str, ages, seed: int = 0, cohort=None, affine=None,

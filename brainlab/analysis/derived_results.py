@@ -1,7 +1,7 @@
 """The derived results the pages show, computed once and kept on disk.
 
 One function per result: latents of a representation, PCA/UMAP coordinates,
-the probe table, reconstructions and their metrics, a GAN sample set, the
+the probe table, the cohort's mean brains, reconstructions and their metrics, a GAN sample set, the
 real-vs-synthetic comparison, attribute directions, edit curves and model
 evaluations. Each takes a ``progress(fraction, message)`` callback, builds its
 :class:`~brainlab.result_store.ResultKey` from the cohort fingerprint, the
@@ -357,6 +357,22 @@ def probe_table(cohort, representation: str, checkpoint=None, n_splits: int = PR
     return _cached(key, compute, store, progress, "probes")
 
 
+# ---------------------------------------------------------------- cohort means
+
+def cohort_means_key(cohort) -> ResultKey:
+    # The stored cells are keyed by bin label, which the cohort fingerprint does not hold.
+    return _key("cohort-means", cohort, {}, {"method": 1,
+                                             "bins": [str(b) for b in cohort.age_bin_labels or ()]})
+
+
+def cohort_means(cohort, progress: ProgressCallback = None, store: ResultStore | None = None) -> dict:
+    """Mean brains per sex, age bin and both: ``cohort_means.sex_and_age_means``."""
+    from brainlab.analysis.cohort_means import sex_and_age_means
+
+    return _cached(cohort_means_key(cohort), lambda: sex_and_age_means(cohort), store, progress,
+                   "averaging the cohort's brains")
+
+
 # ---------------------------------------------------------------- reconstructions
 
 def reconstructions_key(cohort, checkpoint, split: str = "test") -> ResultKey:
@@ -391,18 +407,6 @@ def reconstructions(cohort, checkpoint, split: str = "test", progress: ProgressC
 
 
 # ---------------------------------------------------------------- GAN results
-
-def cohort_means_key(cohort) -> ResultKey:
-    return _key("cohort-means", cohort, {}, {})
-
-
-def cohort_means(cohort, progress: ProgressCallback = None, store: ResultStore | None = None) -> dict:
-    """Mean brains per sex, age bin and both: ``cohort_means.sex_and_age_means``."""
-    from brainlab.analysis.cohort_means import sex_and_age_means
-
-    return _cached(cohort_means_key(cohort), lambda: sex_and_age_means(cohort), store, progress,
-                   "averaging the cohort's brains")
-
 
 def gan_samples_key(gan, n: int = GAN_SAMPLES, seed: int = 0) -> ResultKey:
     return _key("gan-samples", None, {"gan": open_checkpoint(gan)}, {"n": int(n), "seed": int(seed)})
@@ -695,6 +699,8 @@ def warm_plan(cohort, checkpoints: dict[str, Checkpoint] | None = None,
                               partial(function, *args, **kwargs), weight, tuple(needs)))
         return items[-1].key
 
+    if cohort.images is not None:  # first: the Cohort page, the tour's first stop, reads it
+        add("cohort mean brains", cohort_means_key, cohort_means, 1, cohort)
     planned = available_representations(cohort, chosen)
     latent_keys, probe_keys = {}, {}
     for rep_key in planned:
@@ -716,8 +722,6 @@ def warm_plan(cohort, checkpoints: dict[str, Checkpoint] | None = None,
         probe_keys[rep_key] = add(f"probes: {rep.label}", probe_table_key, probe_table, 10,
                                   cohort, rep_key, model, needs=needs)
     images = cohort.images is not None
-    if images:
-        add("cohort mean brains", cohort_means_key, cohort_means, 1, cohort)
     for model_type in ("mri-ae", "morph-ae"):
         if model_type in chosen and (images or model_type == "morph-ae"):
             add(f"reconstructions: {model_type}", reconstructions_key, reconstructions, 4,

@@ -166,7 +166,6 @@ def triplanar_grid(volumes: Mapping[str, np.ndarray], affine: np.ndarray,
     widths = [extent[_PLANE_AXES[p][1]] for p in PLANES]
 
     # Plane and slice position above each column; the row's label goes on its left axis.
-    # Plane and slice position above each column; the row's label goes on its left axis.
     titles = [f"{plane} {_AXIS_NAMES[_PLANE_AXES[plane][0]]} = {cursor_mm[_PLANE_AXES[plane][0]]:.0f} mm"
               for plane in PLANES]
     # The figure is assembled as one dict and validated once: plotly's update_layout on
