@@ -209,15 +209,23 @@ def _nudge_controls(page, timeout_s: float) -> tuple[dict[str, float], dict[str,
     select = body.locator('[data-testid="stSelectbox"]')
     if select.count():
         labels["select"] = _control_label(select.first)
-        select.first.click()
-        options = page.locator('[role="option"]')
-        if options.count() > 1:
-            start = time.monotonic()
-            options.nth(1).click()
-            figures["select"] = _settle(page, timeout_s, since=start)
-        else:
-            page.keyboard.press("Escape")
+        seconds = _pick_next_option(page, select.first, timeout_s)
+        if seconds is not None:
+            figures["select"] = seconds
     return figures, labels
+
+
+def _pick_next_option(page, select, timeout_s: float) -> float | None:
+    """Open ``select``, pick its second option and return the settle time (None, and the
+    list closed again, when it has only one option)."""
+    select.click()
+    options = page.locator('[role="option"]')
+    if options.count() < 2:
+        page.keyboard.press("Escape")
+        return None
+    start = time.monotonic()
+    options.nth(1).click()
+    return _settle(page, timeout_s, since=start)
 
 
 def _switch_map(page, timeout_s: float) -> tuple[dict[str, float], dict[str, str]]:
@@ -227,14 +235,9 @@ def _switch_map(page, timeout_s: float) -> tuple[dict[str, float], dict[str, str
     sidebar = page.locator('[data-testid="stSidebar"]')
     select = sidebar.locator('[data-testid="stSelectbox"]').filter(has_text="Representation")
     if select.count():
-        select.first.click()
-        options = page.locator('[role="option"]')
-        if options.count() > 1:
-            start = time.monotonic()
-            options.nth(1).click()
-            figures["representation"] = _settle(page, timeout_s, since=start)
-        else:
-            page.keyboard.press("Escape")
+        seconds = _pick_next_option(page, select.first, timeout_s)
+        if seconds is not None:
+            figures["representation"] = seconds
     umap = sidebar.locator('[data-testid="stRadio"]').filter(has_text="Projection").locator(
         "label", has_text="UMAP")
     if umap.count():
