@@ -31,6 +31,20 @@ MAX_SEED = 2**31 - 1
 SECTIONS = {"samples": "Samples", "generate": "Generate: sex, age", "walk": "Interpolation",
             "edit": "Attribute directions"}
 
+# The settings each section keeps in the URL: a link from before the sections (or one
+# without ?section=) opens the section its settings belong to.
+SECTION_PARAMS = {"edit": ("dsource", "attribute", "conditional", "estart", "eseed", "esubject",
+                           "strength"),
+                  "walk": ("ends", "from", "to", "refine", "method", "frames", "frame"),
+                  "generate": ("csex", "cage", "cn", "cseed", "cframes")}
+
+
+def linked_section() -> str:
+    """The section a link's settings point to (Samples when they name none)."""
+    return next((name for name, params in SECTION_PARAMS.items()
+                 if any(p in st.query_params for p in params)), "samples")
+
+
 cohort, source = current_cohort()
 st.title("GAN lab")
 st.markdown("Sample synthetic brains from the GAN (at a chosen sex and age), walk between two of "
@@ -46,8 +60,8 @@ with st.sidebar:  # the view shared by every plot below
     plane = url_choice(st.selectbox, "Slice plane", list(PLANES), "plane", "axial",
                        help="Plane of the sample grid, animation and thumbnails.")
 # One section per run: drawing all four (a dozen figures, eight decodes) took 5 s.
-section = url_choice(st.radio, "Section", list(SECTIONS), "section", "samples", horizontal=True,
-                     format_func=SECTIONS.get, label_visibility="collapsed")
+section = url_choice(st.radio, "Section", list(SECTIONS), "section", linked_section(),
+                     horizontal=True, format_func=SECTIONS.get, label_visibility="collapsed")
 
 
 def heldout_subjects() -> tuple[list[str], list[str]]:

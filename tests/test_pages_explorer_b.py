@@ -73,6 +73,16 @@ def test_gan_lab_opens_on_samples_and_switches_section(with_models):
     assert "Correlation with the true effect (this brain)" in {m.label for m in at.metric}
 
 
+@pytest.mark.parametrize("params, section", [
+    (dict(strength=-1.5), "edit"), (dict(method="lerp", frames=5), "walk"),
+    (dict(csex="F"), "generate"), (dict(seed=3), "samples")])
+def test_a_link_without_a_section_opens_the_one_its_settings_belong_to(with_models, params,
+                                                                        section):
+    at = open_page("gan_lab", **params)
+    assert widget(at.radio, "Section").value == section
+    assert query(at, "section") == section
+
+
 def test_gan_lab_sliders_change_the_output(with_models):
     at = open_page("gan_lab", section="walk")
     before = charts(at)
@@ -91,7 +101,7 @@ def test_gan_lab_sliders_change_the_output(with_models):
 
 def test_gan_lab_url_reproduces_the_view(with_models):
     params = dict(seed=5, n=4, method="lerp", frames=5, attribute="sex")
-    at = open_page("gan_lab", **params)
+    at = open_page("gan_lab", section="samples", **params)
     assert widget(at.number_input, "Seed").value == 5
     assert widget(at.slider, "Samples").value == 4
     at = open_page("gan_lab", section="walk", **params)
