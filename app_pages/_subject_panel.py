@@ -4,21 +4,13 @@ from __future__ import annotations
 
 import streamlit as st
 
-from brainlab.analysis.reconstructions import reconstruct_subjects
 from brainlab.data import Cohort
 from brainlab.errors import BrainlabInputError
 from brainlab.viz.reconstruction_plots import compact_triplanar
-from app_pages._checkpoint_identity import checkpoint_key
 from app_pages._cohort_views import intensity_range
 from app_pages._models import checkpoints_for, load_model, train_command
+from app_pages._subject_reconstruction import subject_reconstruction
 from app_pages._subjects import describe_subject
-
-
-@st.cache_resource(show_spinner=False, max_entries=64)
-def _reconstruction(model_key: str, fingerprint: str, index: int, _model, _cohort):
-    """One subject's MRI-AE reconstruction, once per model and subject (a colour or
-    projection change reruns the page; it need not run the model again)."""
-    return reconstruct_subjects(_model, _cohort, [index])[1][0]
 
 
 def subject_panel(cohort: Cohort, source: str, subject: str, colour: str, variable,
@@ -26,9 +18,6 @@ def subject_panel(cohort: Cohort, source: str, subject: str, colour: str, variab
     """Describe ``subject`` (with its ``colour`` value) and show its centre slices above its
     MRI-AE reconstruction (``mri_ae`` with its card, else the first fitting MRI-AE
     checkpoint)."""
-    if mri_ae is not None and not mri_ae_card:
-        raise BrainlabInputError("subject_panel needs the MRI autoencoder's card with the "
-                                 "model (it keys the cached reconstruction); found none")
     index = cohort.index_of(subject)
     value = variable.values[index]
     colour_text = f"{value:.4g}" if variable.kind == "continuous" else str(value)
@@ -42,8 +31,7 @@ def subject_panel(cohort: Cohort, source: str, subject: str, colour: str, variab
         try:
             model, card = ((mri_ae, mri_ae_card) if mri_ae is not None
                            else load_model(entries[0]["path"]))
-            volumes["MRI-AE reconstruction"] = _reconstruction(
-                checkpoint_key(card), str(cohort.fingerprint), int(index), model, cohort)
+            volumes["MRI-AE reconstruction"] = subject_reconstruction(cohort, model, card, index)[1]
         except BrainlabInputError as error:  # e.g. saved by an older architecture
             st.warning(f"No reconstruction: {error}")
     st.plotly_chart(compact_triplanar(volumes, cohort.affine, value_range=intensity_range(cohort)),

@@ -5,9 +5,8 @@ import streamlit as st
 
 from brainlab.analysis import derived_results
 from brainlab.analysis.judged_subjects import judged_subjects
-from brainlab.analysis.reconstructions import brain_mask_of, reconstruct_subjects, volume_errors
+from brainlab.analysis.reconstructions import brain_mask_of
 from brainlab.viz.reconstruction_plots import error_by_subject, reconstruction_triplanar
-from app_pages._checkpoint_identity import checkpoint_key
 from app_pages._cohort_picker import current_cohort
 from app_pages._cohort_views import intensity_range
 from app_pages._models import model_picker
@@ -15,6 +14,7 @@ from app_pages._morphometry_reconstruction import morphometry_section
 from app_pages._results import checkpoint, derived_result
 from app_pages._slices import slice_cursor
 from app_pages._state import url_choice
+from app_pages._subject_reconstruction import subject_reconstruction
 from app_pages._subjects import describe_subject, new_pick, subject_choice, table_click
 
 SCOPES = {"test": "unseen by the model", "all": "any subject"}
@@ -41,18 +41,6 @@ def offered_ids(judged) -> list[str]:
     """The subjects to choose from: the judged ones, or every subject."""
     indices = judged.indices if scope == "test" else np.arange(len(cohort))
     return [str(s) for s in table["subject_id"].to_numpy()[indices]]
-
-
-@st.cache_resource(show_spinner=False, max_entries=32)
-def _reconstruction(identity: str, fingerprint: str, index: int, _model, _cohort):
-    originals, recons = reconstruct_subjects(_model, _cohort, [index])
-    return originals[0], recons[0], volume_errors(originals[0], recons[0], brain_mask_of(_model))
-
-
-def subject_reconstruction(model, card, index: int):
-    """(original, reconstruction, scores) of one subject, computed once per model and
-    subject: moving a slider or revisiting a subject never runs the model again."""
-    return _reconstruction(checkpoint_key(card), cohort.fingerprint, int(index), model, cohort)
 
 
 @st.fragment
@@ -92,7 +80,8 @@ if model is not None:
         clicked = new_pick("errors_row", table_click(event, shown["subject_id"].to_numpy()))
     subject = subject_choice(offered_ids(judged), picked=clicked)
     index = cohort.index_of(subject)
-    original, recon, scores = subject_reconstruction(model, card, index)
+    # Computed once per model and subject: a slider or a revisit never runs the model.
+    original, recon, scores = subject_reconstruction(cohort, model, card, index)
     left, middle, right, note = st.columns([1, 1, 1, 3])
     where = " (in brain)" if brain_mask_of(model) is not None else " (whole box)"
     left.metric("SSIM" + where, f"{scores['ssim']:.3f}",
