@@ -70,7 +70,8 @@ def heldout_subjects() -> tuple[list[str], list[str]]:
     return ids, [ids[i] for i in judged_subjects(cohort, gan_card).indices] or ids
 
 
-if section == "samples":
+def samples_section() -> None:
+    """The seeded sample grid beside the GAN's held-out quality."""
     st.header("Samples")
     controls = st.columns([1, 1, 4])
     seed = url_number(controls[0].number_input, "Seed", 0, MAX_SEED, "seed", 0, step=1,
@@ -88,9 +89,10 @@ if section == "samples":
                    "anatomy, variety between samples, and artefacts (blur, checkerboards).")
     with quality_col:
         gan_quality(gan_card)
-elif section == "generate":
-    conditional_section(gan, gan_key, cohort, affine, plane)
-elif section == "walk":
+
+
+def walk_section() -> None:
+    """Interpolation between two seeds or two encoded subjects."""
     ids, heldout_ids = heldout_subjects()
     encoder, encoder_card = None, None
     st.header("Interpolation")
@@ -125,7 +127,10 @@ elif section == "walk":
                        f"{end.split(':', 1)[1]}_{method}_{n_frames}")
     except BrainlabInputError as error:
         st.error(f"Could not build the walk: {error}")
-else:
+
+
+def edit_section() -> None:
+    """An attribute direction fitted in z, and one brain edited along it."""
     ids, heldout_ids = heldout_subjects()
     st.header("Attribute directions")
     st.markdown("InterFaceGAN-style directions in z: a linear model of sex or age on labelled "
@@ -176,3 +181,9 @@ else:
                        derived_results.edit_curve, cohort, gan_checkpoint, name, start_spec,
                        direction_source, *models.checkpoints, label="Scoring the edit over strength"),
                    direction, models.sex, models.age, truth)
+
+
+SECTION_VIEWS = {"samples": samples_section,
+                 "generate": lambda: conditional_section(gan, gan_key, cohort, affine, plane),
+                 "walk": walk_section, "edit": edit_section}
+SECTION_VIEWS[section]()
