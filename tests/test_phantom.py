@@ -301,3 +301,21 @@ def test_rendering_the_reachable_region_equals_the_whole_grid(monkeypatch):
         shrunk[: shrunk.shape[0] // 2] = False
         monkeypatch.setattr(generator, "synthesis_region", lambda *args: shrunk)
         torch.testing.assert_close(generator.synthesize(basis, rows, TINY), whole)
+
+
+def test_a_subject_measures_the_same_alone_or_in_a_batch(tiny):
+    """The table must not depend on a build's chunking or worker count: the measurement's
+    sums run over the batch's union of voxels, so they need float64."""
+    import torch
+
+    from brainlab.data.phantom.anatomy import load_anatomy
+    from brainlab.data.phantom.build import morphometer as shared_morphometer
+
+    morphometer = shared_morphometer(load_anatomy(tuple(tiny.grid_shape)))
+    images = torch.from_numpy(np.asarray(tiny.images._stored[:12], dtype=np.float32))
+    together = morphometer.measure(images)
+    for i in (0, 5, 11):
+        alone = morphometer.measure(images[i:i + 1])
+        pd.testing.assert_frame_equal(alone.reset_index(drop=True),
+                                      together.iloc[[i]].reset_index(drop=True),
+                                      rtol=1e-7, obj=f"subject {i}")

@@ -115,7 +115,9 @@ class Morphometer:
         of the same coordinates exactly, at a fraction of its cost.
         """
         count = mask.sum(dim=1).clamp(min=1.0)
-        centre = (mask @ ident) / count.unsqueeze(-1)
+        # float64 sums over the batch's union of voxels: a subject measures the same
+        # alone or in any batch (float32 sums round differently with the union's size).
+        centre = ((mask.double() @ ident.double()) / count.double().unsqueeze(-1)).float()
         scale = (count / self.template_icv_vox) ** (1.0 / 3.0)
         shape = self.anatomy.shape
         along = [points // (shape[1] * shape[2]), (points // shape[2]) % shape[1], points % shape[2]]
@@ -176,7 +178,8 @@ class Morphometer:
         bias, _ = self._bias_field(values, mask, core, points)
         corrected = values / bias.clamp(min=0.3)
         core_mask = core * mask
-        wm_level = ((corrected * core_mask).sum(dim=1) / core_mask.sum(dim=1).clamp(min=1.0))
+        wm_level = ((corrected.double() * core_mask.double()).sum(dim=1)
+                    / core_mask.double().sum(dim=1).clamp(min=1.0)).float()
         wm_level = torch.where(wm_level > 0, wm_level, corrected.amax(dim=1))
         relative = corrected / wm_level.view(-1, 1)
 
@@ -239,8 +242,8 @@ class Morphometer:
         features["hippocampus_cc"] = features["hippocampus_left_cc"] + features["hippocampus_right_cc"]
         features["amygdala_cc"] = pick(tissue_l, "amygdala_left", "amygdala_right")
         tissue = (gm + wm) * mask
-        features["putamen_cc"] = (tissue * putamen).sum(dim=1).double().numpy() * cc
-        features["accumbens_cc"] = (tissue * accumbens).sum(dim=1).double().numpy() * cc
+        features["putamen_cc"] = (tissue.double() * putamen.double()).sum(dim=1).numpy() * cc
+        features["accumbens_cc"] = (tissue.double() * accumbens.double()).sum(dim=1).numpy() * cc
         features["cerebellum_gm_cc"] = pick(gm_l, "cerebellum_left", "cerebellum_right")
         features["cerebellum_wm_cc"] = pick(wm_l, "cerebellum_left", "cerebellum_right")
         features["brainstem_cc"] = pick(gm_l, "brainstem") + pick(wm_l, "brainstem")
@@ -252,10 +255,10 @@ class Morphometer:
         vent_csf = csf * ventricle_roi
         lateral = ident[:, 2]  # x: left-right
         count = mask.sum(dim=1).clamp(min=1.0)
-        mid = (mask @ lateral) / count
+        mid = ((mask.double() @ lateral.double()) / count.double()).float()
         left = lateral.unsqueeze(0) < mid.view(-1, 1)
-        features["ventricles_cc"] = vent_csf.sum(dim=1).double().numpy() * cc
-        features["ventricle_left_cc"] = (vent_csf * left).sum(dim=1).double().numpy() * cc
+        features["ventricles_cc"] = vent_csf.double().sum(dim=1).numpy() * cc
+        features["ventricle_left_cc"] = (vent_csf.double() * left).sum(dim=1).numpy() * cc
         features["ventricle_right_cc"] = features["ventricles_cc"] - features["ventricle_left_cc"]
         features["sulcal_csf_cc"] = features["csf_cc"] - features["ventricles_cc"]
         hemi = {"left": [f"{r}_left" for r in ("frontal", "parietal", "temporal", "occipital",
@@ -284,7 +287,7 @@ class Morphometer:
         features["wm_intensity"] = wm_level.double().numpy()
         pure_gm = (gm > 0.8) & ~deep & (values > 0)
         pure_count = pure_gm.sum(dim=1).clamp(min=1)
-        gm_mean = ((relative * pure_gm).sum(dim=1) / pure_count).double().numpy()
+        gm_mean = ((relative.double() * pure_gm).sum(dim=1) / pure_count).numpy()
         features["gm_wm_contrast"] = 1.0 - gm_mean
         return pd.DataFrame(features)
 
