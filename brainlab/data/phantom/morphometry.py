@@ -103,11 +103,11 @@ class Morphometer:
             thickness_scale = TEMPLATE_THICKNESS_MM / raw
         self.thickness_scale = float(thickness_scale)
 
-    def _align_atlas(self, mask: torch.Tensor, points: torch.Tensor, ident: torch.Tensor):
+    def _align_atlas(self, mask: torch.Tensor, points: torch.Tensor, centre: torch.Tensor):
         """Atlas maps in each subject's space at ``points`` (N,) flat voxel indices,
         nearest neighbour: labels (B, N) long, then ventricle ROI, core WM, putamen and
-        accumbens (B, N) float. ``mask`` (B, N) is the brain at the points and
-        ``ident`` (N, 3) their normalised coords; no brain voxel lies elsewhere.
+        accumbens (B, N) float. ``mask`` (B, N) is the brain at the points (no brain
+        voxel lies elsewhere) and ``centre`` (B, 3) its centroid, normalised coords.
 
         The alignment is a scale and a shift per axis, so the nearest template voxel
         of every subject voxel is one index per axis: 1-D lookups reproduce
@@ -115,9 +115,6 @@ class Morphometer:
         of the same coordinates exactly, at a fraction of its cost.
         """
         count = mask.sum(dim=1).clamp(min=1.0)
-        # float64 sums over the batch's union of voxels: a subject measures the same
-        # alone or in any batch (float32 sums round differently with the union's size).
-        centre = ((mask.double() @ ident.double()) / count.double().unsqueeze(-1)).float()
         scale = (count / self.template_icv_vox) ** (1.0 / 3.0)
         shape = self.anatomy.shape
         along = [points // (shape[1] * shape[2]), (points // shape[2]) % shape[1], points % shape[2]]
@@ -173,7 +170,11 @@ class Morphometer:
         ident = _identity_grid(tuple(self.anatomy.shape)).reshape(-1, 3)[points]
         values = images.reshape(batch, -1)[:, points]
         mask = (values > 0).float()
-        labels, ventricle_roi, core, putamen, accumbens = self._align_atlas(mask, points, ident)
+        # float64 sums over the batch's union of voxels: a subject measures the same
+        # alone or in any batch (float32 sums round differently with the union's size).
+        count = mask.double().sum(dim=1).clamp(min=1.0)
+        centre = ((mask.double() @ ident.double()) / count.unsqueeze(-1)).float()
+        labels, ventricle_roi, core, putamen, accumbens = self._align_atlas(mask, points, centre)
 
         bias, _ = self._bias_field(values, mask, core, points)
         corrected = values / bias.clamp(min=0.3)
@@ -254,9 +255,7 @@ class Morphometer:
         # Lateral ventricles: CSF inside the ROI; left = below the subject's mid-plane.
         vent_csf = csf * ventricle_roi
         lateral = ident[:, 2]  # x: left-right
-        count = mask.sum(dim=1).clamp(min=1.0)
-        mid = ((mask.double() @ lateral.double()) / count.double()).float()
-        left = lateral.unsqueeze(0) < mid.view(-1, 1)
+        left = lateral.unsqueeze(0) < centre[:, 2].view(-1, 1)  # mid-plane: the brain's centroid
         features["ventricles_cc"] = vent_csf.double().sum(dim=1).numpy() * cc
         features["ventricle_left_cc"] = (vent_csf.double() * left).sum(dim=1).numpy() * cc
         features["ventricle_right_cc"] = features["ventricles_cc"] - features["ventricle_left_cc"]
