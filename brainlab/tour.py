@@ -93,8 +93,10 @@ def tour_steps(cohort_source: str = "hcp-ya", live_gan: bool = False) -> list[To
              "latent_space", ("mri-ae",), rep="mri-ae", proj="pca", dims=2, colour="age"),
         step(5, "GAN samples and their quality against baselines",
              "A small GAN generates autoencoder codes; the decoder turns them into brains. "
-             "On hcp-ya the shipped GAN is measured no better than a plain Gaussian on the "
-             "same decoder.", "Ask the class why: what would a GAN need to beat a Gaussian here?",
+             "Its quality line reads the card: the Fréchet distance beside a plain Gaussian "
+             "fitted to the same codes and decoded by the same decoder (held-out real "
+             "brains score 1.0).",
+             "Does the GAN beat the Gaussian? If not, what would a GAN need to beat it here?",
              "gan_lab", ("gan",), seed=0, n=8),
         step(6, "Watching the GAN learn",
              "Generator and discriminator train live: real and generated codes in one map, "
@@ -119,10 +121,12 @@ def tour_steps(cohort_source: str = "hcp-ya", live_gan: bool = False) -> list[To
              ("The brain-age model on real brains and on GAN samples: do samples span the "
               "real ages? The shipped GAN learned young adults (hcp-ya) unless you train one "
               "on this cohort." if ageing else
-              "The sex classifier on real brains and on GAN samples. On hcp-ya it is measured "
-              "no better than logistic regression on head size (ICV) alone.")
+              "The sex classifier on real brains and on GAN samples. The model's caption "
+              "gives its test figures beside logistic regression on head size (ICV) alone, "
+              "on the same split.")
              + " A two-sample test asks whether samples can be told from real brains.",
-             "Ask the class why: what could a classifier use besides head size?" if not ageing
+             "Does the CNN beat head size alone? What could it use besides head size?"
+             if not ageing
              else "If samples fool the classifier, are they realistic?",
              "classifiers", ("age-model" if ageing else "sex-clf", "gan"),
              model="age-model" if ageing else "sex-clf", n=64, seed=0),
