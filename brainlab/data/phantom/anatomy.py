@@ -10,6 +10,11 @@ Downsampling to the cohort grid is a box average (each 1 mm voxel is counted in
 the cohort voxel whose centre is nearest), so every cohort voxel holds the tissue
 *fractions* of its volume: partial volume comes for free. The result is cached per
 grid under ``cache_root()/templates``.
+
+Before that, at 1 mm, the cerebrum is drawn back from the mask's surface
+(``_draw_back_cerebrum``): the mask stays the intracranial volume, the brain sits
+inside it with CSF around it, as in a real head (PHANTOM.md v2: brain extent ≈ 10%
+under v1's, tissue volumes at FreeSurfer levels, ≈ 0.76 of eTIV).
 """
 
 from __future__ import annotations
@@ -26,7 +31,19 @@ from brainlab.data.grid import mni_affine
 from brainlab.paths import cache_root
 
 # Bump when region definitions or downsampling change: it keys the template cache.
-ANATOMY_VERSION = 6
+ANATOMY_VERSION = 7
+
+# The brain inside the skull (PHANTOM.md v2: brain extent ≈ 10% smaller than the mask
+# of v1, volumes at FreeSurfer levels): the template fills its mask with tissue (0.89
+# of it), while FreeSurfer's tissue sums are ≈ 0.76 of eTIV, the rest being CSF around
+# the brain. So the cerebrum is drawn back from the mask's surface by SHELL_MM: its outer
+# layer (cortex) moves inward whole, keeping its thickness and giving up area; the
+# shift fades out across the white matter between SHELL_INNER_MM and SHELL_DEEP_MM deep,
+# so deep structures keep their place and size. The mask (ICV) is unchanged: the gap is
+# CSF. Cerebellum, brainstem and the medial temporal structures stay where they are.
+SHELL_MM = 6.0
+SHELL_INNER_MM, SHELL_DEEP_MM = 4.0, 30.0
+SHELL_SMOOTH_MM = 3.0  # smoothing of the depth map whose gradient gives "inward"
 
 # Region ids in the label maps; 0 is outside the brain.
 REGIONS = (
@@ -158,6 +175,53 @@ def _region_labels_1mm(shape, affine, csf, mask):
     return labels
 
 
+def _draw_back_cerebrum(gm, wm, t1, labels, mask):
+    """Tissue maps and labels with the cerebrum drawn back from the mask's surface
+    (``SHELL_MM``, see above), all at 1 mm on the same array; CSF fills the gap.
+
+    Pull-back sampling: the content at depth d came from depth d - shift(d), along the
+    outward normal (the gradient of the smoothed depth map), shift = SHELL_MM down to
+    SHELL_INNER_MM deep, then fading linearly to 0 at SHELL_DEEP_MM, and weighted by a
+    smooth cerebrum membership (0 in the cerebellum, brainstem, hippocampi and amygdalae).
+    """
+    inside = mask > 0
+    depth = ndimage.distance_transform_edt(inside).astype(np.float32)  # mm (1 mm voxels)
+    smooth = ndimage.gaussian_filter(depth, SHELL_SMOOTH_MM)
+    normal = np.stack(np.gradient(smooth))
+    normal /= np.maximum(np.sqrt((normal ** 2).sum(0)), 1e-3)
+    fade = np.clip((SHELL_DEEP_MM - depth) / (SHELL_DEEP_MM - SHELL_INNER_MM), 0.0, 1.0)
+    kept = np.isin(labels, [REGION_ID[n] for n in (
+        "cerebellum_left", "cerebellum_right", "brainstem", "hippocampus_left",
+        "hippocampus_right", "amygdala_left", "amygdala_right")])
+    # Normalised by the smoothed mask, so the weight stays 1 up to the mask's surface.
+    kept = ndimage.binary_dilation(kept, iterations=4)  # their surroundings too: whole ROIs stay
+    cerebrum = (ndimage.gaussian_filter((inside & ~kept).astype(np.float32), 4.0)
+                / np.maximum(ndimage.gaussian_filter(inside.astype(np.float32), 4.0), 1e-3))
+    shift = SHELL_MM * fade * cerebrum
+    grid = np.indices(mask.shape, dtype=np.float32)
+    source = grid - shift[None] * normal  # outward: where this voxel's content came from
+    del grid
+
+    def pull(volume, order=1):
+        return ndimage.map_coordinates(volume, source, order=order, mode="constant", cval=0.0)
+
+    inside_source = pull(inside.astype(np.float32)) > 0.5
+    gm_new = pull(gm) * inside
+    wm_new = pull(wm) * inside
+    t1_new = pull(t1) * inside
+    labels_new = np.where(inside_source, pull(labels, order=0), labels).astype(np.int16)
+    labels_new[~inside] = 0
+    # The gap (no tissue drawn into it) keeps the label of where it lies.
+    excess = np.maximum(gm_new + wm_new, 1.0)
+    gm_new, wm_new = gm_new / excess, wm_new / excess
+    csf_new = mask * np.clip(1.0 - gm_new - wm_new, 0.0, 1.0)
+    # T1 in the gap: CSF's (the template's darkest in-mask level).
+    csf_t1 = float(np.percentile(t1[inside & (gm + wm < 0.05)], 50)) if (inside & (gm + wm < 0.05)).any() else 0.0
+    t1_new = np.where(inside & ~inside_source, csf_t1, t1_new) * inside
+    return gm_new.astype(np.float32), wm_new.astype(np.float32), csf_new.astype(np.float32), \
+        t1_new.astype(np.float32), labels_new
+
+
 def _save_npz(path: Path, values: dict) -> None:
     """Write ``values`` to ``path`` atomically (a unique temporary name, then a rename)."""
     def write(temporary: Path) -> None:
@@ -203,6 +267,11 @@ def _template_voxels_1mm() -> dict:
     box_affine = np.array(src_affine, dtype=np.float64)
     box_affine[:3, 3] += np.diag(box_affine)[:3] * corner
     labels = _region_labels_1mm(mask[box].shape, box_affine, csf[box], mask[box])
+    full_labels = np.zeros(mask.shape, np.int16)
+    full_labels[box] = labels
+    # On the whole array: the mask's cut at the field of view's edge is no surface.
+    gm, wm, csf, t1, full_labels = _draw_back_cerebrum(gm, wm, t1, full_labels, mask)
+    labels = full_labels[box]
     ventricles = np.isin(labels, [REGION_ID["ventricle_left"], REGION_ID["ventricle_right"]])
     distance = (ndimage.distance_transform_edt(~ventricles)
                 - ndimage.distance_transform_edt(ventricles)).astype(np.float32)

@@ -41,44 +41,57 @@ from brainlab.data.phantom.anatomy import LOBES, REGION_ID, REGIONS, Anatomy
 from brainlab.data.phantom.presets import RAW_MAX, WM_RAW
 
 
-# Relative T1 intensities (PHANTOM.md): WM 1, cortical GM 0.73, CSF 0.31; deep nuclei
-# at 0.93 so that, mixed with their WM at 3 mm, the mean image shows ≈ 0.96 of WM (v2).
-MU_GM, MU_DEEP, MU_CSF = 0.73, 0.93, 0.31
+# Relative T1 intensities (PHANTOM.md): WM 1, cortical GM 0.73, CSF 0.31; deep nuclei as
+# bright as WM (thalamus, pallidum): with the CSF that ageing opens in them and their
+# partial volume at 3 mm the mean image shows ≈ 0.95 of WM there (v2: ≈ 0.96).
+MU_GM, MU_DEEP, MU_CSF = 0.73, 1.0, 0.31
+# Per-subject sd of the GM and CSF levels (myelination, scanner), relative to WM. The GM
+# level's spread is most of the thickness proxy's measurement spread (v2: sd 0.08-0.09 mm).
+MU_GM_JITTER_SD, MU_CSF_SD = 0.012, 0.01
 
-# Intracranial volume per sex (HCP-YA FreeSurfer, cc) and its within-sex log-sd.
+# Intracranial volume per sex (HCP-YA FreeSurfer, cc) and its within-sex log-sd
+# (PHANTOM.md: CV ≈ 8.5%; 0.08 measures as ICV d 1.87, ICV-only sex LR 0.83).
 ICV_MEAN = {"F": 1471.0, "M": 1708.0}
-ICV_LOG_SD = 0.09
+ICV_LOG_SD = 0.08
 REFERENCE_ICV = ICV_MEAN["F"]
 
-# Allometry: volume ∝ ICV ** exponent within sex (PHANTOM.md v2: GM ≈ 0.6, so GM/ICV is
-# ≈ 2.8% higher in women). Cortex sits a little higher so that thickness (cortical GM
-# over the mask's surface, ∝ ICV^(2/3)) keeps no head-size dependence.
-ALLOMETRY = {"cortex": 0.22, "cerebellum": 0.3, "deep": 0.45, "hippocampus": 0.55,
-             "amygdala": 0.55, "wm": 0.83, "ventricles": 1.4}
-# Men's excess beyond head size (log); with the within-sex sds below these give the
-# ICV-adjusted d values of PHANTOM.md v2 (GM +0.8, WM +0.5, cerebellum +0.7, ...).
-# Ventricles: none (their +28% is allometry alone, adjusted d ≈ 0).
-MALE_OFFSET = {"cortex": 0.05, "cerebellum": 0.06, "deep": 0.04, "hippocampus_left": 0.04,
-               "hippocampus_right": 0.06, "amygdala": 0.12, "wm": 0.042, "ventricles": 0.11}
+# Allometry of the sampled targets: volume ∝ ICV ** exponent within sex, on top of the
+# global scale. The measurement adds head-size dependence of its own (partial-volume WM
+# read as GM scales with the brain's surface), so sampled cortex and cerebellum at 0
+# measure as GM ∝ ICV^0.69 and GM/ICV 2.1% higher in women (PHANTOM.md v2: ≈ 0.6, 2.8%).
+ALLOMETRY = {"cortex": 0.0, "cerebellum": 0.0, "deep": 0.45, "hippocampus": 0.55,
+             "amygdala": 0.55, "wm": 0.8, "ventricles": 1.4}
+# Men's excess beyond head size (log). The measurement sees about 0.4 of a sampled cortical
+# change (in-place thinning next to WM reads partly as WM -> GM), hence the large cortical
+# value; with the sds below these measure as the ICV-adjusted d values of PHANTOM.md v2
+# (total GM 0.61, cortex 0.62, WM 0.69, cerebellum 0.86, amygdala 0.70, ...), and cortex
+# beyond brain volume lower in men (thickness adjusted for brain volume d −0.09). Ventricles:
+# their +28% is allometry and this offset, adjusted d ≈ 0.1.
+MALE_OFFSET = {"cortex": 0.095, "cerebellum": 0.078, "deep": 0.05, "hippocampus_left": 0.0,
+               "hippocampus_right": 0.04, "amygdala": 0.04, "wm": 0.0225, "ventricles": 0.11}
 # Phantom baselines relative to the template's own volumes, log: young adults at
 # FreeSurfer levels (PHANTOM.md v2 table) with small ventricles.
-BASELINE = {"gm": np.log(0.78), "wm": 0.0, "ventricles": np.log(0.29)}
+BASELINE = {"gm": np.log(0.82), "wm": np.log(1.08), "ventricles": np.log(0.35)}
 # Regional ageing relative to the global GM rate (frontal/temporal 1.5-2x, PHANTOM.md).
 LOBE_AGEING = {"frontal": 1.6, "parietal": 1.0, "temporal": 1.6, "occipital": 0.7,
                "cerebellum": 0.7}
 # Young-adult hippocampus, amygdala and deep nuclei relative to the template's ROIs.
-BASELINE_HIPPOCAMPUS = np.log(1.14)
-BASELINE_DEEP = np.log(0.93)
+BASELINE_HIPPOCAMPUS = np.log(1.28)
+BASELINE_DEEP = np.log(0.98)
 # Latent factors (standard normal per subject). "brain" is brain size beyond ICV,
 # shared by GM and WM: it makes brain/ICV vary and corr(GM, WM | sex, ICV) ≈ +0.5.
-# Its loading per structure, then each structure's own sd (log).
+# Its loading per structure, then each structure's own sd (log); cortical values are
+# large for the reason above (measured cortical residual sd ≈ 0.03).
 FACTORS = ("brain", "gm", "wm", "deep", "hippocampus", "amygdala", "ventricles")
-BRAIN_LOADING = {"cortex": 0.06, "cerebellum": 0.04, "wm": 0.075, "deep": 0.02,
+BRAIN_LOADING = {"cortex": 0.105, "cerebellum": 0.05, "wm": 0.0115, "deep": 0.02,
                  "hippocampus": 0.015, "amygdala": 0.015, "ventricles": 0.0}
-FACTOR_SD = {"brain": 1.0, "gm": 0.02, "wm": 0.025, "deep": 0.025, "hippocampus": 0.02,
+FACTOR_SD = {"brain": 1.0, "gm": 0.06, "wm": 0.034, "deep": 0.025, "hippocampus": 0.02,
              "amygdala": 0.03, "ventricles": 0.75}
-LOBE_SD = 0.02       # independent per-lobe GM variation (log)
-ASYMMETRY_SD = 0.03  # left/right hippocampus asymmetry (log)
+LOBE_SD = 0.04      # independent per-lobe GM variation (log)
+CEREBELLAR_WM_GROWTH = 1.5  # WM-warp source weight in the cerebellum (1 = as the cerebrum);
+# > 1 offsets the compression the cerebral WM growth exerts there (hcp-ya cerebellar WM CV
+# 0.158 at 1.0, 0.152 at 1.5 before ANCHOR_MIN_WM 0.18 / ANCHOR_WEIGHT 20; 2.0 flips putamen ageing)
+ASYMMETRY_SD = 0.24  # left/right hippocampus asymmetry (log)
 
 # Regions whose GM thins in place; the rest (brainstem, GM next to ventricles) never does.
 CONVERTED_REGIONS = tuple(f"{lobe}_{side}" for lobe in LOBES + ("cerebellum", "hippocampus",
@@ -109,23 +122,23 @@ def _ramp(age, start, stop=None):
 def age_effects(age, ageing: float = 1.0) -> dict[str, np.ndarray]:
     """Log volume change with age (relative to a young adult) per structure.
 
-    GM −0.5%/y from 20 to 35 (the measurement sees a fraction: cortex ≈ −0.8% per
-    4.5 y), −0.2%/y after 35, −0.65%/y after 60; WM inverted-U peaking at 40 (+2% per
-    4.5 y at 22-37); ventricles +3%/y to 40, +1.8%/y after, +4.3%/y after 60 (the
-    measurement sees ≈ +3%/y);
+    GM −0.27%/y from 20 to 35 (the measurement sees a fraction: cortex ≈ −0.4% per
+    4.5 y), −0.2%/y after 35, −0.65%/y after 60; WM inverted-U peaking at 40 (≈ +1% per
+    4.5 y measured at 22-37); ventricles +2.1%/y to 40, +1.8%/y after, +4.3%/y after 60;
     hippocampus accelerating to −1.2%/y after 75; deep GM (putamen, accumbens)
-    −0.8%/y from 20 to 40 (WM growing into the CSF around them hides part of it from
-    the measurement), −0.2%/y after.
+    −1.6%/y from 20 to 40 (WM growing into the CSF around them hides much of it from
+    the measurement), −0.2%/y after. Young-adult rates are set so that 22-25 vs 31-35
+    separate with a within-sex AUC ≈ 0.83 (PHANTOM.md v2).
     """
     age = np.asarray(age, dtype=float)
     effects = {
-        "gm": -(0.005 * _ramp(age, 20, 35) + 0.002 * _ramp(age, 35) + 0.0045 * _ramp(age, 60)),
-        "wm": -0.09 * ((age - 40.0) / 30.0) ** 2 + 0.004 * _ramp(age, 20, 37),
-        "ventricles": (0.03 * (np.minimum(age, 40.0) - 25.0) + 0.018 * _ramp(age, 40)
+        "gm": -(0.0027 * _ramp(age, 20, 35) + 0.002 * _ramp(age, 35) + 0.0045 * _ramp(age, 60)),
+        "wm": -0.09 * ((age - 40.0) / 30.0) ** 2 + 0.0022 * _ramp(age, 20, 37),
+        "ventricles": (0.021 * (np.minimum(age, 40.0) - 25.0) + 0.018 * _ramp(age, 40)
                        + 0.025 * _ramp(age, 60)),
         "hippocampus": -(0.0015 * _ramp(age, 30, 50) + 0.005 * _ramp(age, 50, 65)
                          + 0.0085 * _ramp(age, 65, 75) + 0.012 * _ramp(age, 75)),
-        "deep": -(0.008 * _ramp(age, 20, 40) + 0.002 * _ramp(age, 40)),
+        "deep": -(0.016 * _ramp(age, 20, 40) + 0.002 * _ramp(age, 40)),
         # GM/WM contrast falls ≈7% from 20 to 80 y: GM gets brighter.
         "mu_gm": 0.02 * np.clip((age - 20.0) / 60.0, 0.0, 1.2),
     }
@@ -266,8 +279,8 @@ def sample_subjects(config: PhantomConfig, anatomy: Anatomy) -> pd.DataFrame:
     truth["z_asym_hippocampus"] = rng.standard_normal(n)
     truth["snr"] = rng.uniform(*config.snr_range, n)
     truth["bias_amplitude"] = rng.uniform(*config.bias_range, n)
-    truth["mu_gm_jitter"] = 0.006 * rng.standard_normal(n)
-    truth["mu_csf"] = MU_CSF + 0.01 * rng.standard_normal(n)
+    truth["mu_gm_jitter"] = MU_GM_JITTER_SD * rng.standard_normal(n)
+    truth["mu_csf"] = MU_CSF + MU_CSF_SD * rng.standard_normal(n)
     return truth
 
 
@@ -382,7 +395,11 @@ class WarpBasis:
         mm_per_unit = extent_mm / 2.0
         labels = anatomy.labels
 
-        smooth_wm = _smooth(anatomy.wm, 6.0 / spacing_mm)  # ≈6 mm smoothed log-Jacobian shape
+        source = anatomy.wm
+        if CEREBELLAR_WM_GROWTH != 1.0:  # cerebellar WM weighted in the WM-growth source
+            cerebellar = np.isin(labels, [REGION_ID["cerebellum_left"], REGION_ID["cerebellum_right"]])
+            source = source * np.where(cerebellar, CEREBELLAR_WM_GROWTH, 1.0).astype(source.dtype)
+        smooth_wm = _smooth(source, 6.0 / spacing_mm)  # ≈6 mm smoothed log-Jacobian shape
         # WM grows at the expense of CSF (not of GM or the background): brain size
         # beyond ICV, and GM keeps its partial-volume make-up as WM changes.
         smooth_csf = _smooth(anatomy.csf_other, 6.0 / spacing_mm)
@@ -405,6 +422,10 @@ class WarpBasis:
         # Only GM in voxels with little WM thins (the pial side, next to sulcal CSF):
         # at 3 mm that keeps atrophy a GM -> CSF exchange an intensity analysis can see.
         pial = np.clip(1.0 - anatomy.wm / PIAL_WM_LIMIT, 0.0, 1.0)
+        # Deep nuclei are GM mixed with WM tracts at 3 mm: all their GM may thin, or the
+        # putamen (WM-rich voxels) could not shrink with age.
+        deep_nuclei = np.isin(labels, [REGION_ID["subcortical_left"], REGION_ID["subcortical_right"]])
+        pial = np.where(deep_nuclei, 1.0, pial)
         shares = [float((gm[REGION_ID[r] - 1] * pial).sum() / max(gm[REGION_ID[r] - 1].sum(), 1e-6))
                   for r in CONVERTED_REGIONS]
         channels = np.concatenate([tissue, anatomy.ventricle_distance[None],

@@ -15,7 +15,8 @@ Per image:
    deep structures (nuclei, putamen, accumbens, hippocampus, amygdala) as the tissue
    (non-CSF) volume of their atlas ROI, the way FreeSurfer's labels count a whole
    structure (its SubCortGray = nuclei + hippocampus + amygdala); a cortical
-   thickness proxy = cortical GM volume / brain surface area.
+   thickness proxy = cortical GM volume / a cortical area from the tissue volume
+   (``CORTEX_AREA_EXPONENT``).
 """
 
 from __future__ import annotations
@@ -25,18 +26,35 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-
 from brainlab.data.phantom.anatomy import CORTICAL_REGIONS, REGION_ID, REGIONS, Anatomy
 from brainlab.errors import BrainlabInputError
 
 # Intensities the measurement assumes, relative to the measured WM level.
-ASSUMED_GM, ASSUMED_DEEP, ASSUMED_CSF = 0.73, 0.93, 0.31
+ASSUMED_GM, ASSUMED_DEEP, ASSUMED_CSF = 0.73, 0.97, 0.31
 # Mean cortical thickness the proxy reads on the template: set so that the hcp-ya
 # cohort reads ≈ 2.63 mm (F) / 2.64 mm (M) as FreeSurfer does on HCP-YA.
-TEMPLATE_THICKNESS_MM = 3.37
+TEMPLATE_THICKNESS_MM = 2.95
+# Cortical surface area grows faster than brain volume^(2/3): folding makes bigger
+# brains' extra cortex mostly area (hyperscaling; MRI studies of adults put the exponent
+# between ≈ 0.8 and 1). At 3 mm no surface can follow the folds, so the thickness proxy
+# takes the area from the measured tissue volume (GM + WM) by this law; the mask's
+# surface (∝ ICV^(2/3)) put men's extra cortex into thickness (raw sex d 0.7 against
+# HCP-YA's 0.13). Caveat: atrophy shrinks the tissue too, so on ``lifespan`` the proxy
+# thins by ≈ 0.03 mm per decade where FreeSurfer sees 0.08-0.10.
+CORTEX_AREA_EXPONENT = 0.94
 # Ventricle CSF counts only where the voxel is clearly darker than WM, so noise and
 # residual bias in the periventricular WM add no floor to small ventricles.
 VENTRICLE_MAX_RELATIVE = 0.9
+# Atlas ROIs as trilinear (soft) weights of the scaled template labels.
+SOFT_ATLAS = True
+BIAS_EPS = 0.02  # shrinkage of the bias field towards 1 where core WM is sparse
+HARD_SUBROIS = True
+ANCHOR_REGIONS = ("cerebellum_left", "cerebellum_right")
+ANCHOR_MIN_WM = 0.18
+ANCHOR_WEIGHT = 20.0
+# Hippocampus as a probabilistic label: besides its voxels, the hippocampal share of
+# the GM of neighbouring voxels (the 1-mm label's partial volume on the grid).
+HIPPO_SPILL = True
 
 
 def _sub_rois(anatomy: Anatomy) -> tuple[np.ndarray, np.ndarray]:
@@ -90,6 +108,21 @@ class Morphometer:
                 + np.int16(64) * wm_core + np.int16(128) * putamen
                 + np.int16(256) * accumbens).astype(np.int16)
         self.atlas = F.pad(torch.from_numpy(code), [0, 1, 0, 1, 0, 1])
+        # Extra bias anchors where core WM is sparse: WM-rich voxels (no sulcal CSF)
+        # of these regions, each read against its expected template intensity
+        # (WM + GM mix), i.e. an atlas prior on intensity.
+        extra = (np.isin(anatomy.labels, [REGION_ID[n] for n in ANCHOR_REGIONS])
+                 & (anatomy.wm > ANCHOR_MIN_WM) & ~wm_core)
+        expected = (anatomy.wm + ASSUMED_GM * anatomy.gm_region.sum(0)
+                    + ASSUMED_CSF * anatomy.csf) / np.maximum(anatomy.brain, 1e-3)
+        self.anchor = F.pad(torch.from_numpy((extra * expected).astype(np.float32)), [0, 1, 0, 1, 0, 1])
+        total_gm = anatomy.gm_region.sum(0)
+        spill = []
+        for side in ("left", "right"):
+            r = REGION_ID[f"hippocampus_{side}"]
+            share = anatomy.gm_region[r - 1] / np.maximum(total_gm, 1e-6)
+            spill.append(np.where((anatomy.labels != r) & (total_gm > 1e-6), share, 0.0))
+        self.spill = F.pad(torch.from_numpy(np.stack(spill).astype(np.float32)), [0, 1, 0, 1, 0, 1])
         self._axes = [torch.linspace(-1.0, 1.0, n) if n > 1 else torch.zeros(1) for n in shape]
         spacing = np.abs(np.diag(anatomy.affine)[:3])
         self.spacing = spacing
@@ -102,6 +135,18 @@ class Morphometer:
             raw = self.measure(image)["cortical_thickness_mm"][0]
             thickness_scale = TEMPLATE_THICKNESS_MM / raw
         self.thickness_scale = float(thickness_scale)
+
+    def _face_area(self, mask: torch.Tensor) -> np.ndarray:
+        """Outer surface (mm²) of bool volumes (B, D, H, W): their voxel faces."""
+        area = np.zeros(mask.shape[0])
+        for axis in range(3):
+            diff = (mask.narrow(axis + 1, 1, mask.shape[axis + 1] - 1)
+                    != mask.narrow(axis + 1, 0, mask.shape[axis + 1] - 1))
+            faces = diff.sum(dim=(1, 2, 3)).double().numpy()
+            faces += mask.select(axis + 1, 0).sum(dim=(1, 2)).double().numpy()
+            faces += mask.select(axis + 1, -1).sum(dim=(1, 2)).double().numpy()
+            area += faces * self.face_mm2[axis]
+        return area
 
     def _align_atlas(self, mask: torch.Tensor, points: torch.Tensor, centre: torch.Tensor):
         """Atlas maps in each subject's space at ``points`` (N,) flat voxel indices,
@@ -116,6 +161,9 @@ class Morphometer:
         """
         count = mask.sum(dim=1).clamp(min=1.0)
         scale = (count / self.template_icv_vox) ** (1.0 / 3.0)
+        scale = scale.view(-1, 1).expand(-1, 3)
+        if SOFT_ATLAS:
+            return self._soft_codes(mask, points, centre, scale)
         shape = self.anatomy.shape
         along = [points // (shape[1] * shape[2]), (points // shape[2]) % shape[1], points % shape[2]]
         codes = []
@@ -123,25 +171,73 @@ class Morphometer:
             index = []
             for axis, lin in enumerate(self._axes):  # array axis D, H, W = coord 2, 1, 0
                 k = 2 - axis
-                coord = self.template_centre[k] + (lin - centre[b, k]) / scale[b]
+                coord = self.template_centre[k] + (lin - centre[b, k]) / scale[b, k]
                 size = lin.shape[0]
                 nearest = torch.round(((coord + 1) / 2) * (size - 1))
                 outside = (nearest < 0) | (nearest > size - 1)
                 index.append(torch.where(outside, torch.full_like(nearest, size), nearest).long())
             codes.append(self.atlas[index[0][along[0]], index[1][along[1]], index[2][along[2]]])
-        code = torch.stack(codes)
-        labels = torch.bitwise_and(code, 31).long()
-        bits = [torch.bitwise_and(torch.bitwise_right_shift(code, shift), 1).float()
-                for shift in (5, 6, 7, 8)]
-        return (labels, *bits)
+        return torch.stack(codes)[None], torch.ones(1, *mask.shape), None
 
-    def _bias_field(self, values, mask, core, points):
+    def _soft_codes(self, mask, points, centre, scale):
+        """Trilinear version: the 8 neighbouring template codes of every point and
+        their weights, (8, B, N) each (codes outside the template are 0)."""
+        shape = self.anatomy.shape
+        along = [points // (shape[1] * shape[2]), (points // shape[2]) % shape[1], points % shape[2]]
+        batch = mask.shape[0]
+        codes = torch.empty(8, batch, points.numel(), dtype=torch.int16)
+        anchor_expected = torch.zeros(batch, points.numel())
+        anchor_weight = torch.zeros(batch, points.numel())
+        spill = torch.zeros(2, batch, points.numel())
+        weights = torch.empty(8, batch, points.numel())
+        for b in range(batch):
+            lows, shares = [], []
+            for axis, lin in enumerate(self._axes):
+                k = 2 - axis
+                coord = self.template_centre[k] + (lin - centre[b, k]) / scale[b, k]
+                size = lin.shape[0]
+                pos = ((coord + 1) / 2) * (size - 1)
+                low = torch.floor(pos)
+                share = pos - low
+                pair = []
+                for idx in (low, low + 1):
+                    outside = (idx < 0) | (idx > size - 1)
+                    pair.append(torch.where(outside, torch.full_like(idx, size), idx).long()[along[axis]])
+                lows.append(pair)
+                shares.append(share[along[axis]])
+            c = 0
+            for a in (0, 1):
+                wa = shares[0] if a else 1.0 - shares[0]
+                for bb in (0, 1):
+                    wb = shares[1] if bb else 1.0 - shares[1]
+                    for cc in (0, 1):
+                        wc = shares[2] if cc else 1.0 - shares[2]
+                        codes[c, b] = self.atlas[lows[0][a], lows[1][bb], lows[2][cc]]
+                        weights[c, b] = wa * wb * wc
+                        e = self.anchor[lows[0][a], lows[1][bb], lows[2][cc]]
+                        anchor_expected[b] += weights[c, b] * e
+                        anchor_weight[b] += weights[c, b] * (e > 0)
+                        if HIPPO_SPILL:
+                            spill[:, b] += weights[c, b] * self.spill[:, lows[0][a], lows[1][bb], lows[2][cc]]
+                        c += 1
+        return codes, weights, (anchor_expected, anchor_weight, spill if HIPPO_SPILL else None)
+
+    def _bias_field(self, values, mask, core, points, anchors=None):
         """Smooth multiplicative field fitted to core-WM intensity, at the points (B, N)."""
         pool = self.bias_pool
         batch, shape = values.shape[0], self.anatomy.shape
         weight = core * mask
+        ratio = values
+        if ANCHOR_REGIONS and anchors is not None:
+            anchor_expected, anchor_weight = anchors[:2]
+            anchor = anchor_weight * mask
+            # soft anchor weight 1 only where all 8 neighbours are anchors (no edge mixing)
+            anchor = (anchor > 0.999).float() * ANCHOR_WEIGHT
+            expected = anchor_expected / anchor_weight.clamp(min=1e-6)
+            ratio = torch.where(anchor > 0, values / expected.clamp(min=0.5), values)
+            weight = weight + anchor
         full = torch.zeros(2, batch, int(np.prod(shape)))
-        full[0][:, points] = values * weight
+        full[0][:, points] = ratio * weight
         full[1][:, points] = weight
         full = full.view(2 * batch, 1, *shape)
         pooled = F.avg_pool3d(full, pool, pool, ceil_mode=True)
@@ -150,7 +246,7 @@ class Morphometer:
         num, den = pooled[:batch], pooled[batch:]
         level = (num.sum(dim=(1, 2, 3, 4)) / den.sum(dim=(1, 2, 3, 4)).clamp(min=1e-6))
         level = level.view(-1, 1, 1, 1, 1)
-        eps = 0.02
+        eps = BIAS_EPS
         field = (num + eps * level) / (den + eps) / level
         field = F.interpolate(field, size=shape, mode="trilinear", align_corners=False)
         return field.view(batch, -1)[:, points], level.view(-1)
@@ -174,9 +270,19 @@ class Morphometer:
         # alone or in any batch (float32 sums round differently with the union's size).
         count = mask.double().sum(dim=1).clamp(min=1.0)
         centre = ((mask.double() @ ident.double()) / count.unsqueeze(-1)).float()
-        labels, ventricle_roi, core, putamen, accumbens = self._align_atlas(mask, points, centre)
+        codes, corner_w, anchors = self._align_atlas(mask, points, centre)
+        corner_labels = torch.bitwise_and(codes, 31).long()
 
-        bias, _ = self._bias_field(values, mask, core, points)
+        def soft_bit(shift):
+            bit = torch.bitwise_and(torch.bitwise_right_shift(codes, shift), 1).float()
+            return (bit * corner_w).sum(0)
+
+        ventricle_roi, core, putamen, accumbens = (soft_bit(k) for k in (5, 6, 7, 8))
+        is_deep = ((corner_labels == REGION_ID["subcortical_left"])
+                   | (corner_labels == REGION_ID["subcortical_right"])).float()
+        deep_w = (is_deep * corner_w).sum(0)
+
+        bias, _ = self._bias_field(values, mask, core, points, anchors)
         corrected = values / bias.clamp(min=0.3)
         core_mask = core * mask
         wm_level = ((corrected.double() * core_mask.double()).sum(dim=1)
@@ -184,8 +290,8 @@ class Morphometer:
         wm_level = torch.where(wm_level > 0, wm_level, corrected.amax(dim=1))
         relative = corrected / wm_level.view(-1, 1)
 
-        deep = (labels == REGION_ID["subcortical_left"]) | (labels == REGION_ID["subcortical_right"])
-        gm_level = torch.where(deep, torch.tensor(ASSUMED_DEEP), torch.tensor(ASSUMED_GM))
+        deep = deep_w > 0.5
+        gm_level = ASSUMED_GM + (ASSUMED_DEEP - ASSUMED_GM) * deep_w
         upper = ((relative - gm_level) / (1.0 - gm_level)).clamp(0.0, 1.0)
         lower = ((relative - ASSUMED_CSF) / (gm_level - ASSUMED_CSF)).clamp(0.0, 1.0)
         above = relative >= gm_level
@@ -194,24 +300,31 @@ class Morphometer:
         gm = torch.where(above, 1.0 - upper, lower) * mask
         csf = torch.where(above, zeros, 1.0 - lower) * mask
         # Around the ventricles (outside the deep nuclei) tissue is CSF or WM.
-        periventricular = (ventricle_roi > 0) & ~deep
+        periventricular = (ventricle_roi * (1.0 - deep_w)).clamp(0.0, 1.0)
         csf_wm = ((1.0 - relative) / (1.0 - ASSUMED_CSF)).clamp(0.0, 1.0) * mask
         csf_wm = torch.where(relative > VENTRICLE_MAX_RELATIVE, zeros, csf_wm)
-        csf = torch.where(periventricular, csf_wm, csf)
-        wm = torch.where(periventricular, mask - csf_wm, wm)
-        gm = torch.where(periventricular, zeros, gm)
+        csf = periventricular * csf_wm + (1.0 - periventricular) * csf
+        wm = periventricular * (mask - csf_wm) + (1.0 - periventricular) * wm
+        gm = (1.0 - periventricular) * gm
 
         n_labels = len(REGIONS) + 1
         offsets = (torch.arange(batch) * n_labels).view(-1, 1)
-        flat_labels = (labels + offsets).reshape(-1)
+        flat_labels = [(corner_labels[c] + offsets).reshape(-1) for c in range(len(corner_labels))]
 
         def per_label(values):
             # bincount adds in voxel order in float64, like a sequential index_add_.
-            out = torch.bincount(flat_labels, weights=values.reshape(-1).double(),
-                                 minlength=batch * n_labels)
+            out = 0.0
+            for c, flat in enumerate(flat_labels):
+                out = out + torch.bincount(flat, weights=(values * corner_w[c]).reshape(-1).double(),
+                                           minlength=batch * n_labels)
             return (out.view(batch, n_labels) * cc).numpy()
 
         gm_l, wm_l, csf_l = per_label(gm), per_label(wm), per_label(csf)
+        if SOFT_ATLAS and HIPPO_SPILL and anchors[2] is not None:
+            for k, side in enumerate(("left", "right")):
+                moved = per_label(gm * anchors[2][k])  # hippocampal GM counted in other labels
+                gm_l = gm_l - moved
+                gm_l[:, REGION_ID[f"hippocampus_{side}"]] += moved.sum(1)
         tissue_l = gm_l + wm_l
 
         def pick(table, *names):
@@ -243,6 +356,8 @@ class Morphometer:
         features["hippocampus_cc"] = features["hippocampus_left_cc"] + features["hippocampus_right_cc"]
         features["amygdala_cc"] = pick(tissue_l, "amygdala_left", "amygdala_right")
         tissue = (gm + wm) * mask
+        if HARD_SUBROIS:  # the sub-ROIs as voxels mostly inside them (majority of the 8 weights)
+            putamen, accumbens = (putamen > 0.5).float(), (accumbens > 0.5).float()
         features["putamen_cc"] = (tissue.double() * putamen.double()).sum(dim=1).numpy() * cc
         features["accumbens_cc"] = (tissue.double() * accumbens.double()).sum(dim=1).numpy() * cc
         features["cerebellum_gm_cc"] = pick(gm_l, "cerebellum_left", "cerebellum_right")
@@ -268,19 +383,14 @@ class Morphometer:
             features[f"gm_{side}_cc"] = pick(gm_l, *hemi[side])
             features[f"wm_{side}_cc"] = pick(wm_l, *hemi[side])
 
-        # Surface area of the brain mask (voxel faces) -> thickness proxy.
-        mask = full_mask
-        area = np.zeros(batch)
-        for axis in range(3):
-            diff = (mask.narrow(axis + 1, 1, mask.shape[axis + 1] - 1)
-                    != mask.narrow(axis + 1, 0, mask.shape[axis + 1] - 1))
-            faces = diff.sum(dim=(1, 2, 3)).double().numpy()
-            faces += mask.select(axis + 1, 0).sum(dim=(1, 2)).double().numpy()
-            faces += mask.select(axis + 1, -1).sum(dim=(1, 2)).double().numpy()
-            area += faces * self.face_mm2[axis]
-        features["brain_surface_cm2"] = area / 100.0
+        # Surface area of the brain mask (voxel faces). The thickness proxy divides
+        # cortical GM by a cortical area that follows the brain's tissue volume, not
+        # the head: area ∝ volume^CORTEX_AREA_EXPONENT.
+        features["brain_surface_cm2"] = self._face_area(full_mask) / 100.0
+        tissue_cc = features["gm_cc"] + features["wm_cc"]
+        area = np.maximum(tissue_cc, 1.0) ** CORTEX_AREA_EXPONENT
         features["cortical_thickness_mm"] = (self.thickness_scale * features["cortical_gm_cc"]
-                                             * 1000.0 / np.maximum(area, 1.0))
+                                             / area)
 
         # Image-level descriptors: WM level (raw) and GM/WM contrast.
         features["wm_intensity"] = wm_level.double().numpy()

@@ -9,7 +9,7 @@ from brainlab.config import PhantomConfig, config_from_dict, config_to_dict
 from brainlab.errors import BrainlabInputError
 
 # Bump whenever sampling, synthesis or measurement changes: it is in every fingerprint.
-PHANTOM_VERSION = 4
+PHANTOM_VERSION = 5
 
 # Raw intensities: WM ≈ 1000 like the HCP tensors, clipped at RAW_MAX; the [0, 1]
 # view models see is raw / RAW_MAX (so WM ≈ 0.625 and bias/noise never clip).
