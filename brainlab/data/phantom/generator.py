@@ -124,8 +124,9 @@ def age_effects(age, ageing: float = 1.0) -> dict[str, np.ndarray]:
 
     GM −0.27%/y from 20 to 35 (the measurement sees a fraction: cortex ≈ −0.4% per
     4.5 y), −0.2%/y after 35, −0.65%/y after 60; WM inverted-U peaking at 40 (≈ +1% per
-    4.5 y measured at 22-37); ventricles +2.1%/y to 40, +1.8%/y after, +4.3%/y after 60;
-    hippocampus accelerating to −1.2%/y after 75; deep GM (putamen, accumbens)
+    4.5 y measured at 22-37); ventricles +2.1%/y to 40, +1.8%/y after, +3.9%/y after 60;
+    hippocampus accelerating to −2.2%/y after 75 (the measurement sees about half);
+    deep GM (putamen, accumbens)
     −1.6%/y from 20 to 40 (WM growing into the CSF around them hides much of it from
     the measurement), −0.2%/y after. Young-adult rates are set so that 22-25 vs 31-35
     separate with a within-sex AUC ≈ 0.83 (PHANTOM.md v2).
@@ -135,9 +136,9 @@ def age_effects(age, ageing: float = 1.0) -> dict[str, np.ndarray]:
         "gm": -(0.0027 * _ramp(age, 20, 35) + 0.002 * _ramp(age, 35) + 0.0045 * _ramp(age, 60)),
         "wm": -0.09 * ((age - 40.0) / 30.0) ** 2 + 0.0022 * _ramp(age, 20, 37),
         "ventricles": (0.021 * (np.minimum(age, 40.0) - 25.0) + 0.018 * _ramp(age, 40)
-                       + 0.025 * _ramp(age, 60)),
-        "hippocampus": -(0.0015 * _ramp(age, 30, 50) + 0.005 * _ramp(age, 50, 65)
-                         + 0.0085 * _ramp(age, 65, 75) + 0.012 * _ramp(age, 75)),
+                       + 0.021 * _ramp(age, 60)),
+        "hippocampus": -(0.0015 * _ramp(age, 30, 50) + 0.009 * _ramp(age, 50, 65)
+                         + 0.016 * _ramp(age, 65, 75) + 0.022 * _ramp(age, 75)),
         "deep": -(0.016 * _ramp(age, 20, 40) + 0.002 * _ramp(age, 40)),
         # GM/WM contrast falls ≈7% from 20 to 80 y: GM gets brighter.
         "mu_gm": 0.02 * np.clip((age - 20.0) / 60.0, 0.0, 1.2),
