@@ -14,9 +14,13 @@ How the figures are computed (the same for every cohort):
 - allometry slopes: the log ICV coefficient of that same model (within sex).
 - partial correlations: Pearson r of the residuals of log measures on
   [1, log ICV, male].
-- sex classifiers: StandardScaler -> LogisticRegression, stratified 5-fold with
-  fixed folds (seed 0), balanced accuracy; "residualised" pipelines regress the
-  features on the size measures inside each training fold (``Residualiser``).
+- sex classifiers: StandardScaler -> LogisticRegression, stratified 5-fold,
+  balanced accuracy averaged over ``CV_REPEATS`` fold seeds; "residualised"
+  pipelines regress the features on the size measures inside each training fold
+  (``Residualiser``).
+- brain extent: the bounding box of brain tissue (``tissue_masks``) present in more
+  than half of the subjects, so CSF that a skull-stripped image keeps around the
+  brain does not count.
 - ageing: OLS of log(measure) on [1, age units, male, log ICV] over subjects
   aged 22-37, with age units = years / 4.5 (or the ordinal HCP age bin when only
   bins are known); rate = exp(coefficient) - 1 per bin.
