@@ -89,3 +89,58 @@ def test_brains_sit_lower_and_men_lower_than_women():
         return float((mass * z).sum() / mass.sum())
 
     assert centre_z(male) < centre_z(~male)
+
+
+def test_the_cerebrum_is_drawn_back_from_the_mask_keeping_its_ribbon_and_its_centre():
+    """A ball of WM in a 3-voxel GM ribbon, filling its mask: afterwards the ribbon starts
+    SHELL_MM inside the mask, keeps its thickness, the core is untouched and CSF fills
+    the gap; a region listed as kept (here the lower half, as 'cerebellum') stays put."""
+    from brainlab.data.phantom import anatomy
+
+    n, radius = 64, 26.0
+    grid = np.indices((n, n, n), dtype=np.float32) - (n - 1) / 2
+    r = np.sqrt((grid ** 2).sum(0))
+    mask = (r <= radius).astype(np.float32)
+    gm = ((r > radius - 3) & (r <= radius)).astype(np.float32)
+    wm = (r <= radius - 3).astype(np.float32)
+    t1 = wm + 0.73 * gm
+    labels = np.where(mask > 0, anatomy.REGION_ID["frontal_left"], 0).astype(np.int16)
+    labels[(mask > 0) & (grid[2] < -10)] = anatomy.REGION_ID["cerebellum_left"]
+    gm2, wm2, csf2, t12, labels2 = anatomy._draw_back_cerebrum(gm, wm, t1, labels, mask)
+
+    top = (slice(None), slice(None), slice(n // 2 + 2, None))  # the drawn-back half
+    ray = [r[top][(gm2[top] > 0.5)].max(), r[top][(gm2[top] > 0.5)].min()]
+    assert radius - anatomy.SHELL_MM - 1.5 <= ray[0] <= radius - anatomy.SHELL_MM + 1.0
+    assert 2.0 <= ray[0] - ray[1] <= 4.5  # the ribbon keeps its thickness
+    core = r < radius - anatomy.SHELL_DEEP_MM + 1
+    np.testing.assert_allclose(wm2[core], wm[core], atol=1e-5)
+    assert (csf2[top][(r[top] > radius - 2) & (mask[top] > 0)] > 0.9).mean() > 0.9
+    np.testing.assert_allclose(gm2 + wm2 + csf2, mask, atol=1e-4)  # the mask is unchanged
+    bottom = (mask > 0) & (grid[2] < -24)  # deep inside the kept region, far from the rest
+    np.testing.assert_allclose(gm2[bottom], gm[bottom], atol=1e-3)
+    # Nearest-neighbour labels next to a linearly interpolated mask leave a thin edge of
+    # unlabelled voxels (0.07% of the real template's GM); none may be more than that.
+    assert (labels2[mask > 0] == 0).mean() < 0.01
+
+
+def test_thickness_proxy_divides_by_a_hyperscaling_area(small):
+    """Cortical GM over (GM + WM)^CORTEX_AREA_EXPONENT, one scale for every subject."""
+    from brainlab.data.phantom.morphometry import CORTEX_AREA_EXPONENT
+
+    cohort, _, _ = small
+    t = cohort.table
+    ratio = t["cortical_thickness_mm"] / (t["cortical_gm_cc"]
+                                          / (t["gm_cc"] + t["wm_cc"]) ** CORTEX_AREA_EXPONENT)
+    assert ratio.std() / ratio.mean() < 1e-6
+
+
+def test_brain_extent_is_read_on_tissue_not_on_the_csf_around_it():
+    from brainlab.analysis.cohort_validation import tissue_masks
+
+    image = np.zeros((1, 20, 20, 20), np.float32)
+    image[0, 3:17, 3:17, 3:17] = 0.31   # CSF rim that a brain mask may keep
+    image[0, 6:14, 6:14, 6:14] = 1.0    # WM
+    image[0, 6:14, 6:14, 6] = 0.73      # a GM face
+    tissue = tissue_masks(image)[0]
+    assert tissue.sum() == 8 * 8 * 8
+    assert not tissue[3:6].any()
