@@ -45,16 +45,11 @@ CORTEX_AREA_EXPONENT = 0.94
 # Ventricle CSF counts only where the voxel is clearly darker than WM, so noise and
 # residual bias in the periventricular WM add no floor to small ventricles.
 VENTRICLE_MAX_RELATIVE = 0.9
-# Atlas ROIs as trilinear (soft) weights of the scaled template labels.
-SOFT_ATLAS = True
 BIAS_EPS = 0.02  # shrinkage of the bias field towards 1 where core WM is sparse
-HARD_SUBROIS = True
+# Extra bias-field anchors where core WM is sparse (cerebellar WM CV 0.24 -> 0.12).
 ANCHOR_REGIONS = ("cerebellum_left", "cerebellum_right")
 ANCHOR_MIN_WM = 0.18
 ANCHOR_WEIGHT = 20.0
-# Hippocampus as a probabilistic label: besides its voxels, the hippocampal share of
-# the GM of neighbouring voxels (the 1-mm label's partial volume on the grid).
-HIPPO_SPILL = True
 
 
 def _sub_rois(anatomy: Anatomy) -> tuple[np.ndarray, np.ndarray]:
@@ -101,8 +96,8 @@ class Morphometer:
             REGION_ID[n] for n in CORTICAL_REGIONS + ("subcortical_left", "subcortical_right")])
         # One atlas code per voxel: label (< 32) + 32 * ventricle ROI + 64 * core WM,
         # with a zero slab past the end of every axis that stands for "outside the
-        # template" (grid_sample's zero padding). Nearest-neighbour lookups move whole
-        # codes, so the three maps come back exactly.
+        # template" (grid_sample's zero padding). Lookups move whole codes, weighted
+        # by their trilinear shares, so each map comes back as a soft weight.
         putamen, accumbens = _sub_rois(anatomy)
         code = (anatomy.labels.astype(np.int16) + np.int16(32) * anatomy.ventricle_roi
                 + np.int16(64) * wm_core + np.int16(128) * putamen
@@ -149,39 +144,19 @@ class Morphometer:
         return area
 
     def _align_atlas(self, mask: torch.Tensor, points: torch.Tensor, centre: torch.Tensor):
-        """Atlas maps in each subject's space at ``points`` (N,) flat voxel indices,
-        nearest neighbour: labels (B, N) long, then ventricle ROI, core WM, putamen and
-        accumbens (B, N) float. ``mask`` (B, N) is the brain at the points (no brain
-        voxel lies elsewhere) and ``centre`` (B, 3) its centroid, normalised coords.
+        """Atlas codes in each subject's space at ``points`` (N,) flat voxel indices, as
+        trilinear (soft) weights: the 8 neighbouring template codes of every point and
+        their weights, (8, B, N) each (codes outside the template are 0); then the bias
+        anchors' expected intensity and weight (B, N) and the hippocampal GM share of
+        each point (2, B, N). ``mask`` (B, N) is the brain at the points (no brain voxel
+        lies elsewhere) and ``centre`` (B, 3) its centroid, normalised coords.
 
-        The alignment is a scale and a shift per axis, so the nearest template voxel
-        of every subject voxel is one index per axis: 1-D lookups reproduce
-        ``grid_sample(mode="nearest", padding_mode="zeros", align_corners=True)``
-        of the same coordinates exactly, at a fraction of its cost.
+        The alignment is a scale and a shift per axis, so the template position of
+        every subject voxel is one index per axis (1-D lookups).
         """
         count = mask.sum(dim=1).clamp(min=1.0)
         scale = (count / self.template_icv_vox) ** (1.0 / 3.0)
         scale = scale.view(-1, 1).expand(-1, 3)
-        if SOFT_ATLAS:
-            return self._soft_codes(mask, points, centre, scale)
-        shape = self.anatomy.shape
-        along = [points // (shape[1] * shape[2]), (points // shape[2]) % shape[1], points % shape[2]]
-        codes = []
-        for b in range(mask.shape[0]):
-            index = []
-            for axis, lin in enumerate(self._axes):  # array axis D, H, W = coord 2, 1, 0
-                k = 2 - axis
-                coord = self.template_centre[k] + (lin - centre[b, k]) / scale[b, k]
-                size = lin.shape[0]
-                nearest = torch.round(((coord + 1) / 2) * (size - 1))
-                outside = (nearest < 0) | (nearest > size - 1)
-                index.append(torch.where(outside, torch.full_like(nearest, size), nearest).long())
-            codes.append(self.atlas[index[0][along[0]], index[1][along[1]], index[2][along[2]]])
-        return torch.stack(codes)[None], torch.ones(1, *mask.shape), None
-
-    def _soft_codes(self, mask, points, centre, scale):
-        """Trilinear version: the 8 neighbouring template codes of every point and
-        their weights, (8, B, N) each (codes outside the template are 0)."""
         shape = self.anatomy.shape
         along = [points // (shape[1] * shape[2]), (points // shape[2]) % shape[1], points % shape[2]]
         batch = mask.shape[0]
@@ -217,10 +192,9 @@ class Morphometer:
                         e = self.anchor[lows[0][a], lows[1][bb], lows[2][cc]]
                         anchor_expected[b] += weights[c, b] * e
                         anchor_weight[b] += weights[c, b] * (e > 0)
-                        if HIPPO_SPILL:
-                            spill[:, b] += weights[c, b] * self.spill[:, lows[0][a], lows[1][bb], lows[2][cc]]
+                        spill[:, b] += weights[c, b] * self.spill[:, lows[0][a], lows[1][bb], lows[2][cc]]
                         c += 1
-        return codes, weights, (anchor_expected, anchor_weight, spill if HIPPO_SPILL else None)
+        return codes, weights, (anchor_expected, anchor_weight, spill)
 
     def _bias_field(self, values, mask, core, points, anchors=None):
         """Smooth multiplicative field fitted to core-WM intensity, at the points (B, N)."""
@@ -228,7 +202,7 @@ class Morphometer:
         batch, shape = values.shape[0], self.anatomy.shape
         weight = core * mask
         ratio = values
-        if ANCHOR_REGIONS and anchors is not None:
+        if anchors is not None:
             anchor_expected, anchor_weight = anchors[:2]
             anchor = anchor_weight * mask
             # soft anchor weight 1 only where all 8 neighbours are anchors (no edge mixing)
@@ -320,7 +294,9 @@ class Morphometer:
             return (out.view(batch, n_labels) * cc).numpy()
 
         gm_l, wm_l, csf_l = per_label(gm), per_label(wm), per_label(csf)
-        if SOFT_ATLAS and HIPPO_SPILL and anchors[2] is not None:
+        # The hippocampus as a probabilistic label: the hippocampal share of the GM of
+        # neighbouring voxels (the 1-mm label's partial volume on the grid) moves to it.
+        if anchors[2] is not None:
             for k, side in enumerate(("left", "right")):
                 moved = per_label(gm * anchors[2][k])  # hippocampal GM counted in other labels
                 gm_l = gm_l - moved
@@ -356,8 +332,8 @@ class Morphometer:
         features["hippocampus_cc"] = features["hippocampus_left_cc"] + features["hippocampus_right_cc"]
         features["amygdala_cc"] = pick(tissue_l, "amygdala_left", "amygdala_right")
         tissue = (gm + wm) * mask
-        if HARD_SUBROIS:  # the sub-ROIs as voxels mostly inside them (majority of the 8 weights)
-            putamen, accumbens = (putamen > 0.5).float(), (accumbens > 0.5).float()
+        # The sub-ROIs as voxels mostly inside them (majority of the 8 weights).
+        putamen, accumbens = (putamen > 0.5).float(), (accumbens > 0.5).float()
         features["putamen_cc"] = (tissue.double() * putamen.double()).sum(dim=1).numpy() * cc
         features["accumbens_cc"] = (tissue.double() * accumbens.double()).sum(dim=1).numpy() * cc
         features["cerebellum_gm_cc"] = pick(gm_l, "cerebellum_left", "cerebellum_right")
