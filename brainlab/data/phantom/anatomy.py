@@ -193,8 +193,8 @@ def _draw_back_cerebrum(gm, wm, t1, labels, mask):
     kept = np.isin(labels, [REGION_ID[n] for n in (
         "cerebellum_left", "cerebellum_right", "brainstem", "hippocampus_left",
         "hippocampus_right", "amygdala_left", "amygdala_right")])
-    # Normalised by the smoothed mask, so the weight stays 1 up to the mask's surface.
     kept = ndimage.binary_dilation(kept, iterations=4)  # their surroundings too: whole ROIs stay
+    # Normalised by the smoothed mask, so the weight stays 1 up to the mask's surface.
     cerebrum = (ndimage.gaussian_filter((inside & ~kept).astype(np.float32), 4.0)
                 / np.maximum(ndimage.gaussian_filter(inside.astype(np.float32), 4.0), 1e-3))
     shift = SHELL_MM * fade * cerebrum
@@ -209,14 +209,15 @@ def _draw_back_cerebrum(gm, wm, t1, labels, mask):
     gm_new = pull(gm) * inside
     wm_new = pull(wm) * inside
     t1_new = pull(t1) * inside
+    # The gap (no tissue drawn into it) keeps the label of where it lies.
     labels_new = np.where(inside_source, pull(labels, order=0), labels).astype(np.int16)
     labels_new[~inside] = 0
-    # The gap (no tissue drawn into it) keeps the label of where it lies.
     excess = np.maximum(gm_new + wm_new, 1.0)
     gm_new, wm_new = gm_new / excess, wm_new / excess
     csf_new = mask * np.clip(1.0 - gm_new - wm_new, 0.0, 1.0)
     # T1 in the gap: CSF's (the template's darkest in-mask level).
-    csf_t1 = float(np.percentile(t1[inside & (gm + wm < 0.05)], 50)) if (inside & (gm + wm < 0.05)).any() else 0.0
+    pure_csf = inside & (gm + wm < 0.05)
+    csf_t1 = float(np.median(t1[pure_csf])) if pure_csf.any() else 0.0
     t1_new = np.where(inside & ~inside_source, csf_t1, t1_new) * inside
     return gm_new.astype(np.float32), wm_new.astype(np.float32), csf_new.astype(np.float32), \
         t1_new.astype(np.float32), labels_new

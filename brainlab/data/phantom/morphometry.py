@@ -40,7 +40,7 @@ TEMPLATE_THICKNESS_MM = 2.95
 # takes the area from the measured tissue volume (GM + WM) by this law; the mask's
 # surface (∝ ICV^(2/3)) put men's extra cortex into thickness (raw sex d 0.7 against
 # HCP-YA's 0.13). Caveat: atrophy shrinks the tissue too, so on ``lifespan`` the proxy
-# thins by ≈ 0.03 mm per decade where FreeSurfer sees 0.08-0.10.
+# thins by ≈ 0.02 mm per decade where FreeSurfer sees 0.08-0.10.
 CORTEX_AREA_EXPONENT = 0.94
 # Ventricle CSF counts only where the voxel is clearly darker than WM, so noise and
 # residual bias in the periventricular WM add no floor to small ventricles.
@@ -165,6 +165,7 @@ class Morphometer:
         anchor_weight = torch.zeros(batch, points.numel())
         spill = torch.zeros(2, batch, points.numel())
         weights = torch.empty(8, batch, points.numel())
+        padded = self.atlas.shape  # the atlas maps' shape, one slab past every axis
         for b in range(batch):
             lows, shares = [], []
             for axis, lin in enumerate(self._axes):
@@ -187,29 +188,26 @@ class Morphometer:
                     wb = shares[1] if bb else 1.0 - shares[1]
                     for cc in (0, 1):
                         wc = shares[2] if cc else 1.0 - shares[2]
-                        codes[c, b] = self.atlas[lows[0][a], lows[1][bb], lows[2][cc]]
+                        corner = (lows[0][a] * padded[1] + lows[1][bb]) * padded[2] + lows[2][cc]
+                        codes[c, b] = self.atlas.view(-1)[corner]
                         weights[c, b] = wa * wb * wc
-                        e = self.anchor[lows[0][a], lows[1][bb], lows[2][cc]]
+                        e = self.anchor.view(-1)[corner]
                         anchor_expected[b] += weights[c, b] * e
                         anchor_weight[b] += weights[c, b] * (e > 0)
-                        spill[:, b] += weights[c, b] * self.spill[:, lows[0][a], lows[1][bb], lows[2][cc]]
+                        spill[:, b] += weights[c, b] * self.spill.view(2, -1)[:, corner]
                         c += 1
         return codes, weights, (anchor_expected, anchor_weight, spill)
 
-    def _bias_field(self, values, mask, core, points, anchors=None):
-        """Smooth multiplicative field fitted to core-WM intensity, at the points (B, N)."""
+    def _bias_field(self, values, mask, core, points, anchor_expected, anchor_weight):
+        """Smooth multiplicative field fitted to core-WM intensity and to the anchors'
+        intensity against their expected level, at the points (B, N)."""
         pool = self.bias_pool
         batch, shape = values.shape[0], self.anatomy.shape
-        weight = core * mask
-        ratio = values
-        if anchors is not None:
-            anchor_expected, anchor_weight = anchors[:2]
-            anchor = anchor_weight * mask
-            # soft anchor weight 1 only where all 8 neighbours are anchors (no edge mixing)
-            anchor = (anchor > 0.999).float() * ANCHOR_WEIGHT
-            expected = anchor_expected / anchor_weight.clamp(min=1e-6)
-            ratio = torch.where(anchor > 0, values / expected.clamp(min=0.5), values)
-            weight = weight + anchor
+        # soft anchor weight 1 only where all 8 neighbours are anchors (no edge mixing)
+        anchor = ((anchor_weight * mask) > 0.999).float() * ANCHOR_WEIGHT
+        expected = anchor_expected / anchor_weight.clamp(min=1e-6)
+        ratio = torch.where(anchor > 0, values / expected.clamp(min=0.5), values)
+        weight = core * mask + anchor
         full = torch.zeros(2, batch, int(np.prod(shape)))
         full[0][:, points] = ratio * weight
         full[1][:, points] = weight
@@ -256,7 +254,8 @@ class Morphometer:
                    | (corner_labels == REGION_ID["subcortical_right"])).float()
         deep_w = (is_deep * corner_w).sum(0)
 
-        bias, _ = self._bias_field(values, mask, core, points, anchors)
+        anchor_expected, anchor_weight, hippocampal_share = anchors
+        bias, _ = self._bias_field(values, mask, core, points, anchor_expected, anchor_weight)
         corrected = values / bias.clamp(min=0.3)
         core_mask = core * mask
         wm_level = ((corrected.double() * core_mask.double()).sum(dim=1)
@@ -296,11 +295,10 @@ class Morphometer:
         gm_l, wm_l, csf_l = per_label(gm), per_label(wm), per_label(csf)
         # The hippocampus as a probabilistic label: the hippocampal share of the GM of
         # neighbouring voxels (the 1-mm label's partial volume on the grid) moves to it.
-        if anchors[2] is not None:
-            for k, side in enumerate(("left", "right")):
-                moved = per_label(gm * anchors[2][k])  # hippocampal GM counted in other labels
-                gm_l = gm_l - moved
-                gm_l[:, REGION_ID[f"hippocampus_{side}"]] += moved.sum(1)
+        for k, side in enumerate(("left", "right")):
+            moved = per_label(gm * hippocampal_share[k])  # hippocampal GM counted in other labels
+            gm_l = gm_l - moved
+            gm_l[:, REGION_ID[f"hippocampus_{side}"]] += moved.sum(1)
         tissue_l = gm_l + wm_l
 
         def pick(table, *names):
